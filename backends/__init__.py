@@ -1,0 +1,1 @@
+"""Storage and presence implementations of the interfaces in ``coffeechat.interfaces``."""

@@ -1,0 +1,266 @@
+"""``coffeechat``: administration from the shell, like ``prosodyctl``.
+
+    coffeechat [--config FILE] [--data-dir DIR] user add NAME [--nick NICK] (--password PW | --password-md5 HEX
+                                                                            | --no-password)
+    coffeechat ... user list [--after ID] [--limit N]
+    coffeechat ... user disable|enable NAME_OR_ID
+    coffeechat ... user passwd NAME_OR_ID (--password PW | --password-md5 HEX)
+    coffeechat ... token issue NAME_OR_ID
+    coffeechat ... token revoke-all NAME_OR_ID
+    coffeechat ... check
+
+It reads the same configuration as the server and works on the database directly (with the server
+stopped or running), so a running server does not hear of a change: a disabled user's tokens are
+revoked and the next login is refused, but connections already open stay until they reconnect.
+The HTTP admin API (``POST /admin/users/<id>/disable``) disconnects live sessions at once.
+
+Plain passwords are turned into the MD5 hex the CIM clients send (``--password``); that MD5 is
+what the server stores with scrypt.  Nothing is read from stdin.  Mistakes (a taken name, a bad
+config key) print one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import task
+from twisted.internet.endpoints import serverFromString
+
+from coffeechat.config import Config, ConfigError, load_config
+from coffeechat.core import ChatCore, build_core
+from coffeechat.errors import ChatError
+from coffeechat.handlers.accounts import MD5_RE
+from coffeechat.model import User
+
+PROG = "coffeechat"
+
+
+class CommandError(Exception):
+    """A mistake of the user's, told in one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: global options, then ``user``, ``token`` or ``check``."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Administer a CoffeeChat server.")
+    parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration file (as given to twistd)")
+    parser.add_argument("--data-dir", "-d", metavar="DIR", help="data directory (server.data_dir)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    user = commands.add_parser("user", help="manage accounts").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="create an account")
+    add.add_argument("name")
+    add.add_argument("--nick", help="nick name (default: the name)")
+    _password_options(add, allow_none=True)
+    listing = user.add_parser("list", help="list accounts: id, name, nick, active|disabled")
+    listing.add_argument("--after", type=int, default=0, metavar="ID", help="start after this user id")
+    listing.add_argument("--limit", type=int, default=100, metavar="N", help="at most N users (default 100)")
+    for name, text in (("disable", "refuse logins and revoke tokens"), ("enable", "allow logins again")):
+        user.add_parser(name, help=text).add_argument("user", metavar="NAME_OR_ID")
+    passwd = user.add_parser("passwd", help="set a new password (revokes every token)")
+    passwd.add_argument("user", metavar="NAME_OR_ID")
+    _password_options(passwd, allow_none=False)
+
+    token = commands.add_parser("token", help="manage login tokens").add_subparsers(dest="action", required=True)
+    token.add_parser("issue", help="issue a login token").add_argument("user", metavar="NAME_OR_ID")
+    token.add_parser("revoke-all", help="revoke every token of a user").add_argument("user", metavar="NAME_OR_ID")
+
+    commands.add_parser("check", help="validate the configuration and open the database")
+    return parser
+
+
+def _password_options(parser: argparse.ArgumentParser, allow_none: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--password", metavar="PW", help="the plain password")
+    group.add_argument("--password-md5", metavar="HEX", help="the MD5 hex of the password, as clients send it")
+    if allow_none:
+        group.add_argument("--no-password", action="store_true", help="token login only")
+
+
+def _password_md5(args: argparse.Namespace) -> str | None:
+    """The secret to store: the MD5 hex of the password, or None for a token-only account."""
+    if args.password is not None:
+        if not args.password:
+            raise CommandError("--password must not be empty")
+        return hashlib.md5(args.password.encode()).hexdigest()
+    if args.password_md5 is not None:
+        if not MD5_RE.match(args.password_md5):
+            raise CommandError("--password-md5 must be 32 hex characters")
+        return args.password_md5.lower()
+    return None
+
+
+def _line(user: User) -> str:
+    return f"{user.user_id}\t{user.name}\t{user.nick_name}\t{'disabled' if user.disabled else 'active'}"
+
+
+def _when(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _user(core: ChatCore, args: argparse.Namespace) -> None:
+    accounts = core.accounts
+    if args.action == "add":
+        try:
+            user = await accounts.create_user(args.name, args.nick, _password_md5(args))
+        except ChatError as e:
+            raise CommandError(f"cannot add user {args.name!r}: {e.message}") from None
+        print(_line(user))
+    elif args.action == "list":
+        if args.limit < 1 or args.after < 0:
+            raise CommandError("--limit must be at least 1 and --after not negative")
+        for user in await accounts.list_users(args.limit, args.after, include_disabled=True):
+            print(_line(user))
+    elif args.action in ("disable", "enable"):
+        user = await accounts.find_user(args.user)
+        user = await accounts.set_disabled(user.user_id, args.action == "disable")
+        if user.disabled:
+            await accounts.revoke_all_tokens(user.user_id)
+        print(_line(user))
+    elif args.action == "passwd":
+        secret = _password_md5(args)
+        user = await accounts.find_user(args.user)
+        await accounts.set_password(user.user_id, secret)
+        print(f"password of {user.name} (id {user.user_id}) changed; its tokens are revoked")
+
+
+async def _token(core: ChatCore, args: argparse.Namespace) -> None:
+    accounts = core.accounts
+    user = await accounts.find_user(args.user)
+    if args.action == "issue":
+        token, expires_at = await accounts.issue_token(user.user_id, "cli")
+        print(f"token: {token}")
+        print(f"expires_at: {expires_at} ({_when(expires_at)})")
+        if user.disabled:
+            print(
+                f"warning: {user.name} is disabled; the token works only once the account is enabled", file=sys.stderr
+            )
+    else:
+        count = await accounts.revoke_all_tokens(user.user_id)
+        print(f"revoked {count} tokens of {user.name} (id {user.user_id})")
+
+
+async def _check(
+    core: ChatCore, config: Config, args: argparse.Namespace, reactor: Any, data_dir_existed: bool
+) -> bool:
+    """Print what is where and whether it works; False when something is wrong."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    store = core.store
+
+    def show(what: str, value: object) -> None:
+        print(f"{what + ':':<15}{value}")
+
+    show("config", Path(args.config).resolve() if args.config else "built-in defaults (no --config)")
+    show("data dir", f"{config.data_path.resolve()}" + ("" if data_dir_existed else " (created now)"))
+    schema = getattr(store, "schema_version", None)
+    where = config.sqlite_path.resolve() if config.storage.backend == "sqlite" else repr(store)
+    show("storage", f"{config.storage.backend} at {where}" + (f" (schema version {schema})" if schema else ""))
+    total = disabled = after = 0
+    while page := await core.accounts.list_users(1000, after, include_disabled=True):
+        total += len(page)
+        disabled += sum(u.disabled for u in page)
+        after = page[-1].user_id
+    show("users", f"{total} ({disabled} disabled)")
+    show("presence", config.presence.backend)
+    for name in ("cim", "http"):
+        endpoints = getattr(config.listen, name)
+        show(f"listen.{name}", ", ".join(endpoints) or "off")
+        for description in endpoints:
+            try:
+                serverFromString(reactor, description)
+            except Exception as e:
+                problems.append(f"listen.{name}: {description!r} is not usable: {e}")
+    if not config.listen.cim and not config.listen.http:
+        warnings.append("no listeners configured (listen.cim and listen.http are both empty)")
+    admin_token = config.http.admin_token
+    show("admin API", "enabled" if admin_token else "disabled (set http.admin_token to enable)")
+    if admin_token and len(admin_token) < 16:
+        warnings.append("http.admin_token is shorter than 16 characters; use a long random string")
+    auth = config.auth
+    show("password KDF", f"scrypt n={auth.scrypt_n} r={auth.scrypt_r} p={auth.scrypt_p}")
+    show("token ttl", f"{auth.token_ttl / 86400:g} days")
+    if auth.scrypt_n < 2**14:
+        warnings.append(f"auth.scrypt_n = {auth.scrypt_n} is weak; use 16384 or more in production")
+    for warning in warnings:
+        print(f"warning: {warning}")
+    for problem in problems:
+        print(f"problem: {problem}")
+    print("All checks passed." if not problems else f"{len(problems)} problem(s) found.")
+    return not problems
+
+
+async def _run(reactor: Any, config: Config, args: argparse.Namespace) -> int:
+    data_dir_existed = config.data_path.is_dir()
+    try:
+        core = build_core(config, reactor)
+    except (ConfigError, OSError) as e:
+        raise CommandError(str(e)) from None
+    try:
+        await core.open()
+    except Exception as e:
+        await _close(core)
+        raise CommandError(f"cannot open the database at {config.sqlite_path}: {e}") from None
+    try:
+        if args.command == "user":
+            await _user(core, args)
+        elif args.command == "token":
+            await _token(core, args)
+        elif args.command == "check":
+            return 0 if await _check(core, config, args, reactor, data_dir_existed) else 1
+        return 0
+    finally:
+        await _close(core)
+
+
+async def _close(core: ChatCore) -> None:
+    try:
+        await core.close()
+    except Exception:
+        traceback.print_exc()
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit status: 0 done, 1 refused or failed, 2 bad usage."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error argparse has already explained
+        return e.code if isinstance(e.code, int) else 2
+    overrides = {"server.data_dir": args.data_dir} if args.data_dir else {}
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as e:
+        return _fail(f"configuration: {e}")
+
+    status = 1
+
+    async def command(reactor: Any) -> None:
+        nonlocal status
+        try:
+            status = await _run(reactor, config, args)
+        except (ChatError, CommandError) as e:
+            status = _fail(e.message if isinstance(e, ChatError) else str(e))
+        except Exception:
+            traceback.print_exc()
+            status = _fail("internal error (traceback above)")
+
+    try:
+        task.react(command)
+    except SystemExit:  # react always exits; the status is ours
+        pass
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,236 @@
+"""Configuration: one TOML file, one class per section that reads, validates and documents its keys.
+
+Every key has a typed default, so ``twistd -n coffeechat`` runs with no file at all; unknown keys
+and bad values fail at start with a message naming them (``ConfigError``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration names an unknown key or holds a bad value."""
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass
+class ServerConfig:
+    """[server]: where the node keeps its files and what it calls itself."""
+
+    data_dir: str = "coffeechat-data"
+    node_name: str = ""
+
+    def validate(self) -> None:
+        if not self.data_dir:
+            raise ConfigError("server.data_dir must not be empty")
+
+
+@dataclass
+class ListenConfig:
+    """[listen]: Twisted endpoint strings, e.g. "tcp:8000", "ssl:8443:privateKey=key.pem",
+    "systemd:domain=INET:index=0".  An empty list turns a listener off."""
+
+    cim: list[str] = field(default_factory=lambda: ["tcp:8000"])
+    http: list[str] = field(default_factory=lambda: ["tcp:18080"])
+
+    def validate(self) -> None:
+        for name in ("cim", "http"):
+            for endpoint in getattr(self, name):
+                if not isinstance(endpoint, str) or ":" not in endpoint:
+                    raise ConfigError(f"listen.{name}: {endpoint!r} is not an endpoint string like 'tcp:8000'")
+
+
+@dataclass
+class StorageConfig:
+    """[storage]: which backend keeps accounts and messages, and its tuning."""
+
+    backend: str = "sqlite"
+    path: str = ""  # SQLite file; default <data_dir>/coffeechat.sqlite3
+    group_commit_ms: float = 2.0
+    max_batch: int = 512
+    reader_threads: int = 4
+    synchronous: str = "full"
+
+    def validate(self) -> None:
+        if self.group_commit_ms < 0:
+            raise ConfigError("storage.group_commit_ms must be >= 0")
+        _positive("storage.max_batch", self.max_batch)
+        _positive("storage.reader_threads", self.reader_threads)
+        if self.synchronous not in ("full", "normal"):
+            raise ConfigError("storage.synchronous must be 'full' or 'normal'")
+
+
+@dataclass
+class PresenceConfig:
+    """[presence]: who is online.  "memory" serves one node."""
+
+    backend: str = "memory"
+
+    def validate(self) -> None:
+        if self.backend not in ("memory",):
+            raise ConfigError(f"presence.backend: unknown backend {self.backend!r} (known: memory)")
+
+
+@dataclass
+class LimitsConfig:
+    """[limits]: sizes, timeouts and rates that protect the server from its clients."""
+
+    max_frame_bytes: int = 256 * 1024
+    max_text_bytes: int = 12 * 1024
+    max_body_bytes: int = 64 * 1024
+    max_devices: int = 10
+    login_timeout: float = 15.0
+    idle_timeout: float = 60.0
+    messages_per_second: float = 50.0
+    message_burst: int = 200
+    requests_per_second: float = 100.0
+    request_burst: int = 400
+    redeliver_after: float = 15.0
+    history_page_default: int = 20
+    history_page_max: int = 100
+    users_listed_max: int = 1000
+
+    def validate(self) -> None:
+        for f in fields(self):
+            _positive(f"limits.{f.name}", getattr(self, f.name))
+        if self.max_frame_bytes < 16:
+            raise ConfigError("limits.max_frame_bytes must be at least 16 (the header)")
+        if self.max_frame_bytes > 10 * 1024 * 1024:
+            raise ConfigError("limits.max_frame_bytes must be at most 10 MiB")
+
+
+@dataclass
+class AuthConfig:
+    """[auth]: tokens and the password KDF (scrypt)."""
+
+    token_ttl: float = 30 * 24 * 3600.0
+    scrypt_n: int = 2**14
+    scrypt_r: int = 8
+    scrypt_p: int = 1
+    kdf_threads: int = 2
+    login_failures_per_minute: int = 10
+
+    def validate(self) -> None:
+        for f in fields(self):
+            _positive(f"auth.{f.name}", getattr(self, f.name))
+        if self.scrypt_n & (self.scrypt_n - 1):
+            raise ConfigError("auth.scrypt_n must be a power of two")
+
+
+@dataclass
+class HttpConfig:
+    """[http]: the HTTP API.  The admin API answers only with ``Authorization: Bearer <admin_token>``
+    and is off while admin_token is empty."""
+
+    admin_token: str = ""
+    max_request_bytes: int = 64 * 1024
+
+    def validate(self) -> None:
+        _positive("http.max_request_bytes", self.max_request_bytes)
+
+
+_SECTIONS = {
+    "server": ServerConfig,
+    "listen": ListenConfig,
+    "storage": StorageConfig,
+    "presence": PresenceConfig,
+    "limits": LimitsConfig,
+    "auth": AuthConfig,
+    "http": HttpConfig,
+}
+
+
+@dataclass
+class Config:
+    """The whole configuration of a node."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.storage.path) if self.storage.path else self.data_path / "coffeechat.sqlite3"
+
+    def validate(self) -> None:
+        for name in _SECTIONS:
+            getattr(self, name).validate()
+
+    def set(self, dotted: str, value: Any) -> None:
+        """Set ``section.key`` from a command-line flag or test, with the same checks as the file."""
+        section_name, _, key = dotted.partition(".")
+        _apply_section(self, section_name, {key: value})
+
+
+def _coerce(where: str, default: Any, value: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        return list(value)
+    return value
+
+
+def _apply_section(config: Config, section_name: str, values: dict[str, Any]) -> None:
+    if section_name not in _SECTIONS:
+        raise ConfigError(f"unknown section [{section_name}] (known: {', '.join(_SECTIONS)})")
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section_name}] must be a table")
+    section = getattr(config, section_name)
+    known = {f.name for f in fields(section)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {section_name}.{key} (known: {', '.join(sorted(known))})")
+        setattr(section, key, _coerce(f"{section_name}.{key}", getattr(section, key), value))
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read ``path`` (TOML; None for defaults only), apply ``section.key`` overrides, validate."""
+    config = Config()
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from e
+        for section_name, values in data.items():
+            _apply_section(config, section_name, values)
+    for dotted, value in (overrides or {}).items():
+        config.set(dotted, value)
+    config.validate()
+    return config

@@ -1,0 +1,75 @@
+"""The session manager: which devices of which users are connected to this node, and pushes to them."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from coffeechat.interfaces import IDevice, IPresence
+from coffeechat.model import Push
+
+log = Logger()
+
+
+class Router:
+    """Tracks the local devices of each user and routes pushes to them.
+
+    Presence (who is online anywhere) is told of every change; delivery to devices on other
+    nodes goes through the cluster path, which this single-node router does not need.
+    """
+
+    def __init__(self, presence: IPresence, max_devices: int) -> None:
+        self.presence = presence
+        self.max_devices = max_devices
+        self._devices: dict[int, list[IDevice]] = {}
+
+    def attach(self, device: IDevice) -> list[IDevice]:
+        """Register a freshly logged-in device; return the oldest devices it displaces when the
+        user would exceed ``max_devices`` (the caller disconnects them)."""
+        devices = self._devices.setdefault(device.user_id, [])
+        devices.append(device)
+        displaced = []
+        while len(devices) > self.max_devices:
+            displaced.append(devices.pop(0))
+        self.presence.device_online(device.user_id, device.device_id, device.client_type)
+        for old in displaced:
+            self.presence.device_offline(old.user_id, old.device_id)
+        return displaced
+
+    def detach(self, device: IDevice) -> None:
+        """Forget a device that disconnected (a no-op if it was displaced already)."""
+        devices = self._devices.get(device.user_id)
+        if not devices or device not in devices:
+            return
+        devices.remove(device)
+        if not devices:
+            del self._devices[device.user_id]
+        self.presence.device_offline(device.user_id, device.device_id)
+
+    def devices_of(self, user_id: int) -> list[IDevice]:
+        return list(self._devices.get(user_id, ()))
+
+    def is_online(self, user_id: int) -> bool:
+        return user_id in self._devices
+
+    def push(self, user_id: int, push: Push, except_device: IDevice | None = None) -> int:
+        """Send ``push`` to every local device of ``user_id`` but ``except_device``; return how many."""
+        devices = self._devices.get(user_id)
+        if not devices:
+            return 0
+        count = 0
+        for device in devices:
+            if device is not except_device:
+                device.push(push)
+                count += 1
+        return count
+
+    def all_devices(self) -> list[IDevice]:
+        return [d for devices in self._devices.values() for d in devices]
+
+    @property
+    def user_count(self) -> int:
+        return len(self._devices)
+
+    @property
+    def device_count(self) -> int:
+        return sum(len(d) for d in self._devices.values())

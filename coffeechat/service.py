@@ -1,0 +1,102 @@
+"""The process as a tree of services: the core first, then its listeners once storage is open."""
+
+from __future__ import annotations
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+
+from coffeechat.config import Config
+from coffeechat.core import ChatCore, build_core
+from coffeechat.plugins import transport_factory
+
+log = Logger()
+
+
+class ListenerService(service.Service):
+    """Listens on one endpoint string; ``listening`` fires with the port (tests listen on port 0)."""
+
+    def __init__(self, description: str, factory, reactor) -> None:
+        self.description = description
+        self.factory = factory
+        self.reactor = reactor
+        self.port = None
+        self.listening: defer.Deferred | None = None
+
+    def startService(self) -> defer.Deferred:
+        service.Service.startService(self)
+        endpoint = serverFromString(self.reactor, self.description)
+        self.listening = endpoint.listen(self.factory)
+
+        def listening(port):
+            self.port = port
+            log.info("listening on {description}", description=self.description)
+            return port
+
+        return self.listening.addCallback(listening)
+
+    def stopService(self) -> defer.Deferred | None:
+        service.Service.stopService(self)
+        if self.port is not None:
+            port, self.port = self.port, None
+            return defer.maybeDeferred(port.stopListening)
+        return None
+
+
+class NodeService(service.MultiService):
+    """Runs a :class:`ChatCore` and, once it has started, one listener per configured endpoint.
+
+    Listeners start only after storage is open, so no client is accepted that could not be
+    served; on stop they close first, then the core flushes and closes storage.
+    """
+
+    def __init__(self, core: ChatCore, reactor) -> None:
+        super().__init__()
+        self.core = core
+        self.reactor = reactor
+        self.started = defer.Deferred()
+        for name, endpoints in (("cim", core.config.listen.cim), ("http", core.config.listen.http)):
+            if endpoints:
+                factory = transport_factory(name)(core)
+                for endpoint in endpoints:
+                    listener = ListenerService(endpoint, factory, reactor)
+                    listener.setName(f"{name}:{endpoint}")
+                    listener.setServiceParent(self)
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        d = self.core.start()
+        d.addCallback(lambda _: self._start_listeners())
+        d.addCallbacks(self.started.callback, self._failed)
+
+    def _start_listeners(self) -> defer.Deferred:
+        return defer.gatherResults([child.startService() for child in self], consumeErrors=True)
+
+    def _failed(self, failure) -> None:
+        if failure.check(defer.FirstError):
+            failure = failure.value.subFailure
+        log.failure("CoffeeChat could not start", failure)
+        self.started.errback(failure)
+        if self.reactor.running:
+            self.reactor.stop()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield super().stopService()
+        if self.core.running:
+            yield self.core.stop()
+
+    def listening_port(self, name: str):
+        """The IListeningPort of the first listener of a transport (tests ask for port 0)."""
+        for child in self:
+            if child.name.startswith(f"{name}:"):
+                return child.port
+        return None
+
+
+def make_node(config: Config, reactor=None) -> NodeService:
+    """Build the whole node from a configuration."""
+    if reactor is None:
+        from twisted.internet import reactor
+    return NodeService(build_core(config, reactor), reactor)

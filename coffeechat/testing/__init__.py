@@ -1,0 +1,1 @@
+"""Test support that ships with CoffeeChat, such as the storage conformance suite."""

@@ -1,0 +1,549 @@
+"""The storage conformance suite: the behaviour every :class:`~coffeechat.interfaces.IStore`
+backend must show, whoever wrote it.
+
+How a third party uses it (pytest with the pytest-twisted plugin)::
+
+    # tests/test_my_store.py
+    from coffeechat.testing.conformance import StoreConformanceTests
+    from my_package import MyStore
+
+    class TestMyStore(StoreConformanceTests):
+        def make_store(self, tmp_path):
+            # Return a NEW, NOT YET STARTED store (or a Deferred firing with one).  Called
+            # twice with the same tmp_path it must reach the same data: the durability
+            # tests stop a store and open another one on what the first one wrote.
+            return MyStore(reactor, dsn=f"sqlite:///{tmp_path}/db")
+
+and run ``python -m pytest tests/test_my_store.py``.  The suite starts and stops the stores
+itself.  ``tmp_path`` is fresh for every test, so a backend on a database server should derive
+a fresh database (or schema) from it.  A backend that keeps nothing across a restart (an
+in-memory store) sets ``durable = False``, which skips only the tests that reopen a store.
+
+Timestamps are passed in by the caller (as the core does), so the expectations about ordering
+do not depend on the clock.  The tests use plain ``assert``; for pytest's detailed assertion
+messages call ``pytest.register_assert_rewrite("coffeechat.testing.conformance")`` in a
+conftest.py before this module is imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer
+from zope.interface.verify import verifyObject
+
+from coffeechat.interfaces import IStore, UserExists
+from coffeechat.model import (
+    AppendResult,
+    ClientType,
+    ConversationEntry,
+    Message,
+    MsgType,
+    NewMessage,
+    SessionType,
+    User,
+    conversation_key,
+)
+
+__all__ = ["StoreConformanceTests", "new_message"]
+
+T0 = 1_700_000_000  # an arbitrary "now" in unix seconds
+
+
+def new_message(sender: int, to: int, client_msg_id: str, *, data: bytes | None = None,
+                at: int = T0, session_type: int = SessionType.SINGLE,
+                msg_type: int = MsgType.TEXT, client_type: int = ClientType.ANDROID) -> NewMessage:
+    """A NewMessage from ``sender`` to user (or group) ``to``, keyed as the core keys it."""
+    return NewMessage(
+        conv=conversation_key(session_type, sender, to),
+        session_type=int(session_type),
+        sender_id=sender,
+        to_id=to,
+        client_msg_id=client_msg_id,
+        msg_type=int(msg_type),
+        data=data if data is not None else f"body of {client_msg_id}".encode(),
+        created_at=at,
+        client_type=int(client_type),
+    )
+
+
+def _seqs(messages: list[Message]) -> list[int]:
+    return [m.seq for m in messages]
+
+
+class StoreConformanceTests:
+    """Subclass as ``Test<Something>`` and implement :meth:`make_store`."""
+
+    #: False for backends that keep nothing across a stop(); skips the reopen tests.
+    durable: bool = True
+
+    def make_store(self, tmp_path: Any) -> Any:
+        """Return a new, unstarted IStore (or a Deferred of one) keeping its data under
+        ``tmp_path``; a second call with the same ``tmp_path`` must see the same data."""
+        raise NotImplementedError("subclasses of StoreConformanceTests implement make_store")
+
+    async def open_store(self, tmp_path: Any) -> Any:
+        store = await defer.maybeDeferred(self.make_store, tmp_path)
+        await store.start()
+        return store
+
+    @pytest.fixture
+    def store(self, tmp_path: Any) -> Any:
+        store = pytest_twisted.blockon(defer.ensureDeferred(self.open_store(tmp_path)))
+        yield store
+        pytest_twisted.blockon(defer.maybeDeferred(store.stop))
+
+    def _need_durable(self) -> None:
+        if not self.durable:
+            pytest.skip("backend is not durable")
+
+    # ---- the interface -----------------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_provides_istore(self, store):
+        assert verifyObject(IStore, store)
+
+    # ---- users -------------------------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_create_user_returns_user_with_increasing_ids_from_1(self, store):
+        alice = await store.create_user("alice", "Alice", "hash-a", T0)
+        bob = await store.create_user("bob", "Bob", "", T0 + 1)
+        assert isinstance(alice, User)
+        assert alice == User(1, "alice", "Alice", "hash-a", False, T0, "", "")
+        assert bob.user_id > alice.user_id
+        assert bob.password_hash == ""
+        assert bob.created_at == T0 + 1
+
+    @pytest_twisted.ensureDeferred
+    async def test_duplicate_name_is_refused_case_insensitively(self, store):
+        await store.create_user("Alice", "Alice", "h", T0)
+        for name in ("Alice", "alice", "ALICE"):
+            with pytest.raises(UserExists):
+                await store.create_user(name, "other", "h", T0)
+        await store.create_user("Émile", "Émile", "h", T0)
+        with pytest.raises(UserExists):
+            await store.create_user("émile", "x", "h", T0)
+        # a refused name leaves the store usable and creates nothing
+        users = await store.list_users(0, 100)
+        assert [u.name for u in users] == ["Alice", "Émile"]
+
+    @pytest_twisted.ensureDeferred
+    async def test_user_lookups(self, store):
+        alice = await store.create_user("Alice", "Al", "h", T0)
+        bob = await store.create_user("bob", "Bob", "h", T0)
+        assert await store.user_by_name("alice") == alice
+        assert await store.user_by_name("ALICE") == alice
+        assert (await store.user_by_name("alice")).name == "Alice"  # stored as given
+        assert await store.user_by_name("carol") is None
+        assert await store.user_by_id(bob.user_id) == bob
+        assert await store.user_by_id(9999) is None
+        found = await store.users_by_ids([bob.user_id, 9999, alice.user_id, bob.user_id])
+        assert found == [alice, bob]
+        assert await store.users_by_ids([]) == []
+
+    @pytest_twisted.ensureDeferred
+    async def test_list_users_pages_by_id(self, store):
+        created = [await store.create_user(f"user{i}", f"U{i}", "", T0) for i in range(7)]
+        ids = [u.user_id for u in created]
+        page1 = await store.list_users(0, 3)
+        assert [u.user_id for u in page1] == ids[:3]
+        page2 = await store.list_users(page1[-1].user_id, 3)
+        assert [u.user_id for u in page2] == ids[3:6]
+        page3 = await store.list_users(page2[-1].user_id, 3)
+        assert [u.user_id for u in page3] == ids[6:]
+        assert await store.list_users(ids[-1], 3) == []
+        assert page1[0] == created[0]
+
+    @pytest_twisted.ensureDeferred
+    async def test_update_user_changes_only_given_fields(self, store):
+        user = await store.create_user("alice", "Alice", "old", T0)
+        updated = await store.update_user(user.user_id, nick_name="Ally")
+        assert updated == User(user.user_id, "alice", "Ally", "old", False, T0)
+        updated = await store.update_user(user.user_id, password_hash="new")
+        assert (updated.nick_name, updated.password_hash, updated.disabled) == ("Ally", "new", False)
+        updated = await store.update_user(user.user_id, disabled=True)
+        assert updated.disabled is True
+        assert (await store.user_by_id(user.user_id)).disabled is True
+        assert (await store.user_by_name("alice")) == updated
+        updated = await store.update_user(user.user_id, disabled=False)
+        assert updated.disabled is False
+        unchanged = await store.update_user(user.user_id)
+        assert unchanged == updated
+        assert await store.update_user(9999, nick_name="ghost") is None
+
+    # ---- tokens ------------------------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_token_owner_and_expiry(self, store):
+        alice = await store.create_user("alice", "Alice", "", T0)
+        assert await store.add_token("tok-a", alice.user_id, T0, T0 + 100, "phone") is None
+        assert await store.token_owner("tok-a", T0) == alice.user_id
+        assert await store.token_owner("tok-a", T0 + 99) == alice.user_id
+        assert await store.token_owner("tok-a", T0 + 100) is None  # expired at expires_at
+        assert await store.token_owner("tok-a", T0 + 10_000) is None
+        assert await store.token_owner("unknown", T0) is None
+
+    @pytest_twisted.ensureDeferred
+    async def test_revoke_one_token(self, store):
+        alice = await store.create_user("alice", "Alice", "", T0)
+        await store.add_token("tok-1", alice.user_id, T0, T0 + 100, "a")
+        await store.add_token("tok-2", alice.user_id, T0, T0 + 100, "b")
+        assert await store.revoke_token("tok-1") is True
+        assert await store.token_owner("tok-1", T0) is None
+        assert await store.token_owner("tok-2", T0) == alice.user_id
+        assert await store.revoke_token("unknown") is False
+
+    @pytest_twisted.ensureDeferred
+    async def test_revoke_all_tokens_of_a_user(self, store):
+        alice = await store.create_user("alice", "Alice", "", T0)
+        bob = await store.create_user("bob", "Bob", "", T0)
+        for i in range(3):
+            await store.add_token(f"a{i}", alice.user_id, T0, T0 + 100, "")
+        await store.add_token("b0", bob.user_id, T0, T0 + 100, "")
+        await store.revoke_token("a0")
+        assert await store.revoke_user_tokens(alice.user_id) == 2  # a0 was revoked already
+        for i in range(3):
+            assert await store.token_owner(f"a{i}", T0) is None
+        assert await store.token_owner("b0", T0) == bob.user_id
+        assert await store.revoke_user_tokens(alice.user_id) == 0
+        assert await store.revoke_user_tokens(9999) == 0
+
+    @pytest_twisted.ensureDeferred
+    async def test_token_of_disabled_user_has_no_owner(self, store):
+        alice = await store.create_user("alice", "Alice", "", T0)
+        await store.add_token("tok", alice.user_id, T0, T0 + 100, "")
+        await store.update_user(alice.user_id, disabled=True)
+        assert await store.token_owner("tok", T0) is None
+        await store.update_user(alice.user_id, disabled=False)
+        assert await store.token_owner("tok", T0) == alice.user_id
+
+    # ---- append ------------------------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_append_gives_dense_seqs_from_1(self, store):
+        results = []
+        for i in range(5):
+            results.append(await store.append(new_message(1, 2, f"m{i}", at=T0 + i)))
+        assert all(isinstance(r, AppendResult) and r.created for r in results)
+        assert [r.message.seq for r in results] == [1, 2, 3, 4, 5]
+        first = results[0].message
+        assert first == Message(
+            conv="p:1:2", seq=1, session_type=SessionType.SINGLE, sender_id=1, to_id=2,
+            client_msg_id="m0", msg_type=MsgType.TEXT, data=b"body of m0", created_at=T0,
+            client_type=ClientType.ANDROID,
+        )
+        assert await store.latest_seq("p:1:2") == 5
+
+    @pytest_twisted.ensureDeferred
+    async def test_message_fields_round_trip(self, store):
+        data = bytes(range(256)) * 3 + b"\x00"
+        sent = new_message(7, 3, "bin", data=data, at=T0 + 5, msg_type=MsgType.IMAGE,
+                           client_type=ClientType.WEB)
+        result = await store.append(sent)
+        [stored] = await store.history(sent.conv, 0, 10)
+        assert stored == result.message
+        assert isinstance(stored.data, bytes) and stored.data == data
+        assert (stored.sender_id, stored.to_id, stored.msg_type, stored.client_type) == (
+            7, 3, MsgType.IMAGE, ClientType.WEB)
+        assert stored.created_at == T0 + 5 and stored.conv == "p:3:7"
+
+    @pytest_twisted.ensureDeferred
+    async def test_conversations_have_separate_sequences(self, store):
+        a = await store.append(new_message(1, 2, "a1"))
+        b = await store.append(new_message(1, 3, "b1"))
+        a2 = await store.append(new_message(2, 1, "a2"))  # the other direction: same conversation
+        g = await store.append(new_message(1, 50, "g1", session_type=SessionType.GROUP))
+        b2 = await store.append(new_message(3, 1, "b2"))
+        assert (a.message.seq, b.message.seq, a2.message.seq, g.message.seq, b2.message.seq) == (
+            1, 1, 2, 1, 2)
+        assert a2.message.conv == a.message.conv
+        assert g.message.conv == "g:50"
+        assert await store.latest_seq("p:1:2") == 2
+        assert await store.latest_seq("p:1:3") == 2
+        assert await store.latest_seq("g:50") == 1
+        assert await store.latest_seq("p:8:9") == 0
+
+    @pytest_twisted.ensureDeferred
+    async def test_resend_returns_the_stored_message(self, store):
+        first = await store.append(new_message(1, 2, "same", data=b"original"))
+        again = await store.append(new_message(1, 2, "same", data=b"changed", at=T0 + 60))
+        assert first.created is True
+        assert again.created is False
+        assert again.message == first.message
+        assert again.message.data == b"original"
+        assert await store.latest_seq("p:1:2") == 1
+        assert _seqs(await store.history("p:1:2", 0, 10)) == [1]
+
+    @pytest_twisted.ensureDeferred
+    async def test_resend_much_later(self, store):
+        first = await store.append(new_message(1, 2, "early"))
+        for i in range(50):
+            await store.append(new_message(1 + i % 2, 2 - i % 2, f"m{i}", at=T0 + i))
+        again = await store.append(new_message(1, 2, "early", at=T0 + 3600))
+        assert again.created is False
+        assert again.message == first.message
+        assert await store.latest_seq("p:1:2") == 51
+        next_one = await store.append(new_message(1, 2, "after"))
+        assert next_one.message.seq == 52
+
+    @pytest_twisted.ensureDeferred
+    async def test_resend_fired_concurrently_stores_one_message(self, store):
+        d1 = store.append(new_message(1, 2, "twice", data=b"one"))
+        d2 = store.append(new_message(1, 2, "twice", data=b"two"))
+        r1, r2 = await defer.gatherResults([d1, d2])
+        assert (r1.created, r2.created) == (True, False)
+        assert r1.message == r2.message
+        assert r1.message.data == b"one"
+        assert _seqs(await store.history("p:1:2", 0, 10)) == [1]
+        assert await store.latest_seq("p:1:2") == 1
+
+    @pytest_twisted.ensureDeferred
+    async def test_client_msg_id_is_per_sender(self, store):
+        a = await store.append(new_message(1, 2, "shared"))
+        b = await store.append(new_message(2, 1, "shared"))
+        assert a.created and b.created
+        assert (a.message.seq, b.message.seq) == (1, 2)
+
+    @pytest_twisted.ensureDeferred
+    async def test_many_concurrent_appends_to_one_conversation(self, store):
+        n = 500
+        ds = [store.append(new_message(1 + i % 2, 2 - i % 2, f"c{i}", at=T0 + i // 100))
+              for i in range(n)]
+        results = await defer.gatherResults(ds)
+        assert all(r.created for r in results)
+        assert sorted(r.message.seq for r in results) == list(range(1, n + 1))
+        stored = await store.history("p:1:2", 0, n + 10)
+        assert _seqs(stored) == list(range(1, n + 1))
+        by_seq = {r.message.seq: r.message.client_msg_id for r in results}
+        assert {m.seq: m.client_msg_id for m in stored} == by_seq
+        assert await store.latest_seq("p:1:2") == n
+
+    @pytest_twisted.ensureDeferred
+    async def test_concurrent_appends_to_many_conversations(self, store):
+        ds = [store.append(new_message(100, 200 + i % 20, f"x{i}")) for i in range(400)]
+        results = await defer.gatherResults(ds)
+        per_conv: dict[str, list[int]] = {}
+        for r in results:
+            per_conv.setdefault(r.message.conv, []).append(r.message.seq)
+        assert len(per_conv) == 20
+        for seqs in per_conv.values():
+            assert sorted(seqs) == list(range(1, 21))
+
+    @pytest_twisted.ensureDeferred
+    async def test_group_append(self, store):
+        results = [await store.append(new_message(5, 77, f"g{i}", session_type=SessionType.GROUP,
+                                                  at=T0 + i))
+                   for i in range(3)]
+        assert [r.message.seq for r in results] == [1, 2, 3]
+        assert all(r.message.conv == "g:77" and r.message.to_id == 77 for r in results)
+        entry = await store.conversation_entry(5, "g:77")
+        assert entry is not None
+        assert (entry.session_type, entry.session_id, entry.read_seq, entry.last_seq) == (
+            SessionType.GROUP, 77, 3, 3)
+
+    # ---- history -----------------------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_history_paging(self, store):
+        for i in range(10):
+            await store.append(new_message(1, 2, f"h{i}", at=T0 + i))
+        conv = "p:1:2"
+        assert _seqs(await store.history(conv, 0, 3)) == [8, 9, 10]
+        assert _seqs(await store.history(conv, 8, 3)) == [5, 6, 7]  # before_seq is exclusive
+        assert _seqs(await store.history(conv, 5, 3)) == [2, 3, 4]
+        assert _seqs(await store.history(conv, 2, 3)) == [1]
+        assert _seqs(await store.history(conv, 1, 3)) == []
+        assert _seqs(await store.history(conv, 0, 100)) == list(range(1, 11))
+        assert _seqs(await store.history(conv, 11, 2)) == [9, 10]
+        assert _seqs(await store.history(conv, 0, 100, 7)) == [7, 8, 9, 10]
+        assert _seqs(await store.history(conv, 9, 5, min_seq=6)) == [6, 7, 8]
+        assert _seqs(await store.history(conv, 0, 2, min_seq=3)) == [9, 10]
+        assert await store.history("p:5:6", 0, 10) == []
+        page = await store.history(conv, 0, 3)
+        assert [m.client_msg_id for m in page] == ["h7", "h8", "h9"]
+
+    @pytest_twisted.ensureDeferred
+    async def test_messages_by_seq(self, store):
+        sent = [(await store.append(new_message(1, 2, f"s{i}"))).message for i in range(6)]
+        found = await store.messages_by_seq("p:1:2", [5, 1, 3, 99, 3])
+        assert found == [sent[0], sent[2], sent[4]]
+        assert await store.messages_by_seq("p:1:2", []) == []
+        assert await store.messages_by_seq("p:7:8", [1]) == []
+
+    # ---- read and delivery state -------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_mark_read_moves_forward_only_and_is_clamped(self, store):
+        for i in range(3):
+            await store.append(new_message(1, 2, f"r{i}"))
+        conv = "p:1:2"
+        entry = await store.conversation_entry(2, conv)
+        assert (entry.read_seq, entry.last_seq, entry.unread) == (0, 3, 3)
+        assert await store.mark_read(2, conv, 2) == 2
+        entry = await store.conversation_entry(2, conv)
+        assert (entry.read_seq, entry.unread) == (2, 1)
+        assert await store.mark_read(2, conv, 1) == 2  # never backwards
+        assert await store.mark_read(2, conv, 100) == 3  # clamped to the last seq
+        assert (await store.conversation_entry(2, conv)).unread == 0
+        await store.append(new_message(1, 2, "r3"))
+        assert (await store.conversation_entry(2, conv)).unread == 1
+
+    @pytest_twisted.ensureDeferred
+    async def test_mark_read_without_entry_is_none(self, store):
+        await store.append(new_message(1, 2, "x"))
+        assert await store.mark_read(3, "p:1:2", 1) is None  # not a participant
+        assert await store.mark_read(1, "p:1:9", 1) is None  # no such conversation
+        assert await store.conversation_entry(3, "p:1:2") is None
+
+    @pytest_twisted.ensureDeferred
+    async def test_senders_read_position_follows_own_messages(self, store):
+        conv = "p:1:2"
+        for i in range(3):
+            await store.append(new_message(1, 2, f"a{i}", at=T0 + i))
+        a = await store.conversation_entry(1, conv)
+        b = await store.conversation_entry(2, conv)
+        assert (a.read_seq, a.unread) == (3, 0)
+        assert (b.read_seq, b.unread) == (0, 3)
+        await store.append(new_message(2, 1, "b0", at=T0 + 10))
+        a = await store.conversation_entry(1, conv)
+        b = await store.conversation_entry(2, conv)
+        assert (a.read_seq, a.last_seq, a.unread) == (3, 4, 1)
+        assert (b.read_seq, b.unread) == (4, 0)  # replying means having read everything before
+
+    @pytest_twisted.ensureDeferred
+    async def test_conversation_entry(self, store):
+        await store.append(new_message(1, 2, "e0", at=T0))
+        last = (await store.append(new_message(2, 1, "e1", at=T0 + 30))).message
+        a = await store.conversation_entry(1, "p:1:2")
+        b = await store.conversation_entry(2, "p:1:2")
+        assert isinstance(a, ConversationEntry)
+        assert a == ConversationEntry("p:1:2", SessionType.SINGLE, 2, 1, 2, T0 + 30, last)
+        assert b == ConversationEntry("p:1:2", SessionType.SINGLE, 1, 2, 2, T0 + 30, last)
+        assert await store.conversation_entry(1, "p:1:3") is None
+
+    @pytest_twisted.ensureDeferred
+    async def test_conversations_of(self, store):
+        # user 1 talks with 2 (t0+100), 3 (t0+300) and 4 (t0+200); 5 and 6 talk without 1
+        await store.append(new_message(1, 2, "to2", at=T0 + 100))
+        await store.append(new_message(3, 1, "from3", at=T0 + 300))
+        await store.append(new_message(1, 4, "to4", at=T0 + 150))
+        last4 = (await store.append(new_message(4, 1, "from4", at=T0 + 200))).message
+        await store.append(new_message(5, 6, "other", at=T0 + 400))
+        entries = await store.conversations_of(1, 0, 10)
+        assert [e.conv for e in entries] == ["p:1:3", "p:1:4", "p:1:2"]
+        assert [e.session_id for e in entries] == [3, 4, 2]
+        assert [e.updated_at for e in entries] == [T0 + 300, T0 + 200, T0 + 100]
+        assert [e.unread for e in entries] == [1, 1, 0]
+        assert entries[1].last_message == last4
+        assert entries[1].last_seq == 2 and entries[1].read_seq == 1
+        assert [e.conv for e in await store.conversations_of(1, T0 + 200, 10)] == ["p:1:3", "p:1:4"]
+        assert [e.conv for e in await store.conversations_of(1, T0 + 201, 10)] == ["p:1:3"]
+        assert [e.conv for e in await store.conversations_of(1, 0, 2)] == ["p:1:3", "p:1:4"]
+        assert await store.conversations_of(1, T0 + 1000, 10) == []
+        assert await store.conversations_of(99, 0, 10) == []
+        assert [e.conv for e in await store.conversations_of(6, 0, 10)] == ["p:5:6"]
+        # a new message moves its conversation to the front
+        await store.append(new_message(2, 1, "late", at=T0 + 500))
+        assert [e.conv for e in await store.conversations_of(1, 0, 10)] == ["p:1:2", "p:1:3", "p:1:4"]
+
+    @pytest_twisted.ensureDeferred
+    async def test_mark_delivered_moves_forward_only(self, store):
+        for i in range(4):
+            await store.append(new_message(1, 2, f"d{i}"))
+        await store.append(new_message(1, 3, "other"))
+        assert await store.delivered_seq(2, "p:1:2") == 0
+        await store.mark_delivered([(2, "p:1:2", 2), (3, "p:1:3", 1)])
+        assert await store.delivered_seq(2, "p:1:2") == 2
+        assert await store.delivered_seq(3, "p:1:3") == 1
+        await store.mark_delivered([(2, "p:1:2", 1)])
+        assert await store.delivered_seq(2, "p:1:2") == 2
+        await store.mark_delivered([(2, "p:1:2", 3), (2, "p:1:2", 4)])
+        assert await store.delivered_seq(2, "p:1:2") == 4
+        await store.mark_delivered([(9, "p:1:2", 1), (2, "p:7:8", 1)])  # no entry: ignored
+        assert await store.delivered_seq(9, "p:1:2") == 0
+        await store.mark_delivered([])
+        # delivery is not reading
+        assert (await store.conversation_entry(2, "p:1:2")).read_seq == 0
+
+    # ---- lifecycle and durability ------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_calls_after_stop_fail_cleanly(self, tmp_path):
+        store = await self.open_store(tmp_path)
+        await store.stop()
+        for call in (lambda: store.append(new_message(1, 2, "late")),
+                     lambda: store.create_user("late", "Late", "", T0),
+                     lambda: store.history("p:1:2", 0, 10),
+                     lambda: store.user_by_name("late")):
+            with pytest.raises(Exception):  # noqa: B017 - any error, as long as it is one
+                await defer.maybeDeferred(call)
+
+    @pytest_twisted.ensureDeferred
+    async def test_stop_writes_what_was_queued(self, tmp_path):
+        store = await self.open_store(tmp_path)
+        pending = [store.append(new_message(1, 2, f"q{i}")) for i in range(100)]
+        pending.append(store.create_user("queued", "Q", "", T0))
+        await store.stop()
+        results = await defer.gatherResults(pending)  # each fired successfully
+        assert sorted(r.message.seq for r in results[:100]) == list(range(1, 101))
+        if not self.durable:
+            return
+        store = await self.open_store(tmp_path)
+        try:
+            assert await store.latest_seq("p:1:2") == 100
+            assert _seqs(await store.history("p:1:2", 0, 200)) == list(range(1, 101))
+            assert (await store.user_by_name("queued")).nick_name == "Q"
+        finally:
+            await store.stop()
+
+    @pytest_twisted.ensureDeferred
+    async def test_everything_acknowledged_survives_a_restart(self, tmp_path):
+        self._need_durable()
+        store = await self.open_store(tmp_path)
+        try:
+            alice = await store.create_user("Alice", "Alice", "pw", T0)
+            bob = await store.create_user("bob", "Bob", "", T0)
+            await store.update_user(bob.user_id, nick_name="Bobby")
+            await store.add_token("tok-a", alice.user_id, T0, T0 + 100, "phone")
+            await store.add_token("tok-b", bob.user_id, T0, T0 + 100, "")
+            await store.revoke_token("tok-b")
+            sent = []
+            for i in range(5):
+                result = await store.append(new_message(alice.user_id, bob.user_id, f"m{i}",
+                                                        data=b"\x00\x01" * i, at=T0 + i))
+                sent.append(result.message)
+            group = (await store.append(new_message(bob.user_id, 9, "g", at=T0 + 9,
+                                                    session_type=SessionType.GROUP))).message
+            conv = sent[0].conv
+            await store.mark_read(bob.user_id, conv, 3)
+            await store.mark_delivered([(bob.user_id, conv, 4)])
+        finally:
+            await store.stop()
+
+        store = await self.open_store(tmp_path)
+        try:
+            assert await store.user_by_name("alice") == alice
+            assert (await store.user_by_id(bob.user_id)).nick_name == "Bobby"
+            assert await store.token_owner("tok-a", T0) == alice.user_id
+            assert await store.token_owner("tok-b", T0) is None
+            assert await store.history(conv, 0, 10) == sent
+            assert await store.latest_seq(conv) == 5
+            assert await store.history("g:9", 0, 10) == [group]
+            entry = await store.conversation_entry(bob.user_id, conv)
+            assert (entry.read_seq, entry.last_seq, entry.session_id) == (3, 5, alice.user_id)
+            assert entry.last_message == sent[-1]
+            assert await store.delivered_seq(bob.user_id, conv) == 4
+            # sequences and ids continue where they stopped; resends are still recognised
+            again = await store.append(new_message(alice.user_id, bob.user_id, "m1"))
+            assert again.created is False and again.message == sent[1]
+            nxt = await store.append(new_message(bob.user_id, alice.user_id, "reply"))
+            assert nxt.message.seq == 6
+            carol = await store.create_user("carol", "Carol", "", T0)
+            assert carol.user_id > bob.user_id
+            with pytest.raises(UserExists):
+                await store.create_user("ALICE", "again", "", T0)
+        finally:
+            await store.stop()

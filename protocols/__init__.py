@@ -1,0 +1,1 @@
+"""Transports: they turn bytes into calls on the chat core and pushes into bytes, nothing else."""

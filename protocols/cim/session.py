@@ -1,0 +1,495 @@
+"""What a CIM frame means: one client connection's state and commands, independent of framing.
+
+A transport (TCP, WebSocket binary, WebSocket JSON) decodes its framing into
+``(command_id, seq, protobuf message)`` and hands it to :meth:`CIMSession.request_received`;
+the session answers and pushes through the transport's ``send(command_id, seq, message,
+cache)`` callable.  No chat rule lives here: every decision is a handler call on the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.message import Message as PbMessage
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from coffeechat.core import ChatCore
+from coffeechat.errors import ChatError, ErrorCode
+from coffeechat.interfaces import IDevice
+from coffeechat.model import ConversationEntry, Message, Push, ReadReceipt, User
+from coffeechat.ratelimit import TokenBucket
+
+from . import Cmd, pb
+
+log = Logger()
+
+RES_OK = pb.kCIM_RES_CODE_OK
+STATUS_UNREAD = pb.kCIM_MSG_STATUS_UNREAD
+STATUS_READ = pb.kCIM_MSG_STATUS_READ
+STATUS_SENT = pb.kCIM_MSG_STATUS_SENT
+MAX_PUSH_SEQ = 65534
+REDELIVERY_TRIES = 3
+
+# send(command_id, seq, message, cache): ``cache`` is a dict shared by every recipient of one
+# push, where a transport may keep its encoding of ``message`` (None for one-off frames).
+Send = Callable[[int, int, PbMessage, dict | None], None]
+
+_LOGIN_COMMANDS = frozenset({Cmd.LOGIN_AUTH_REQ, Cmd.LOGIN_AUTH_TOKEN_REQ})
+_NOT_YET = frozenset(
+    {
+        Cmd.VOIP_INVITE_REQ,
+        Cmd.VOIP_INVITE_REPLY,
+        Cmd.VOIP_INVITE_REPLY_ACK,
+        Cmd.VOIP_HEARTBEAT,
+        Cmd.VOIP_BYE_REQ,
+        Cmd.GROUP_CREATE_DEFAULT_REQ,
+        Cmd.GROUP_DISBINGDING_REQ,
+        Cmd.GROUP_EXIT_REQ,
+        Cmd.GROUP_LIST_REQ,
+        Cmd.GROUP_INFO_REQ,
+        Cmd.GROUP_INVITE_MEMBER_REQ,
+        Cmd.GROUP_KICK_OUT_MEMBER_REQ,
+        Cmd.GROUP_LIST_MEMBER_REQ,
+    }
+)
+
+
+def user_info(user: User) -> pb.CIMUserInfo:
+    return pb.CIMUserInfo(user_id=user.user_id, nick_name=user.nick_name, avatar_url=user.avatar_url, phone=user.phone)
+
+
+def message_data(message: Message, nick: str) -> pb.CIMMsgData:
+    """The MSG_DATA push of a stored message (the same frame for every recipient)."""
+    return pb.CIMMsgData(
+        from_user_id=message.sender_id,
+        from_nick_name=nick,
+        to_session_id=message.to_id,
+        client_msg_id=message.client_msg_id,
+        server_msg_id=message.seq,
+        create_time=message.created_at,
+        msg_type=message.msg_type,
+        session_type=message.session_type,
+        msg_data=message.data,
+    )
+
+
+def message_info(message: Message, viewer_id: int, my_read: int, peer_read: int) -> pb.CIMMsgInfo:
+    """A history entry; its status says, for the viewer's own messages, whether the peer has read
+    them (READ or SENT), and for the others' whether the viewer has (READ or UNREAD)."""
+    if message.sender_id == viewer_id:
+        status = STATUS_READ if peer_read >= message.seq else STATUS_SENT
+    else:
+        status = STATUS_READ if my_read >= message.seq else STATUS_UNREAD
+    return pb.CIMMsgInfo(
+        client_msg_id=message.client_msg_id,
+        server_msg_id=message.seq,
+        msg_res_code=RES_OK,
+        session_type=message.session_type,
+        from_user_id=message.sender_id,
+        to_session_id=message.to_id,
+        create_time=message.created_at,
+        msg_type=message.msg_type,
+        msg_status=status,
+        msg_data=message.data,
+        sender_client_type=message.client_type,
+    )
+
+
+def session_info(entry: ConversationEntry, viewer_id: int) -> pb.CIMContactSessionInfo:
+    info = pb.CIMContactSessionInfo(
+        session_id=entry.session_id,
+        session_type=entry.session_type,
+        session_status=pb.kCIM_SESSION_STATUS_OK,
+        unread_cnt=entry.unread,
+        updated_time=entry.updated_at,
+    )
+    last = entry.last_message
+    if last is not None:
+        info.msg_id = last.client_msg_id
+        info.server_msg_id = last.seq
+        info.msg_time_stamp = last.created_at
+        info.msg_data = last.data
+        info.msg_type = last.msg_type
+        info.msg_from_user_id = last.sender_id
+        if last.sender_id == viewer_id:
+            info.msg_status = STATUS_SENT
+        else:
+            info.msg_status = STATUS_UNREAD if entry.read_seq < last.seq else STATUS_READ
+    return info
+
+
+def error_answer(cmd: int, request: PbMessage | None, code: int, text: str, now: int) -> tuple[int, PbMessage]:
+    """The answer to a failed request: its own response type where that carries a result code,
+    otherwise our generic ERROR_RSP."""
+    if cmd == Cmd.LOGIN_AUTH_REQ:
+        return Cmd.LOGIN_AUTH_RSP, pb.CIMAuthRsp(server_time=now, result_code=code, result_string=text)
+    if cmd == Cmd.LOGIN_AUTH_TOKEN_REQ:
+        return Cmd.LOGIN_AUTH_TOKEN_RSP, pb.CIMAuthTokenRsp(server_time=now, result_code=code, result_string=text)
+    if cmd == Cmd.LOGIN_AUTH_LOGOUT_REQ:
+        return Cmd.LOGIN_AUTH_LOGOUT_RSP, pb.CIMLogoutRsp(result_code=code)
+    if cmd == Cmd.MSG_DATA and isinstance(request, pb.CIMMsgData):
+        return Cmd.MSG_DATA_ACK, pb.CIMMsgDataAck(
+            to_session_id=request.to_session_id,
+            client_msg_id=request.client_msg_id,
+            res_code=pb.kCIM_RES_CODE_UNKNOWN,
+            session_type=request.session_type,
+            create_time=now,
+            error_code=code,
+            error_msg=text,
+        )
+    return Cmd.ERROR_RSP, pb.CIMErrorRsp(cmd_id=cmd, error_code=code, error_msg=text)
+
+
+@implementer(IDevice)
+class CIMSession:
+    """The state of one connection: login, liveness, rate limits, pushes awaiting delivery acks."""
+
+    def __init__(self, core: ChatCore, send: Send, close: Callable[[], None], peer: str = "") -> None:
+        self.core = core
+        self._send = send
+        self._close = close
+        self.peer = peer
+        self.clock = core.reactor
+        limits = core.config.limits
+        self.limits = limits
+        now = self.clock.seconds()
+        self.connected_at = now
+        self.last_seen = now
+        self.user: User | None = None
+        self.user_id = 0
+        self.device_id = ""
+        self.client_type = 0
+        self.closed = False
+        self._logging_in = False
+        self._push_seq = 0
+        # (client_msg_id, seq) -> [push, sent_at, tries]; only pushes awaiting a delivery ack
+        self._unacked: dict[tuple[str, int], list] = {}
+        self._redelivery_armed = False
+        self._requests = TokenBucket(self.clock, limits.requests_per_second, limits.request_burst)
+        self._messages = TokenBucket(self.clock, limits.messages_per_second, limits.message_burst)
+        core.wheel.schedule(now + limits.login_timeout, self._login_deadline)
+
+    # -- transport side
+
+    def request_received(self, cmd: int, seq: int, request: PbMessage) -> None:
+        """Handle one decoded frame; every request gets an answer (or, for acks, none)."""
+        if self.closed:
+            return
+        self.last_seen = self.clock.seconds()
+        try:
+            if self.user is None:
+                if cmd not in _LOGIN_COMMANDS:
+                    raise ChatError(ErrorCode.NOT_LOGGED_IN, "log in first")
+                if self._logging_in:
+                    raise ChatError(ErrorCode.ALREADY_LOGGED_IN, "a login is in progress")
+            elif cmd in _LOGIN_COMMANDS:
+                raise ChatError(ErrorCode.ALREADY_LOGGED_IN, "this connection is logged in already")
+            elif not self._requests.take() and cmd != Cmd.MSG_DATA_ACK:
+                raise ChatError(ErrorCode.RATE_LIMITED, "too many requests")
+            handler = self._handlers.get(cmd)
+            if handler is None:
+                if cmd in _NOT_YET:
+                    raise ChatError(ErrorCode.NOT_SUPPORTED, "this command is not supported by this server yet")
+                raise ChatError(ErrorCode.UNKNOWN_COMMAND, f"unknown command 0x{cmd:04x}")
+            result = handler(self, seq, request)
+        except ChatError as e:
+            self.answer_error(cmd, seq, request, e.code, e.message)
+            return
+        except Exception:
+            log.failure("command 0x{cmd:04x} failed", cmd=cmd)
+            self.answer_error(cmd, seq, request, ErrorCode.INTERNAL_ERROR, "internal error")
+            return
+        if isinstance(result, defer.Deferred):
+            result.addErrback(self._failed, cmd, seq, request)
+
+    def bad_frame(self, cmd: int, seq: int, code: ErrorCode, text: str) -> None:
+        """A frame whose body could not be decoded: answer it, keep the connection."""
+        self.answer_error(cmd, seq, None, code, text)
+
+    def connection_lost(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.user is not None:
+            self.core.router.detach(self)
+        self._unacked.clear()
+
+    def answer(self, cmd: int, seq: int, message: PbMessage) -> None:
+        if not self.closed:
+            self._send(cmd, seq, message, None)
+
+    def answer_error(self, cmd: int, seq: int, request: PbMessage | None, code: int, text: str) -> None:
+        answer_cmd, body = error_answer(cmd, request, int(code), text, int(self.clock.seconds()))
+        self.answer(answer_cmd, seq, body)
+
+    def _failed(self, failure: Failure, cmd: int, seq: int, request: PbMessage) -> None:
+        if failure.check(ChatError):
+            self.answer_error(cmd, seq, request, failure.value.code, failure.value.message)
+        else:
+            log.failure("command 0x{cmd:04x} failed", failure, cmd=cmd)
+            self.answer_error(cmd, seq, request, ErrorCode.INTERNAL_ERROR, "internal error")
+
+    # -- IDevice
+
+    def _next_push_seq(self) -> int:
+        self._push_seq = self._push_seq % MAX_PUSH_SEQ + 1
+        return self._push_seq
+
+    def push(self, push: Push) -> None:
+        if self.closed:
+            return
+        if push.kind == Push.MESSAGE:
+            message, nick = push.payload
+            body = push.encoded.get("pb")
+            if body is None:
+                body = push.encoded["pb"] = message_data(message, nick)
+            self._send(Cmd.MSG_DATA, self._next_push_seq(), body, push.encoded)
+            self._unacked[(message.client_msg_id, message.seq)] = [push, self.clock.seconds(), 1]
+            if not self._redelivery_armed:
+                self._arm_redelivery()
+        elif push.kind == Push.READ:
+            receipt: ReadReceipt = push.payload
+            body = pb.CIMMsgDataReadNotify(
+                user_id=receipt.reader_id,
+                session_id=receipt.session_id,
+                msg_id=receipt.seq,
+                session_type=receipt.session_type,
+            )
+            self._send(Cmd.MSG_READ_NOTIFY, self._next_push_seq(), body, None)
+
+    def disconnect(self, code: int, reason: str) -> None:
+        """Tell the client why (KICKOUT_NOTIFY), then close."""
+        if self.closed:
+            return
+        self._send(
+            Cmd.KICKOUT_NOTIFY, self._next_push_seq(), pb.CIMKickoutNotify(reason_code=code, reason=reason), None
+        )
+        self.connection_lost()
+        self._close()
+
+    # -- timers (one shared wheel, see coffeechat.timing)
+
+    def _login_deadline(self, now: float) -> None:
+        if self.user is None and not self.closed:
+            self.disconnect(ErrorCode.LOGIN_TIMEOUT, "no login within the login timeout")
+
+    def _idle_check(self, now: float) -> None:
+        if self.closed:
+            return
+        deadline = self.last_seen + self.limits.idle_timeout
+        if now >= deadline:
+            self.disconnect(ErrorCode.IDLE_TIMEOUT, "no heartbeat within the idle timeout")
+        else:
+            self.core.wheel.schedule(deadline, self._idle_check)
+
+    def _arm_redelivery(self) -> None:
+        self._redelivery_armed = True
+        self.core.wheel.schedule(self.clock.seconds() + self.limits.redeliver_after, self._redeliver)
+
+    def _redeliver(self, now: float) -> None:
+        """Resend pushes whose delivery ack is overdue; after a few tries give up on the connection
+        (the client catches up from storage when it reconnects)."""
+        self._redelivery_armed = False
+        if self.closed or not self._unacked:
+            return
+        cutoff = now - self.limits.redeliver_after
+        for entry in list(self._unacked.values()):
+            push, sent_at, tries = entry
+            if sent_at > cutoff:
+                continue
+            if tries >= REDELIVERY_TRIES:
+                self.disconnect(ErrorCode.IDLE_TIMEOUT, "messages were not acknowledged")
+                return
+            entry[1] = now
+            entry[2] = tries + 1
+            self._send(Cmd.MSG_DATA, self._next_push_seq(), push.encoded["pb"], push.encoded)
+        self._arm_redelivery()
+
+    @property
+    def unacked_count(self) -> int:
+        return len(self._unacked)
+
+    # -- login
+
+    def _login_password(self, seq: int, req: pb.CIMAuthReq) -> defer.Deferred:
+        self._logging_in = True
+
+        async def login() -> None:
+            try:
+                user = await self.core.accounts.login_password(req.user_name, req.user_pwd)
+                token, expires_at = await self.core.accounts.issue_token(user.user_id, "cim-password-login")
+            finally:
+                self._logging_in = False
+            if self._logged_in(user, req.client_type):
+                rsp = self._auth_ok(pb.CIMAuthRsp, user)
+                rsp.user_token = token
+                rsp.token_expire_time = expires_at
+                self.answer(Cmd.LOGIN_AUTH_RSP, seq, rsp)
+
+        return defer.ensureDeferred(login())
+
+    def _login_token(self, seq: int, req: pb.CIMAuthTokenReq) -> defer.Deferred:
+        self._logging_in = True
+
+        async def login() -> None:
+            try:
+                user = await self.core.accounts.login_token(req.user_id, req.user_token)
+            finally:
+                self._logging_in = False
+            if self._logged_in(user, req.client_type):
+                self.answer(Cmd.LOGIN_AUTH_TOKEN_RSP, seq, self._auth_ok(pb.CIMAuthTokenRsp, user))
+
+        return defer.ensureDeferred(login())
+
+    def _auth_ok(self, rsp_type: type, user: User) -> PbMessage:
+        return rsp_type(
+            server_time=int(self.clock.seconds()),
+            result_code=ErrorCode.SUCCESS,
+            result_string="ok",
+            user_info=user_info(user),
+        )
+
+    def _logged_in(self, user: User, client_type: int) -> bool:
+        if self.closed:
+            return False
+        self.user = user
+        self.user_id = user.user_id
+        self.client_type = client_type
+        self.device_id = self.core.new_device_id()
+        for displaced in self.core.router.attach(self):
+            displaced.disconnect(ErrorCode.SESSION_REPLACED, "too many devices: the oldest one was logged out")
+        self.core.wheel.schedule(self.last_seen + self.limits.idle_timeout, self._idle_check)
+        log.debug("user {user} logged in as {device}", user=user.user_id, device=self.device_id)
+        return True
+
+    def _logout(self, seq: int, req: pb.CIMLogoutReq) -> None:
+        self.answer(Cmd.LOGIN_AUTH_LOGOUT_RSP, seq, pb.CIMLogoutRsp(result_code=ErrorCode.SUCCESS))
+        self.connection_lost()
+        self._close()
+
+    def _heartbeat(self, seq: int, req: pb.CIMHeartBeat) -> None:
+        self.answer(Cmd.LOGIN_HEARTBEAT, seq, req)
+
+    # -- messages
+
+    def _msg_data(self, seq: int, req: pb.CIMMsgData) -> defer.Deferred:
+        if not self._messages.take():
+            raise ChatError(ErrorCode.RATE_LIMITED, "too many messages")
+        d = self.core.messages.send(
+            self.user,
+            self,
+            req.session_type,
+            req.to_session_id,
+            req.client_msg_id,
+            req.msg_type,
+            req.msg_data,
+            self.client_type,
+        )
+
+        def stored(result: Any) -> None:
+            message = result.message
+            self.answer(
+                Cmd.MSG_DATA_ACK,
+                seq,
+                pb.CIMMsgDataAck(
+                    from_user_id=message.sender_id,
+                    to_session_id=message.to_id,
+                    client_msg_id=message.client_msg_id,
+                    server_msg_id=message.seq,
+                    res_code=RES_OK,
+                    session_type=message.session_type,
+                    create_time=message.created_at,
+                ),
+            )
+
+        return d.addCallback(stored)
+
+    def _delivery_ack(self, seq: int, req: pb.CIMMsgDataAck) -> None:
+        entry = self._unacked.pop((req.client_msg_id, req.server_msg_id), None)
+        if entry is not None:
+            message = entry[0].payload[0]
+            self.core.messages.delivered(self.user, message.conv, message.seq)
+
+    def _read_ack(self, seq: int, req: pb.CIMMsgDataReadAck) -> defer.Deferred:
+        return defer.ensureDeferred(
+            self.core.messages.read(self.user, self, req.session_type, req.session_id, req.msg_id)
+        ).addCallback(lambda _: None)
+
+    def _latest(self, seq: int, req: pb.CIMGetLatestMsgIdReq) -> defer.Deferred:
+        async def latest() -> None:
+            last = await self.core.messages.latest_seq(self.user, req.session_type, req.session_id)
+            self.answer(
+                Cmd.MSG_GET_LATEST_MSG_ID_RSP,
+                seq,
+                pb.CIMGetLatestMsgIdRsp(
+                    user_id=self.user_id,
+                    session_type=req.session_type,
+                    session_id=req.session_id,
+                    latest_msg_id=str(last),
+                ),
+            )
+
+        return defer.ensureDeferred(latest())
+
+    def _by_id(self, seq: int, req: pb.CIMGetMsgByIdReq) -> defer.Deferred:
+        async def by_id() -> None:
+            messages, mine, peer = await self.core.messages.messages_by_id(
+                self.user, req.session_type, req.session_id, req.msg_id_list
+            )
+            rsp = pb.CIMGetMsgByIdRsp(user_id=self.user_id, session_type=req.session_type, session_id=req.session_id)
+            rsp.msg_list.extend(message_info(m, self.user_id, mine, peer) for m in messages)
+            self.answer(Cmd.MSG_GET_BY_MSG_ID_RSP, seq, rsp)
+
+        return defer.ensureDeferred(by_id())
+
+    def _history(self, seq: int, req: pb.CIMGetMsgListReq) -> defer.Deferred:
+        async def history() -> None:
+            messages, mine, peer = await self.core.messages.history(
+                self.user, req.session_type, req.session_id, req.end_msg_id, req.limit_count
+            )
+            rsp = pb.CIMGetMsgListRsp(
+                user_id=self.user_id,
+                session_type=req.session_type,
+                session_id=req.session_id,
+                end_msg_id=req.end_msg_id,
+            )
+            rsp.msg_list.extend(message_info(m, self.user_id, mine, peer) for m in messages)
+            self.answer(Cmd.LIST_MSG_RSP, seq, rsp)
+
+        return defer.ensureDeferred(history())
+
+    def _sessions(self, seq: int, req: pb.CIMRecentContactSessionReq) -> defer.Deferred:
+        def listed(entries: list[ConversationEntry]) -> None:
+            rsp = pb.CIMRecentContactSessionRsp(user_id=self.user_id, unread_counts=sum(e.unread for e in entries))
+            rsp.contact_session_list.extend(session_info(e, self.user_id) for e in entries)
+            self.answer(Cmd.LIST_RECENT_CONTACT_SESSION_RSP, seq, rsp)
+
+        return self.core.messages.conversations(self.user, req.latest_update_time).addCallback(listed)
+
+    def _users(self, seq: int, req: pb.CIMFriendQueryUserListReq) -> defer.Deferred:
+        async def users() -> None:
+            found = await self.core.accounts.list_users(self.limits.users_listed_max)
+            rsp = pb.CIMFriendQueryUserListRsp(user_id=self.user_id)
+            rsp.user_info_list.extend(user_info(u) for u in found)
+            self.answer(Cmd.FRIEND_QUERY_USER_LIST_RSP, seq, rsp)
+
+        return defer.ensureDeferred(users())
+
+    _handlers: dict[int, Callable[..., Any]] = {
+        Cmd.LOGIN_AUTH_REQ: _login_password,
+        Cmd.LOGIN_AUTH_TOKEN_REQ: _login_token,
+        Cmd.LOGIN_AUTH_LOGOUT_REQ: _logout,
+        Cmd.LOGIN_HEARTBEAT: _heartbeat,
+        Cmd.MSG_DATA: _msg_data,
+        Cmd.MSG_DATA_ACK: _delivery_ack,
+        Cmd.MSG_READ_ACK: _read_ack,
+        Cmd.MSG_GET_LATEST_MSG_ID_REQ: _latest,
+        Cmd.MSG_GET_BY_MSG_ID_REQ: _by_id,
+        Cmd.LIST_MSG_REQ: _history,
+        Cmd.LIST_RECENT_CONTACT_SESSION_REQ: _sessions,
+        Cmd.FRIEND_QUERY_USER_LIST_REQ: _users,
+    }

@@ -1,0 +1,51 @@
+"""Packaging for CoffeeChat: the core, its transports and backends, and the twistd plugin."""
+
+from setuptools import setup
+
+setup(
+    name="coffeechat",
+    version="0.2.0",
+    description="Self-hosted instant-messaging server on Twisted, wire-compatible with CIM v1",
+    python_requires=">=3.11",
+    packages=[
+        "coffeechat",
+        "coffeechat.handlers",
+        "coffeechat.testing",
+        "coffeechat.protocols",
+        "coffeechat.protocols.cim",
+        "coffeechat.backends",
+        "twisted.plugins",
+    ],
+    package_dir={
+        "coffeechat.protocols": "protocols",
+        "coffeechat.protocols.cim": "protocols/cim",
+        "coffeechat.backends": "backends",
+    },
+    package_data={
+        "twisted": ["plugins/coffeechat_plugin.py"],
+        "coffeechat.protocols.cim": ["*.proto"],
+    },
+    install_requires=[
+        "twisted[tls]>=24.3",
+        "zope.interface>=6",
+        "protobuf>=7.35.1",
+        "sqlite-utils>=3.36",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "ruff",
+        ],
+        "dev": ["grpcio-tools>=1.62"],
+    },
+    entry_points={
+        "console_scripts": [
+            "coffeechat = coffeechat.admin:main",
+        ],
+        "coffeechat.storage": [
+            "sqlite = coffeechat.backends.sqlite:create_store",
+            "memory = coffeechat.backends.memory:create_store",
+        ],
+    },
+)

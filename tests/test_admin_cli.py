@@ -1,0 +1,177 @@
+"""The ``coffeechat`` admin command, run as a real subprocess against a temporary data dir."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from coffeechat.config import load_config
+from coffeechat.core import build_core
+from coffeechat.errors import ChatError, ErrorCode
+
+REPO = Path(__file__).resolve().parent.parent
+MAIN = "from coffeechat.admin import main; raise SystemExit(main())"
+
+
+def md5(password: str) -> str:
+    return hashlib.md5(password.encode()).hexdigest()
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """``cli(*args)`` runs the command on this test's config and data dir."""
+    config = tmp_path / "coffeechat.toml"
+    config.write_text("[auth]\nscrypt_n = 1024\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+    def run(*args: str, config_file: Path = config) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", MAIN, "--config", str(config_file), "--data-dir", str(tmp_path / "data"), *args],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run
+
+
+def ok(result: subprocess.CompletedProcess) -> list[str]:
+    """The stdout lines of a command that must have succeeded."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def refused(result: subprocess.CompletedProcess, code: int = 1) -> str:
+    """The one-line stderr of a command that must have been refused, with no traceback."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    if code == 1:
+        assert len(lines) == 1, result.stderr
+    return result.stderr
+
+
+async def with_core(tmp_path, fn):
+    """Open the same database in-process and run ``fn(core)``."""
+    from twisted.internet import reactor
+
+    config = load_config(tmp_path / "coffeechat.toml", {"server.data_dir": str(tmp_path / "data")})
+    core = build_core(config, reactor)
+    await core.open()
+    try:
+        return await fn(core)
+    finally:
+        await core.close()
+
+
+def test_user_add_and_list(cli):
+    assert ok(cli("user", "add", "alice", "--password", "pw")) == ["1\talice\talice\tactive"]
+    assert ok(cli("user", "add", "robot1", "--no-password", "--nick", "Robot One")) == ["2\trobot1\tRobot One\tactive"]
+    assert ok(cli("user", "add", "bob.b", "--password-md5", md5("pw").upper()))[0].startswith("3\tbob.b\t")
+    assert ok(cli("user", "list")) == ["1\talice\talice\tactive", "2\trobot1\tRobot One\tactive",
+                                       "3\tbob.b\tbob.b\tactive"]
+    assert ok(cli("user", "list", "--after", "1", "--limit", "1")) == ["2\trobot1\tRobot One\tactive"]
+
+
+def test_user_add_refusals(cli):
+    ok(cli("user", "add", "alice", "--password", "pw"))
+    assert "taken" in refused(cli("user", "add", "ALICE", "--no-password"))
+    assert "userName" in refused(cli("user", "add", "abcd", "--no-password"))
+    assert "32 hex" in refused(cli("user", "add", "carol", "--password-md5", "xyz"))
+    refused(cli("user", "add", "carol"), code=2)  # a password choice is required
+    refused(cli("user", "add", "carol", "--password", "a", "--no-password"), code=2)
+    assert "no user 'nobody'" in refused(cli("user", "disable", "nobody"))
+    assert ok(cli("user", "list")) == ["1\talice\talice\tactive"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_disable_enable_and_passwd(cli, tmp_path):
+    ok(cli("user", "add", "alice", "--password", "old"))
+    token = ok(cli("token", "issue", "alice"))[0].removeprefix("token: ")
+    assert ok(cli("user", "disable", "alice")) == ["1\talice\talice\tdisabled"]
+    assert ok(cli("user", "list")) == ["1\talice\talice\tdisabled"]
+
+    async def disabled(core):
+        with pytest.raises(ChatError) as e:
+            await core.accounts.login_password("alice", md5("old"))
+        assert e.value.code == ErrorCode.USER_DISABLED
+        with pytest.raises(ChatError) as e:
+            await core.accounts.login_token(0, token)
+        assert e.value.code == ErrorCode.LOGIN_INVALID_USER_TOKEN  # revoked with the disable
+
+    await with_core(tmp_path, disabled)
+
+    assert ok(cli("user", "enable", "1")) == ["1\talice\talice\tactive"]
+    assert "changed" in ok(cli("user", "passwd", "1", "--password", "new"))[0]
+
+    async def new_password(core):
+        with pytest.raises(ChatError) as e:
+            await core.accounts.login_password("alice", md5("old"))
+        assert e.value.code == ErrorCode.LOGIN_INVALID_USER_OR_PWD
+        assert (await core.accounts.login_password("alice", md5("new"))).user_id == 1
+
+    await with_core(tmp_path, new_password)
+    ok(cli("user", "passwd", "alice", "--password-md5", md5("third")))
+
+    async def third(core):
+        assert (await core.accounts.login_password("ALICE", md5("third"))).name == "alice"
+
+    await with_core(tmp_path, third)
+    refused(cli("user", "passwd", "alice"), code=2)
+
+
+@pytest_twisted.ensureDeferred
+async def test_token_issue_and_revoke_all(cli, tmp_path):
+    ok(cli("user", "add", "robot1", "--no-password"))
+    lines = ok(cli("token", "issue", "robot1"))
+    assert lines[0].startswith("token: ")
+    assert lines[1].startswith("expires_at: ")
+    token = lines[0].removeprefix("token: ")
+    second = ok(cli("token", "issue", "1"))[0].removeprefix("token: ")
+
+    async def works(core):
+        assert (await core.accounts.login_token(1, token)).name == "robot1"
+        assert (await core.accounts.login_token(0, second)).name == "robot1"
+
+    await with_core(tmp_path, works)
+    assert ok(cli("token", "revoke-all", "robot1")) == ["revoked 2 tokens of robot1 (id 1)"]
+
+    async def revoked(core):
+        for t in (token, second):
+            with pytest.raises(ChatError):
+                await core.accounts.login_token(0, t)
+
+    await with_core(tmp_path, revoked)
+
+
+def test_check(cli, tmp_path):
+    lines = ok(cli("check"))
+    text = "\n".join(lines)
+    assert str((tmp_path / "data").resolve()) in text
+    assert str((tmp_path / "data" / "coffeechat.sqlite3").resolve()) in text
+    assert "users:" in text
+    assert "scrypt_n = 1024 is weak" in text
+    assert lines[-1] == "All checks passed."
+
+    bad_endpoint = tmp_path / "endpoint.toml"
+    bad_endpoint.write_text('[auth]\nscrypt_n = 1024\n[listen]\nhttp = ["tcp:notaport"]\n')
+    result = cli("check", config_file=bad_endpoint)
+    assert result.returncode == 1
+    assert "listen.http: 'tcp:notaport'" in result.stdout
+
+
+def test_bad_config_key_is_named(cli, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[auth]\nscrypt_nn = 1024\n")
+    for args in (["check"], ["user", "list"]):
+        assert "auth.scrypt_nn" in refused(cli(*args, config_file=bad))
+    assert "cannot read config file" in refused(cli("check", config_file=tmp_path / "missing.toml"))

@@ -1,0 +1,57 @@
+"""Configuration: the sample file, defaults, and loud failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coffeechat.config import Config, ConfigError, load_config
+
+SAMPLE = Path(__file__).resolve().parent.parent / "etc" / "coffeechat.toml"
+
+
+def test_sample_file_documents_exactly_the_defaults():
+    assert load_config(SAMPLE) == Config()
+
+
+def test_sample_file_names_every_key():
+    text = SAMPLE.read_text()
+    config = Config()
+    for section in ("server", "listen", "storage", "presence", "limits", "auth", "http"):
+        assert f"[{section}]" in text
+        for key in vars(getattr(config, section)):
+            assert f"\n{key} = " in text, f"{section}.{key} missing from etc/coffeechat.toml"
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("[limits]\nfrobnicate = 1\n", "limits.frobnicate"),
+        ("[nosuch]\nx = 1\n", "[nosuch]"),
+        ("[limits]\nmax_devices = 'ten'\n", "limits.max_devices"),
+        ("[limits]\nmax_devices = 0\n", "limits.max_devices"),
+        ("[limits]\nmax_frame_bytes = 20000000\n", "limits.max_frame_bytes"),
+        ("[listen]\ncim = ['8000']\n", "listen.cim"),
+        ("[storage]\nsynchronous = 'sometimes'\n", "storage.synchronous"),
+        ("[auth]\nscrypt_n = 1000\n", "auth.scrypt_n"),
+        ("[limits\n", "coffeechat.toml"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path, toml, named):
+    path = tmp_path / "coffeechat.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert named in str(err.value)
+
+
+def test_overrides_win_and_are_checked(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[listen]\ncim = "tcp:9000"\n')
+    config = load_config(path, {"listen.cim": ["tcp:9100"], "limits.max_devices": 3})
+    assert config.listen.cim == ["tcp:9100"] and config.limits.max_devices == 3
+    with pytest.raises(ConfigError):
+        load_config(None, {"limits.max_devices": -1})
+    with pytest.raises(ConfigError):
+        load_config(tmp_path / "missing.toml")
