@@ -14,12 +14,14 @@ setup(
         "coffeechat.protocols",
         "coffeechat.protocols.cim",
         "coffeechat.backends",
+        "coffeechat.bench",
         "twisted.plugins",
     ],
     package_dir={
         "coffeechat.protocols": "protocols",
         "coffeechat.protocols.cim": "protocols/cim",
         "coffeechat.backends": "backends",
+        "coffeechat.bench": "bench",
     },
     package_data={
         "twisted": ["plugins/coffeechat_plugin.py"],
@@ -42,6 +44,7 @@ setup(
     entry_points={
         "console_scripts": [
             "coffeechat = coffeechat.admin:main",
+            "coffeechat-bench = coffeechat.bench.cli:main",
         ],
         "coffeechat.storage": [
             "sqlite = coffeechat.backends.sqlite:create_store",

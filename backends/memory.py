@@ -13,12 +13,8 @@ from dataclasses import replace
 from twisted.internet import defer
 from zope.interface import implementer
 
-from coffeechat.interfaces import IStore, UserExists
+from coffeechat.interfaces import IStore, StoreClosed, UserExists
 from coffeechat.model import AppendResult, ConversationEntry, Message, NewMessage, SessionType, User
-
-
-class StoppedError(RuntimeError):
-    """The store was used after stop()."""
 
 
 @implementer(IStore)
@@ -38,7 +34,7 @@ class MemoryStore:
 
     def _check(self) -> None:
         if self._stopped:
-            raise StoppedError("store is stopped")
+            raise StoreClosed("store is stopped")
 
     def _ok(self, f, *args) -> defer.Deferred:
         try:
@@ -191,7 +187,7 @@ class MemoryStore:
             for user_id, conv, seq in receipts:
                 entry = self._entries.get((user_id, conv))
                 if entry is not None:
-                    entry[3] = max(entry[3], seq)
+                    entry[3] = max(entry[3], min(seq, len(self._messages.get(conv, ()))))
 
         return self._ok(mark)
 

@@ -7,7 +7,7 @@ commits once (``synchronous=FULL``, WAL), and only then fires the Deferreds of t
 in queue order, with a single ``reactor.callFromThread``.  A failing operation fails only its
 own Deferred: the batch is then replayed with a SAVEPOINT per operation (see ``_run_batch``).
 Reads run on a small ThreadPool, each thread with its own read-only connection; WAL lets them
-read while the writer writes.  WAL checkpoints run on a thread of their own.  The reactor
+read while the writer writes, and the writer checkpoints the WAL between batches.  The reactor
 thread never touches the database.
 
 ``run_write(description, fn, *args)`` and ``run_read(description, fn, *args)`` are the entry
@@ -41,14 +41,10 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from coffeechat.interfaces import IStore, UserExists
+from coffeechat.interfaces import IStore, StoreClosed, UserExists
 from coffeechat.model import AppendResult, ConversationEntry, Message, SessionType, User
 
 __all__ = ["SQLiteStore", "StoreClosed", "create_store", "MIGRATIONS"]
-
-
-class StoreClosed(RuntimeError):
-    """The store is not running (not started yet, stopping or stopped)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,10 +279,8 @@ _RELEASE = "RELEASE op"
 _ROLLBACK_TO = "ROLLBACK TO op"
 
 _SINGLE = int(SessionType.SINGLE)
-_CKPT_MODE = os.environ.get('CKPT', 'writer')
 _LAST_SEQS_MAX = 100_000  # conversations whose last_seq the writer remembers
-_WAL_CHECKPOINT_AT = 16 * 1024 * 1024  # bytes of WAL that wake the checkpointer
-_WAL_HARD_LIMIT = 256 * 1024 * 1024  # beyond this the writer checkpoints itself
+_WAL_CHECKPOINT_AT = 16 * 1024 * 1024  # bytes of WAL after which the writer checkpoints
 _NO_UPPER = 1 << 62
 
 
@@ -443,9 +437,9 @@ _STOP = object()  # writer queue sentinel: everything queued before it is writte
 class SQLiteStore:
     """IStore on one SQLite file.
 
-    ``commits`` counts write transactions (one per batch), ``ops_committed`` the operations
-    they carried and ``replays`` the batches re-run with savepoints because an operation
-    failed, so group commit can be observed."""
+    Counters, so group commit can be observed: ``commits`` (write transactions, one per
+    batch), ``ops_committed`` (the operations they carried), ``replays`` (batches re-run with
+    savepoints because an operation failed) and ``checkpoints``."""
 
     def __init__(self, reactor: Any, path: str, group_commit_ms: float = 2, max_batch: int = 512,
                  reader_threads: int = 4, synchronous: str = "full") -> None:
@@ -467,6 +461,7 @@ class SQLiteStore:
         self.commits = 0
         self.ops_committed = 0
         self.replays = 0
+        self.checkpoints = 0
         # conv -> last_seq as of the writer's open transaction, so an append need not read
         # it.  Writer thread only.  Emptied whenever a batch is rolled back (in whole or in
         # part), when another connection has committed (PRAGMA data_version), and when big.
@@ -486,10 +481,6 @@ class SQLiteStore:
         self._writer_alive = False
         self._stop_waiters: list[defer.Deferred] = []
         self._shutdown_trigger: Any = None
-        self.checkpoints = 0
-        self._checkpoint_wanted = threading.Event()
-        self._checkpointer_quit = False
-        self._checkpointer: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r}>"
@@ -503,47 +494,16 @@ class SQLiteStore:
         if reader:
             conn.execute("PRAGMA query_only = ON")
         else:
-            conn.execute(f"PRAGMA page_size = {os.environ.get('PAGE', 4096)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise RuntimeError(f"could not switch {self.path} to WAL (got {mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             conn.execute("PRAGMA cache_size = -32000")
             conn.execute("PRAGMA temp_store = MEMORY")
-            # Checkpoints run on their own thread (see _checkpointer_main), not in the
-            # writer's COMMIT where they would stall every queued append.
+            # The writer checkpoints between batches (see _writer_loop), not in a COMMIT.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute(f"PRAGMA journal_size_limit = {_WAL_CHECKPOINT_AT}")
         return conn
-
-    def _checkpointer_main(self) -> None:
-        """Copy the WAL back into the database while the writer keeps writing.
-
-        PASSIVE never blocks the writer or readers; once a checkpoint has caught up, the
-        writer's next transaction restarts the WAL from its beginning, so it stays small."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA busy_timeout = 10000")
-            wanted = self._checkpoint_wanted
-            while True:
-                wanted.wait()
-                wanted.clear()
-                if self._checkpointer_quit:
-                    return
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
-                except sqlite3.Error:
-                    pass  # busy or transient: the next commit asks again
-        finally:
-            conn.close()
-
-    def _stop_checkpointer(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer_quit = True
-            self._checkpoint_wanted.set()
-            self._checkpointer.join()
-            self._checkpointer = None
 
     def start(self) -> defer.Deferred:
         """Open the database in the writer thread, migrate, then start the readers."""
@@ -560,9 +520,9 @@ class SQLiteStore:
             self._pool = ThreadPool(1, self.reader_threads, name=f"sqlite-readers:{self.path}")
             self._pool.start()
             self._state = _RUNNING
-            self._shutdown_trigger = self._reactor.addSystemEventTrigger(
-                "before", "shutdown", self.stop
-            )
+            # A safety net for stores used outside a service: "during" runs after the "before"
+            # phase, where the node's service stops the core (which flushes, then stops us).
+            self._shutdown_trigger = self._reactor.addSystemEventTrigger("during", "shutdown", self.stop)
             if self._stop_waiters:  # stop() was called while starting
                 self._begin_stop()
 
@@ -654,10 +614,6 @@ class SQLiteStore:
                 conn.close()
             call(ready.errback, failure)
             return
-        self._checkpointer = threading.Thread(
-            target=self._checkpointer_main, name=f"sqlite-checkpointer:{self.path}", daemon=True
-        )
-        self._checkpointer.start()
         self._writer_alive = True
         call(ready.callback, None)
         clean = False
@@ -665,13 +621,8 @@ class SQLiteStore:
             self._writer_loop(conn)
             clean = True
         finally:
-            self._stop_checkpointer()
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
-                pass
-            try:
-                conn.close()
+                conn.close()  # the last connection: checkpoints and removes the WAL
             except sqlite3.Error:
                 pass
             call(self._writer_exited, clean)
@@ -704,7 +655,6 @@ class SQLiteStore:
         sleep = time.sleep
         run_batch = self._run_batch
         wal_size = self._wal_size
-        wanted = self._checkpoint_wanted
         cur = conn.cursor()
         while True:
             idle = qsize() == 0
@@ -730,15 +680,15 @@ class SQLiteStore:
                 append(op)
             run_batch(cur, batch)
             if wal_size() > _WAL_CHECKPOINT_AT:
-                mode = _CKPT_MODE
-                if mode == "bg":
-                    wanted.set()
-                else:
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                        self.checkpoints += 1
-                    except sqlite3.Error:
-                        pass
+                # Here rather than inside a COMMIT (autocheckpoint): the batch's Deferreds are
+                # on their way already, so the copy delays no acknowledgement of it.  With no
+                # write in between, a PASSIVE checkpoint catches up and the next transaction
+                # restarts the WAL from its beginning (truncated to journal_size_limit).
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error:
+                    pass
             if stopping:
                 return
 

@@ -40,9 +40,10 @@ class ListenConfig:
 
     cim: list[str] = field(default_factory=lambda: ["tcp:8000"])
     http: list[str] = field(default_factory=lambda: ["tcp:18080"])
+    ws: list[str] = field(default_factory=lambda: ["tcp:8001"])
 
     def validate(self) -> None:
-        for name in ("cim", "http"):
+        for name in ("cim", "http", "ws"):
             for endpoint in getattr(self, name):
                 if not isinstance(endpoint, str) or ":" not in endpoint:
                     raise ConfigError(f"listen.{name}: {endpoint!r} is not an endpoint string like 'tcp:8000'")
@@ -137,6 +138,22 @@ class HttpConfig:
         _positive("http.max_request_bytes", self.max_request_bytes)
 
 
+@dataclass
+class WebSocketConfig:
+    """[websocket]: the CIM frames over WebSocket (its own port, and a path on the HTTP port)."""
+
+    http_path: str = "/ws"
+    allowed_origins: list[str] = field(default_factory=list)
+    compression: bool = True
+
+    def validate(self) -> None:
+        if self.http_path and (not self.http_path.startswith("/") or self.http_path.count("/") != 1):
+            raise ConfigError(f"websocket.http_path must be one path segment like '/ws', got {self.http_path!r}")
+        for origin in self.allowed_origins:
+            if origin != "*" and "://" not in origin:
+                raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like 'https://chat.example.com'")
+
+
 _SECTIONS = {
     "server": ServerConfig,
     "listen": ListenConfig,
@@ -145,6 +162,7 @@ _SECTIONS = {
     "limits": LimitsConfig,
     "auth": AuthConfig,
     "http": HttpConfig,
+    "websocket": WebSocketConfig,
 }
 
 
@@ -159,6 +177,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
 
     @property
     def data_path(self) -> Path:

@@ -14,6 +14,10 @@ class UserExists(Exception):
     """A user with that name exists already."""
 
 
+class StoreClosed(RuntimeError):
+    """The store is not running (not started yet, stopping or stopped)."""
+
+
 class IUserStore(Interface):
     """Accounts and login tokens."""
 

@@ -21,6 +21,7 @@ BUILTIN_PRESENCE = {"memory": "coffeechat.backends.presence_memory:MemoryPresenc
 TRANSPORTS = {
     "cim": "coffeechat.protocols.tcp:CIMServerFactory",
     "http": "coffeechat.protocols.http:create_site",
+    "ws": "coffeechat.protocols.websocket:create_factory",
 }
 
 

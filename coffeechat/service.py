@@ -56,7 +56,8 @@ class NodeService(service.MultiService):
         self.core = core
         self.reactor = reactor
         self.started = defer.Deferred()
-        for name, endpoints in (("cim", core.config.listen.cim), ("http", core.config.listen.http)):
+        listen = core.config.listen
+        for name, endpoints in (("cim", listen.cim), ("http", listen.http), ("ws", listen.ws)):
             if endpoints:
                 factory = transport_factory(name)(core)
                 for endpoint in endpoints:

@@ -48,6 +48,7 @@ def node_config(tmp_path, **overrides):
         "server.data_dir": str(tmp_path / "data"),
         "listen.cim": ["tcp:0:interface=127.0.0.1"],
         "listen.http": ["tcp:0:interface=127.0.0.1"],
+        "listen.ws": [],
         "auth.scrypt_n": 1024,
         "http.admin_token": "admin-secret",
     }

@@ -98,7 +98,7 @@ class MemoryNode:
     """A core with memory storage on a MemoryReactorClock."""
 
     def __init__(self, **overrides) -> None:
-        settings = {"auth.scrypt_n": 16, "listen.cim": [], "listen.http": []}
+        settings = {"auth.scrypt_n": 16, "listen.cim": [], "listen.http": [], "listen.ws": []}
         settings.update(overrides)
         self.config = load_config(None, settings)
         self.clock = MemoryReactorClock()

@@ -15,11 +15,12 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 from zope.interface import implementer
 
-from coffeechat.config import load_config
 from coffeechat.core import build_core
 from coffeechat.errors import ErrorCode
 from coffeechat.interfaces import IDevice
 from coffeechat.service import NodeService
+
+from .conftest import node_config
 
 # readBody warns about Agent's own response transport (a Twisted wrinkle, not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
@@ -35,16 +36,7 @@ def md5(password: str) -> str:
 async def start_node(tmp_path, admin_token: str = ADMIN) -> NodeService:
     from twisted.internet import reactor
 
-    config = load_config(
-        None,
-        {
-            "server.data_dir": str(tmp_path),
-            "listen.cim": [],
-            "listen.http": ["tcp:0:interface=127.0.0.1"],
-            "http.admin_token": admin_token,
-            "auth.scrypt_n": 1024,
-        },
-    )
+    config = node_config(tmp_path, **{"listen.cim": [], "http.admin_token": admin_token})
     node = NodeService(build_core(config, reactor), reactor)
     node.startService()
     await node.started

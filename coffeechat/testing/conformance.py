@@ -34,7 +34,7 @@ import pytest_twisted
 from twisted.internet import defer
 from zope.interface.verify import verifyObject
 
-from coffeechat.interfaces import IStore, UserExists
+from coffeechat.interfaces import IStore, StoreClosed, UserExists
 from coffeechat.model import (
     AppendResult,
     ClientType,
@@ -478,7 +478,7 @@ class StoreConformanceTests:
                      lambda: store.create_user("late", "Late", "", T0),
                      lambda: store.history("p:1:2", 0, 10),
                      lambda: store.user_by_name("late")):
-            with pytest.raises(Exception):  # noqa: B017 - any error, as long as it is one
+            with pytest.raises(StoreClosed):
                 await defer.maybeDeferred(call)
 
     @pytest_twisted.ensureDeferred

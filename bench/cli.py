@@ -1,0 +1,219 @@
+"""``coffeechat-bench``: load-test a CoffeeChat node and print what it sustains.
+
+    coffeechat-bench p2p --pairs 500 --duration 20            # closed loop: delivered msgs/s
+    coffeechat-bench p2p --pairs 500 --rate 2000              # open loop: latency at 2,000 msgs/s
+    coffeechat-bench connections --connections 19000 --generators 2 --hold 60
+    coffeechat-bench offline --pairs 50 --messages 20000
+    coffeechat-bench group                                    # skipped until the server has groups
+
+By default it starts its own server (``twistd -n coffeechat`` with a temporary data dir and a
+generated config, pinned to the first CPU, generators on the others); ``--target``, ``--http``
+and ``--admin-token`` aim it at a running one instead.  Every run is bounded (``--duration``,
+``--max-messages``, timeouts) and the server it started is stopped however the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .pool import GeneratorError
+from .report import machine, print_table, write_json
+from .scenarios import SCENARIOS
+from .server import ManagedServer, ServerError, Target, available_cpus
+
+
+def _default_generators() -> int:
+    return max(1, len(available_cpus()) - 1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("run bounds")
+    g.add_argument("--duration", type=float, default=10.0, help="seconds measured (default 10)")
+    g.add_argument("--warmup", type=float, default=2.0, help="seconds before the window, not counted (default 2)")
+    g.add_argument("--drain", type=float, default=10.0, help="seconds to wait for in-flight messages at the end")
+    g.add_argument("--max-messages", type=int, default=5_000_000, help="stop sending after this many messages")
+    g.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per TCP connect")
+    g.add_argument("--login-timeout", type=float, default=30.0, help="seconds per login or request")
+    g = common.add_argument_group("generators")
+    g.add_argument(
+        "--generators", type=int, default=_default_generators(), help="generator processes (default: CPUs - 1)"
+    )
+    g.add_argument("--concurrency", type=int, default=256, help="connects/logins in flight per generator")
+    g.add_argument("--size", type=int, default=64, help="message text size in bytes (default 64)")
+    g.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0 and generators to the others")
+    g = common.add_argument_group("server")
+    g.add_argument("--server-config", type=Path, help="extra TOML merged over the generated server config")
+    g.add_argument("--target", help="HOST:CIMPORT of a running server instead of starting one")
+    g.add_argument("--http", help="its HTTP base URL (with --target), e.g. http://127.0.0.1:18080")
+    g.add_argument("--admin-token", help="its http.admin_token (with --target)")
+    g.add_argument("--server-pid", type=int, help="its pid (with --target), for RSS and CPU figures")
+    g = common.add_argument_group("output")
+    g.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE ('-' for stdout)")
+
+    parser = argparse.ArgumentParser(
+        prog="coffeechat-bench",
+        description="Load benchmark of a CoffeeChat node (CIM v1 over TCP).",
+        epilog="Use 'coffeechat-bench SCENARIO --help' for the options of a scenario; "
+        "'--scenario NAME' works as well as the subcommand.",
+    )
+    sub = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
+
+    p = sub.add_parser("connections", parents=[common], help="idle authenticated connections: RSS, login rate, CPU")
+    p.add_argument("--connections", "-n", type=int, default=1000, help="connections (capped at 19,000 per server)")
+    p.add_argument("--heartbeat", type=float, default=30.0, help="seconds between heartbeats per connection")
+    p.add_argument("--hold", type=float, help="seconds to hold them idle (default: --duration)")
+    p.add_argument("--password-logins", type=int, default=0, help="also time this many password logins (scrypt)")
+
+    p = sub.add_parser("p2p", parents=[common], help="1:1 messages: saturation (closed loop) or latency (--rate)")
+    p.add_argument("--pairs", type=int, default=500, help="sender/receiver pairs (default 500)")
+    p.add_argument("--rate", type=float, help="open loop: total offered msgs/s (default: closed loop)")
+
+    p = sub.add_parser("group", parents=[common], help="group fan-out (skipped until the server has groups)")
+    p.add_argument("--members", type=int, default=200, help="members per group")
+
+    p = sub.add_parser("offline", parents=[common], help="messages to offline users, then their catch-up")
+    p.add_argument("--pairs", type=int, default=50, help="sender/offline-receiver pairs (default 50)")
+    p.add_argument("--messages", "-m", type=int, default=10_000, help="messages in all (default 10,000)")
+    p.add_argument("--window", type=int, default=8, help="messages in flight per sender (default 8)")
+    p.add_argument("--page", type=int, default=100, help="history page size (the server caps it, 100 by default)")
+    return parser
+
+
+def _hoist_scenario(argv: list[str]) -> list[str]:
+    """Accept ``--scenario NAME`` anywhere by turning it into the subcommand."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--scenario" and i + 1 < len(out):
+            name = out[i + 1]
+            del out[i : i + 2]
+            return [name, *out]
+        if arg.startswith("--scenario="):
+            del out[i]
+            return [arg.split("=", 1)[1], *out]
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(_hoist_scenario(sys.argv[1:] if argv is None else argv))
+    if args.target and not (args.http and args.admin_token):
+        parser.error("--target needs --http and --admin-token (users are created through the admin API)")
+    for name in ("duration", "warmup", "drain", "connect_timeout", "login_timeout"):
+        if getattr(args, name) < 0 or (name == "duration" and args.duration <= 0):
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.generators < 1 or args.concurrency < 1 or args.max_messages < 1:
+        parser.error("--generators, --concurrency and --max-messages must be at least 1")
+    if getattr(args, "pairs", 1) < 1 or getattr(args, "connections", 1) < 1:
+        parser.error("--pairs and --connections must be at least 1")
+    if getattr(args, "rate", None) is not None and args.rate <= 0:
+        parser.error("--rate must be positive")
+    if getattr(args, "heartbeat", 1) <= 0:
+        parser.error("--heartbeat must be positive")
+    return args
+
+
+def _external_target(args: argparse.Namespace) -> Target:
+    host, _, port = args.target.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit("coffeechat-bench: --target must be HOST:PORT")
+    return Target(host, int(port), args.http, args.admin_token, args.server_pid, False, {}, None)
+
+
+def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | None]:
+    """Server on the first CPU, generators on the others (when there are at least two)."""
+    cpus = available_cpus()
+    if args.no_pin or len(cpus) < 2:
+        return None, None
+    return cpus[:1], cpus[1:]
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    if params.get("admin_token"):
+        params["admin_token"] = "***"
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one scenario; exit status 0 when its correctness checks passed, 1 when not, 2 on failure."""
+    args = parse_args(argv)
+    server_cpus, generator_cpus = _cpu_plan(args)
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    server: ManagedServer | None = None
+    results: dict[str, Any] | None = None
+    rows: list[tuple[str, str]] = []
+    failure: str | None = None
+    t0 = time.monotonic()
+    try:
+        if args.target:
+            target = _external_target(args)
+        else:
+            server = ManagedServer(args.server_config, server_cpus)
+            target = server.start()
+        results, rows = SCENARIOS[args.scenario](args, target, generator_cpus)
+    except KeyboardInterrupt:
+        failure = "interrupted"
+    except (ServerError, GeneratorError, OSError) as e:
+        failure = f"{type(e).__name__}: {e}"
+    finally:
+        server_log = ""
+        exit_code = None
+        if server is not None:
+            server_log = server.log_text()
+            exit_code = server.stop()
+    if server is not None:
+        target_info: dict[str, Any] = {
+            "managed": True,
+            "pid": server.target.pid if server.target else None,
+            "pinned_cpus": server_cpus,
+            "config": server.target.config if server.target else None,
+            "exit_code": exit_code,
+            "log_tracebacks": server_log.count("Traceback"),
+        }
+    else:
+        target_info = {"managed": False, "target": args.target, "http": args.http, "pid": args.server_pid}
+    document = {
+        "benchmark": "coffeechat-bench",
+        "scenario": args.scenario,
+        "started_at": started,
+        "elapsed_s": round(time.monotonic() - t0, 2),
+        "command": ["coffeechat-bench", *(sys.argv[1:] if argv is None else argv)],
+        "machine": machine(),
+        "server": target_info,
+        "generators": {"processes": (results or {}).get("generators"), "pinned_cpus": generator_cpus},
+        "parameters": _parameters(args),
+        "results": results,
+        "error": failure,
+    }
+    if args.json and args.json != "-":
+        write_json(document, args.json)
+    if results is not None:
+        m = document["machine"]
+        title = (
+            f"coffeechat-bench {args.scenario} - {m['nproc']} CPU(s) {m['cpu_model']}, Python {m['python']}; "
+            f"server CPU(s) {server_cpus or 'any'}, generators CPU(s) {generator_cpus or 'any'}"
+        )
+        if target_info.get("log_tracebacks"):
+            rows.append(("server log", f"{target_info['log_tracebacks']} traceback(s) in the server log"))
+        print_table(title, rows, sys.stderr if args.json == "-" else sys.stdout)
+    if args.json == "-":
+        write_json(document, "-")
+    if failure is not None:
+        print(f"coffeechat-bench: {failure}", file=sys.stderr)
+        if server is not None and server_log and failure != "interrupted":
+            print("server log (tail):\n" + "\n".join(server_log.splitlines()[-20:]), file=sys.stderr)
+        return 130 if failure == "interrupted" else 2
+    ok = bool(results and results.get("correct")) and not target_info.get("log_tracebacks")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

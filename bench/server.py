@@ -1,0 +1,373 @@
+"""The server under test: a ``twistd`` subprocess the benchmark starts (or one already running),
+its /proc figures, and the admin HTTP API that creates the load users.
+
+Why a subprocess and not an in-process node: the figures (RSS per connection, CPU per heartbeat)
+must be those of the process users run, measured from outside, and the generators must not share
+its interpreter, its GIL or its core.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from pathlib import Path
+from typing import Any
+
+# Limits raised so that the load, not the server's abuse protection, is measured.
+LOAD_LIMITS: dict[str, Any] = {
+    "messages_per_second": 1_000_000.0,
+    "message_burst": 1_000_000,
+    "requests_per_second": 1_000_000.0,
+    "request_burst": 1_000_000,
+    "max_devices": 100,
+    # Connect storms of many thousands take a while before every connection has logged in.
+    "login_timeout": 120.0,
+}
+ACCEPT_BACKLOG = 4096
+BULK_USERS = 1000  # the admin API's per-request maximum
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_PR_SET_PDEATHSIG = 1
+
+
+class ServerError(RuntimeError):
+    """The server could not be started, or refused a setup request."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host`` (the server binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def twistd_command() -> list[str]:
+    """The ``twistd`` script installed beside this Python, else the one on PATH."""
+    script = Path(sys.executable).parent / "twistd"
+    found = str(script) if script.exists() else shutil.which("twistd")
+    if not found:
+        raise ServerError("twistd is not installed (pip install . installs it with Twisted)")
+    return [found]
+
+
+def checkout_root() -> Path | None:
+    """The source checkout holding this package, when run from one (its twisted/plugins dropin must
+    be on the server's path), else None (an installed package brings the plugin along)."""
+    import coffeechat
+
+    root = Path(coffeechat.__file__).resolve().parent.parent
+    return root if (root / "twisted" / "plugins" / "coffeechat_plugin.py").is_file() else None
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, table by table."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(config: dict[str, dict[str, Any]]) -> str:
+    """The (two-level) server configuration as TOML."""
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def available_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+@dataclass
+class Target:
+    """Where the load goes and what the benchmark knows of the server."""
+
+    host: str
+    cim_port: int
+    http_url: str
+    admin_token: str
+    pid: int | None = None
+    managed: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+    cpus: list[int] | None = None
+
+
+# ---- /proc ----------------------------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> int | None:
+    """VmRSS of a process in KiB (None if it is gone or /proc is not there)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process, all its threads included (/proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # after "pid (comm)": state is field 3, utime 14, stime 15 (1-based)
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def open_fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def kernel_tcp_mem_kib() -> int | None:
+    """Memory the kernel holds for all TCP sockets (/proc/net/sockstat "mem", in pages)."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    parts = line.split()
+                    return int(parts[parts.index("mem") + 1]) * _PAGE // 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+# ---- the managed server -----------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the benchmark dies without cleaning up."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:
+        pass
+
+
+class ManagedServer:
+    """A ``twistd --pidfile= -n coffeechat`` subprocess with a temporary data dir and a generated
+    config (free loopback ports, an admin token, load limits), pinned to ``cpus`` when given.
+
+    Always stop it (``with``/``stop``): it is SIGTERMed, then SIGKILLed if it lingers.
+    """
+
+    def __init__(self, extra_config: Path | None = None, cpus: list[int] | None = None) -> None:
+        self.extra_config = extra_config
+        self.cpus = cpus
+        self.dir = Path(tempfile.mkdtemp(prefix="coffeechat-bench-"))
+        self.process: subprocess.Popen | None = None
+        self.target: Target | None = None
+        self.exit_code: int | None = None
+
+    def config(self, cim_port: int, http_port: int, admin_token: str) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "server": {"node_name": "bench"},
+            "listen": {},
+            "limits": dict(LOAD_LIMITS),
+            "http": {},
+        }
+        if self.extra_config is not None:
+            with open(self.extra_config, "rb") as f:
+                config = deep_merge(config, tomllib.load(f))
+        # Where it listens, where it keeps data and its admin token are the benchmark's to choose.
+        config.setdefault("server", {})["data_dir"] = str(self.dir / "data")
+        from coffeechat.config import ListenConfig
+
+        # Every other transport the server knows (its list grows) is turned off: the benchmark
+        # must not collide on their default ports, and it does not load them.
+        config["listen"] = {f.name: [] for f in dataclass_fields(ListenConfig)}
+        config["listen"]["cim"] = [f"tcp:{cim_port}:interface=127.0.0.1:backlog={ACCEPT_BACKLOG}"]
+        config["listen"]["http"] = [f"tcp:{http_port}:interface=127.0.0.1"]
+        config.setdefault("http", {})["admin_token"] = admin_token
+        return config
+
+    def start(self, timeout: float = 60.0) -> Target:
+        from coffeechat.config import ConfigError, load_config
+
+        cim_port, http_port = free_port(), free_port()
+        admin_token = secrets.token_urlsafe(24)
+        config = self.config(cim_port, http_port, admin_token)
+        path = self.dir / "coffeechat.toml"
+        path.write_text(to_toml(config))
+        try:
+            load_config(path)
+        except ConfigError as e:
+            raise ServerError(f"server config: {e}") from None
+        env = dict(os.environ)
+        root = checkout_root()
+        if root is not None:
+            env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+        command = [*twistd_command(), "--pidfile=", "-n", "coffeechat", "--config", str(path)]
+        preexec = _die_with_parent
+        if self.cpus:
+            taskset = shutil.which("taskset")
+            if taskset:
+                command = [taskset, "-c", ",".join(map(str, self.cpus)), *command]
+            else:
+                cpus = set(self.cpus)
+
+                def preexec() -> None:
+                    _die_with_parent()
+                    os.sched_setaffinity(0, cpus)
+
+        log = open(self.dir / "twistd.log", "wb")
+        try:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the benchmark, which stops the server itself
+                preexec_fn=preexec,
+            )
+        finally:
+            log.close()
+        base = f"http://127.0.0.1:{http_port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"twistd exited with {self.process.returncode}:\n{self.log_tail()}")
+            if port_open("127.0.0.1", cim_port) and _health(base):
+                self.target = Target(
+                    "127.0.0.1", cim_port, base, admin_token, self.process.pid, True, config, self.cpus
+                )
+                return self.target
+            time.sleep(0.1)
+        raise ServerError(f"twistd did not start within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = (self.dir / "twistd.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def log_text(self) -> str:
+        try:
+            return (self.dir / "twistd.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (a clean shutdown flushes storage), SIGKILL after ``timeout``; remove the data."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            try:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            except BaseException:  # a second Ctrl-C while waiting: do not leave it running
+                process.kill()
+                process.wait()
+                raise
+        if process is not None:
+            self.exit_code = process.returncode
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.exit_code
+
+    def __enter__(self) -> ManagedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _health(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/health", timeout=2) as r:
+            return r.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+# ---- admin API --------------------------------------------------------------------------------
+
+
+def _post_json(url: str, payload: dict[str, Any], admin_token: str, timeout: float) -> dict[str, Any]:
+    data = json.dumps(payload).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        raise ServerError(f"POST {url}: HTTP {e.code}: {e.read()[:300]!r}") from None
+
+
+def create_users(
+    target: Target, names: list[str], password_md5: str | None = None, timeout: float = 300.0
+) -> list[tuple[int, str]]:
+    """Create accounts in bulk (``POST /admin/users`` with tokens, 1000 per request); returns
+    ``(user_id, token)`` in the order of ``names``.  Without a password they are token-only."""
+    url = target.http_url.rstrip("/") + "/admin/users"
+    out: list[tuple[int, str]] = []
+    for start in range(0, len(names), BULK_USERS):
+        chunk = names[start : start + BULK_USERS]
+        specs: list[dict[str, str]] = []
+        for name in chunk:
+            spec = {"userName": name}
+            if password_md5:
+                spec["userPwd"] = password_md5
+            specs.append(spec)
+        answer = _post_json(url, {"users": specs, "issueTokens": True}, target.admin_token, timeout)
+        if answer.get("error_code") != 200:
+            raise ServerError(f"creating users failed: {answer}")
+        for entry in answer["users"]:
+            if "error_code" in entry or "token" not in entry:
+                raise ServerError(f"creating user {entry.get('userName')!r} failed: {entry}")
+            out.append((int(entry["user_id"]), entry["token"]))
+    return out

@@ -1,0 +1,698 @@
+"""Generator processes: each holds a share of the connections and runs its share of a scenario.
+
+Why processes: one Python process cannot hold more than ~19,000 sockets here (20,000 open files)
+nor use more than one core.  The parent sends a phase (``name``, keyword arguments) over a pipe;
+the worker runs it on its asyncio loop and answers ``("ok", result)`` or ``("error", traceback)``.
+Phases that the parent must line up across workers (a login storm, a measurement window) carry
+absolute ``time.monotonic()`` instants: CLOCK_MONOTONIC is one clock for every process on Linux.
+
+Every worker is bounded: a watchdog ends it after ``lifetime`` seconds whatever happens, and it
+exits when the parent's pipe closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import resource
+import threading
+import time
+import traceback
+from array import array
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Any
+
+from . import wire
+from .wire import Conn, frame, pb
+
+_now = time.monotonic
+_MsgData = pb.CIMMsgData
+_MsgDataAck = pb.CIMMsgDataAck
+_pack = wire._pack
+_HDR = wire.HEADER_SIZE
+_MSG_DATA = wire.MSG_DATA
+_MSG_DATA_ACK = wire.MSG_DATA_ACK
+_HEARTBEAT = wire.LOGIN_HEARTBEAT
+_KICKOUT = wire.KICKOUT_NOTIFY
+_HEARTBEAT_FRAME_LEN = _HDR
+
+
+def cpu_now() -> float:
+    """CPU seconds (user + system) this process has used."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def worker_main(pipe: Connection, index: int, cpus: list[int] | None, lifetime: float) -> None:
+    """Process entry point: pin, raise the open-file limit, arm the watchdog, serve phases."""
+    if cpus:
+        try:
+            os.sched_setaffinity(0, set(cpus))
+        except (AttributeError, OSError):
+            pass
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    def watchdog() -> None:
+        time.sleep(lifetime)
+        os._exit(3)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    # Fewer, later collections: the hot loop allocates many short-lived objects, no cycles.
+    gc.set_threshold(100_000, 50, 50)
+    try:
+        asyncio.run(Worker(pipe, index).serve())
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        pass
+
+
+class Pair:
+    """A sender and a receiver connection and what each has seen of their messages.
+
+    ``open`` maps a message number to ``[t_send, t_ack, t_delivered, sid_ack, sid_delivered]``
+    while the message is not complete (acked at the sender AND pushed to the receiver).
+    """
+
+    __slots__ = (
+        "index",
+        "s_uid",
+        "s_token",
+        "r_uid",
+        "r_token",
+        "sender",
+        "receiver",
+        "next_n",
+        "open",
+        "sids",
+        "acked",
+        "delivered",
+        "completed",
+        "errors",
+        "acked_ids",
+    )
+
+    def __init__(self, index: int, s_uid: int, s_token: str, r_uid: int, r_token: str) -> None:
+        self.index = index
+        self.s_uid = s_uid
+        self.s_token = s_token
+        self.r_uid = r_uid
+        self.r_token = r_token
+        self.sender: Conn | None = None
+        self.receiver: Conn | None = None
+        self.next_n = 1
+        self.open: dict[int, list] = {}
+        self.sids: set[int] = set()
+        self.acked = 0
+        self.delivered = 0
+        self.completed = 0
+        self.errors = 0
+        self.acked_ids: dict[int, int] = {}  # offline: message number -> server_msg_id
+
+
+class Worker:
+    """One generator process's state across the phases of a scenario."""
+
+    def __init__(self, pipe: Connection, index: int) -> None:
+        self.pipe = pipe
+        self.index = index
+        self.conns: list[Conn | None] = []
+        self.pairs: list[Pair] = []
+        self.events: Counter[str] = Counter()
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            name, kwargs = await loop.run_in_executor(None, self.pipe.recv)
+            if name == "exit":
+                self.close_all()
+                self.pipe.send(("ok", None))
+                return
+            try:
+                result = await getattr(self, "do_" + name)(**kwargs)
+            except Exception:
+                self.pipe.send(("error", f"generator {self.index}, phase {name}:\n{traceback.format_exc()}"))
+            else:
+                self.pipe.send(("ok", result))
+
+    def close_all(self) -> None:
+        for conn in self.conns:
+            if conn is not None:
+                conn.close()
+        for pair in self.pairs:
+            for conn in (pair.sender, pair.receiver):
+                if conn is not None:
+                    conn.close()
+
+    def _lost(self, conn: Conn) -> None:
+        self.events["connection lost"] += 1
+
+    async def _open(self, handler: wire.FrameHandler, timeout: float, errors: Counter) -> Conn | None:
+        try:
+            conn = await wire.connect(self.host, self.port, handler, timeout)
+        except (TimeoutError, OSError) as e:
+            errors[f"connect: {type(e).__name__}: {e}"[:120]] += 1
+            return None
+        conn.on_lost = self._lost
+        return conn
+
+    async def _login(self, conn: Conn | None, uid: int, token: str, timeout: float, errors: Counter) -> bool:
+        if conn is None:
+            return False
+        try:
+            code = await wire.login_token(conn, uid, token, timeout)
+        except (TimeoutError, ConnectionError) as e:
+            errors[f"login: {type(e).__name__}"] += 1
+            return False
+        if code != wire.SUCCESS:
+            errors[f"login: result {code}"] += 1
+            return False
+        return True
+
+    async def do_close(self) -> dict[str, Any]:
+        self.close_all()
+        await asyncio.sleep(0.05)
+        return {"events": dict(self.events)}
+
+    # ---- connections -----------------------------------------------------------------------
+
+    def _conn_frame(self, conn: Conn, cmd: int, seq: int, body: bytes) -> None:
+        if cmd == _HEARTBEAT:
+            if conn.hb_at:
+                self.hb_rtt.append(_now() - conn.hb_at)
+                conn.hb_at = 0.0
+                self.hb_answered += 1
+        elif cmd == _KICKOUT:
+            self.events["kicked out (0x0802)"] += 1
+        else:
+            self.events[f"unexpected frame 0x{cmd:04x}"] += 1
+
+    async def do_connect(
+        self, host: str, port: int, users: list[tuple[int, str]], concurrency: int, timeout: float
+    ) -> dict[str, Any]:
+        """Open one TCP connection per user (not logged in yet)."""
+        self.host, self.port = host, port
+        self.users = users
+        self.conns = [None] * len(users)
+        self.hb_rtt = array("d")
+        self.hb_answered = 0
+        errors: Counter[str] = Counter()
+
+        async def one(i: int) -> None:
+            self.conns[i] = await self._open(self._conn_frame, timeout, errors)
+
+        t0 = _now()
+        await wire.run_bounded(range(len(users)), one, concurrency)
+        t1 = _now()
+        ok = sum(1 for c in self.conns if c is not None)
+        return {"ok": ok, "failed": len(users) - ok, "t0": t0, "t1": t1, "errors": dict(errors)}
+
+    async def do_login(self, start_at: float, concurrency: int, timeout: float) -> dict[str, Any]:
+        """Token-login every open connection, starting at ``start_at`` (all workers at once)."""
+        await asyncio.sleep(max(0.0, start_at - _now()))
+        errors: Counter[str] = Counter()
+        latencies = array("d")
+        cpu0 = cpu_now()
+
+        async def one(i: int) -> None:
+            t = _now()
+            uid, token = self.users[i]
+            if await self._login(self.conns[i], uid, token, timeout, errors):
+                latencies.append(_now() - t)
+
+        t0 = _now()
+        await wire.run_bounded(range(len(self.users)), one, concurrency)
+        t1 = _now()
+        return {
+            "ok": len(latencies),
+            "failed": len(self.users) - len(latencies),
+            "t0": t0,
+            "t1": t1,
+            "latencies": latencies.tobytes(),
+            "errors": dict(errors),
+            "cpu": cpu_now() - cpu0,
+        }
+
+    async def do_hold(self, t_start: float, t_end: float, interval: float, grace: float) -> dict[str, Any]:
+        """Hold the connections idle from ``t_start`` to ``t_end``, each sending a heartbeat every
+        ``interval`` seconds, staggered evenly (as a real population of clients would)."""
+        conns = [c for c in self.conns if c is not None and not c.lost]
+        n = len(conns)
+        loop = asyncio.get_running_loop()
+        self.hb_rtt = array("d")
+        self.hb_answered = 0
+        lost0 = self.events["connection lost"]
+        state = {"sent": 0, "cpu0": 0.0, "cpu1": 0.0}
+        done = loop.create_future()
+        spacing = interval / n if n else interval
+        hb = frame(_HEARTBEAT, 1)
+
+        def tick() -> None:
+            k = state["sent"]
+            now = _now()
+            while True:
+                due = t_start + (k + 0.5) * spacing
+                if due > now or due >= t_end:
+                    break
+                conn = conns[k % n]
+                if not conn.lost:
+                    conn.hb_at = now
+                    conn.transport.write(hb)
+                k += 1
+            state["sent"] = k
+            due = t_start + (k + 0.5) * spacing
+            if due < t_end:
+                loop.call_at(max(due, now + 0.01), tick)
+
+        def window_start() -> None:
+            state["cpu0"] = cpu_now()
+            if n:
+                tick()
+
+        def window_end() -> None:
+            state["cpu1"] = cpu_now()
+            if not done.done():
+                done.set_result(None)
+
+        loop.call_at(t_start, window_start)
+        loop.call_at(t_end, window_end)
+        await done
+        await asyncio.sleep(grace)  # answers to the last heartbeats
+        return {
+            "connections": n,
+            "heartbeats_sent": state["sent"],
+            "heartbeats_answered": self.hb_answered,
+            "rtt": self.hb_rtt.tobytes(),
+            "lost": self.events["connection lost"] - lost0,
+            "still_open": sum(1 for c in conns if not c.lost),
+            "cpu": state["cpu1"] - state["cpu0"],
+            "events": dict(self.events),
+        }
+
+    # ---- p2p -------------------------------------------------------------------------------
+
+    async def _setup_pairs(
+        self, pairs: list[list], concurrency: int, timeout: float, receivers: bool = True
+    ) -> dict[str, Any]:
+        """Connect and log in the senders (and the receivers) of ``pairs``."""
+        self.pairs = [Pair(*p) for p in pairs]
+        errors: Counter[str] = Counter()
+        ends: list[tuple[Pair, bool]] = [(p, True) for p in self.pairs]
+        if receivers:
+            ends += [(p, False) for p in self.pairs]
+        ok = 0
+
+        async def one(end: tuple[Pair, bool]) -> None:
+            nonlocal ok
+            pair, is_sender = end
+            handler = self._sender_frame if is_sender else self._receiver_frame
+            conn = await self._open(handler, timeout, errors)
+            if conn is None:
+                return
+            conn.tag = pair
+            if is_sender:
+                pair.sender = conn
+                logged = await self._login(conn, pair.s_uid, pair.s_token, timeout, errors)
+            else:
+                pair.receiver = conn
+                logged = await self._login(conn, pair.r_uid, pair.r_token, timeout, errors)
+            ok += logged
+
+        t0 = _now()
+        await wire.run_bounded(ends, one, concurrency)
+        return {"logged_in": ok, "failed": len(ends) - ok, "t0": t0, "t1": _now(), "errors": dict(errors)}
+
+    async def do_p2p_setup(
+        self, host: str, port: int, pairs: list[list], concurrency: int, timeout: float
+    ) -> dict[str, Any]:
+        self.host, self.port = host, port
+        return await self._setup_pairs(pairs, concurrency, timeout)
+
+    def _send(self, pair: Pair, t_sched: float) -> None:
+        """Encode and write one MSG_DATA; its number is its client_msg_id."""
+        conn = pair.sender
+        if conn is None or conn.lost:
+            self.run_events["send on a closed connection"] += 1
+            return
+        n = pair.next_n
+        pair.next_n = n + 1
+        body = _MsgData(
+            from_user_id=pair.s_uid,
+            to_session_id=pair.r_uid,
+            client_msg_id=str(n),
+            create_time=self.create_time,
+            msg_type=wire.TEXT,
+            session_type=wire.SINGLE,
+            msg_data=self.payload,
+        ).SerializeToString()
+        pair.open[n] = [t_sched, 0.0, 0.0, 0, 0]
+        conn.transport.write(_pack(_HDR + len(body), 1, 0, 0, _MSG_DATA, n % 65534 + 1, 0) + body)
+        self.sent += 1
+
+    def _complete(self, pair: Pair, n: int, st: list, t: float) -> None:
+        del pair.open[n]
+        pair.completed += 1
+        if st[3] != st[4]:
+            self.run_events["ack and push disagree on server_msg_id"] += 1
+        ts = st[0]
+        if self.win_start <= ts < self.win_end:
+            self.ack_lat.append(st[1] - ts)
+            self.del_lat.append(st[2] - ts)
+        if self.win_start <= t < self.win_end:
+            self.completed_in_window += 1
+        if self.closed_loop and t < self.t_stop and self.sent < self.budget:
+            self._send(pair, t)
+
+    def _sender_frame(self, conn: Conn, cmd: int, seq: int, body: bytes) -> None:
+        if cmd == _MSG_DATA_ACK:
+            t = _now()
+            ack = _MsgDataAck.FromString(body)
+            pair: Pair = conn.tag
+            try:
+                n = int(ack.client_msg_id)
+            except ValueError:
+                self.run_events["ack with a foreign client_msg_id"] += 1
+                return
+            st = pair.open.get(n)
+            if st is None or st[1]:
+                self.run_events["duplicate or unexpected ack"] += 1
+                return
+            if ack.res_code != wire.RES_OK:
+                pair.errors += 1
+                self.run_events[f"send refused: error {ack.error_code} {ack.error_msg}"[:100]] += 1
+                del pair.open[n]
+                if self.closed_loop and t < self.t_stop and self.sent < self.budget:
+                    self._send(pair, t)
+                return
+            sid = ack.server_msg_id
+            st[1] = t
+            st[3] = sid
+            pair.acked += 1
+            if sid in pair.sids:
+                self.run_events["server_msg_id acked twice"] += 1
+            pair.sids.add(sid)
+            if st[2]:
+                self._complete(pair, n, st, t)
+        elif cmd == _KICKOUT:
+            self.run_events["kicked out (0x0802)"] += 1
+        else:
+            self.run_events[f"sender got frame 0x{cmd:04x}"] += 1
+
+    def _receiver_frame(self, conn: Conn, cmd: int, seq: int, body: bytes) -> None:
+        if cmd == _MSG_DATA:
+            t = _now()
+            push = _MsgData.FromString(body)
+            pair: Pair = conn.tag
+            ack = _MsgDataAck(
+                from_user_id=pair.r_uid,
+                to_session_id=push.from_user_id,
+                client_msg_id=push.client_msg_id,
+                server_msg_id=push.server_msg_id,
+                session_type=push.session_type,
+                res_code=wire.RES_OK,
+            ).SerializeToString()
+            conn.transport.write(_pack(_HDR + len(ack), 1, 0, 0, _MSG_DATA_ACK, seq, 0) + ack)
+            if push.from_user_id != pair.s_uid:
+                self.run_events["push from an unexpected sender"] += 1
+                return
+            n = int(push.client_msg_id)
+            st = pair.open.get(n)
+            if st is None:
+                self.run_events["duplicate delivery" if n < pair.next_n else "delivery of an unknown message"] += 1
+                return
+            if st[2]:
+                self.run_events["duplicate delivery"] += 1
+                return
+            st[2] = t
+            st[4] = push.server_msg_id
+            pair.delivered += 1
+            if st[1]:
+                self._complete(pair, n, st, t)
+        elif cmd == _KICKOUT:
+            self.run_events["kicked out (0x0802)"] += 1
+        else:
+            self.run_events[f"receiver got frame 0x{cmd:04x}"] += 1
+
+    async def do_p2p_run(
+        self,
+        t0: float,
+        warmup: float,
+        duration: float,
+        drain: float,
+        rate: float | None,
+        budget: int,
+        payload_size: int,
+    ) -> dict[str, Any]:
+        """Closed loop (``rate`` None: each sender's next message as soon as its previous one is
+        complete) or open loop (``rate`` msgs/s for this worker, paced by a schedule, whatever the
+        completions).  Figures count only messages sent within the window after ``warmup``."""
+        loop = asyncio.get_running_loop()
+        pairs = [p for p in self.pairs if p.sender is not None and p.receiver is not None]
+        self.payload = (b"coffeechat benchmark message " * (payload_size // 29 + 1))[:payload_size] or b"x"
+        self.create_time = int(time.time())
+        self.win_start = t0 + warmup
+        self.win_end = self.t_stop = t0 + warmup + duration
+        self.closed_loop = rate is None
+        self.budget = budget
+        self.sent = 0
+        self.completed_in_window = 0
+        self.ack_lat = array("d")
+        self.del_lat = array("d")
+        self.run_events: Counter[str] = Counter()
+        lost0 = self.events["connection lost"]
+        cpu = {"start": 0.0, "end": 0.0}
+        lag = array("d")
+
+        def window_start() -> None:
+            cpu["start"] = cpu_now()
+
+        def window_end() -> None:
+            cpu["end"] = cpu_now()
+
+        loop.call_at(self.win_start, window_start)
+        loop.call_at(self.win_end, window_end)
+        await asyncio.sleep(max(0.0, t0 - _now()))
+
+        if self.closed_loop:
+            now = _now()
+            for pair in pairs:
+                if self.sent < budget:
+                    self._send(pair, now)
+        elif pairs and rate:
+            interval = 1.0 / rate
+            state = {"j": 0}
+            npairs = len(pairs)
+
+            def tick() -> None:
+                j = state["j"]
+                now = _now()
+                while j < budget:
+                    due = t0 + j * interval
+                    if due > now or due >= self.t_stop:
+                        break
+                    if due >= self.win_start:
+                        lag.append(now - due)
+                    self._send(pairs[j % npairs], due)
+                    j += 1
+                state["j"] = j
+                due = t0 + j * interval
+                if j < budget and due < self.t_stop:
+                    loop.call_at(due, tick)
+
+            tick()
+        await asyncio.sleep(max(0.0, self.t_stop - _now()))
+        # Drain: every message sent must complete; give the stragglers ``drain`` seconds.
+        drain_end = _now() + drain
+        while _now() < drain_end and any(p.open for p in pairs):
+            await asyncio.sleep(0.02)
+        return self._p2p_result(pairs, cpu["end"] - cpu["start"], lag, lost0)
+
+    def _p2p_result(self, pairs: list[Pair], cpu: float, lag: array, lost0: int) -> dict[str, Any]:
+        acked = delivered = completed = errors = 0
+        acked_not_delivered = delivered_not_acked = unanswered = 0
+        gap_pairs = missing_ids = 0
+        for p in pairs:
+            acked += p.acked
+            delivered += p.delivered
+            completed += p.completed
+            errors += p.errors
+            for st in p.open.values():
+                if st[1] and not st[2]:
+                    acked_not_delivered += 1
+                elif st[2] and not st[1]:
+                    delivered_not_acked += 1
+                else:
+                    unanswered += 1
+            # The conversation of a fresh pair must hold 1..n, no gap, no repeat.
+            if p.sids and (len(p.sids) != p.acked or max(p.sids) != len(p.sids) or min(p.sids) != 1):
+                gap_pairs += 1
+                missing_ids += max(p.sids) - len(p.sids)
+        events = Counter(self.run_events)
+        lost = self.events["connection lost"] - lost0
+        if lost:
+            events["connection lost"] += lost
+        return {
+            "pairs": len(pairs),
+            "sent": self.sent,
+            "acked": acked,
+            "delivered": delivered,
+            "completed": completed,
+            "completed_in_window": self.completed_in_window,
+            "refused": errors,
+            "acked_not_delivered": acked_not_delivered,
+            "delivered_not_acked": delivered_not_acked,
+            "unanswered": unanswered,
+            "gap_pairs": gap_pairs,
+            "missing_ids": missing_ids,
+            "ack_lat": self.ack_lat.tobytes(),
+            "del_lat": self.del_lat.tobytes(),
+            "send_lag": lag.tobytes(),
+            "cpu": cpu,
+            "events": dict(events),
+        }
+
+    # ---- offline ---------------------------------------------------------------------------
+
+    async def do_offline_setup(
+        self, host: str, port: int, pairs: list[list], concurrency: int, timeout: float
+    ) -> dict[str, Any]:
+        """Connect and log in the senders only: the receivers stay offline."""
+        self.host, self.port = host, port
+        return await self._setup_pairs(pairs, concurrency, timeout, receivers=False)
+
+    async def do_offline_send(
+        self, start_at: float, count: int, window: int, deadline: float, payload_size: int, timeout: float
+    ) -> dict[str, Any]:
+        """Send ``count`` messages (spread over the pairs), ``window`` in flight per sender; every
+        acked one is remembered with its server_msg_id for the catch-up check."""
+        pairs = [p for p in self.pairs if p.sender is not None and not p.sender.lost]
+        if not pairs:
+            return {"sent": 0, "acked": 0, "t0": _now(), "t1": _now(), "cpu": 0.0, "events": {"no sender connected": 1}}
+        payload = (b"offline benchmark message " * (payload_size // 26 + 1))[:payload_size] or b"x"
+        quota = {p.index: count // len(pairs) + (1 if i < count % len(pairs) else 0) for i, p in enumerate(pairs)}
+        events: Counter[str] = Counter()
+        state = {"sent": 0, "acked": 0, "last_ack": 0.0}
+        await asyncio.sleep(max(0.0, start_at - _now()))
+        cpu0 = cpu_now()
+
+        async def lane(pair: Pair) -> None:
+            conn = pair.sender
+            while pair.next_n <= quota[pair.index] and _now() < deadline and not conn.lost:
+                n = pair.next_n
+                pair.next_n += 1
+                body = wire.msg_data_body(pair.s_uid, pair.r_uid, str(n), payload)
+                state["sent"] += 1
+                try:
+                    cmd, answer = await asyncio.wait_for(conn.request(_MSG_DATA, body, _MSG_DATA_ACK), timeout)
+                except (TimeoutError, ConnectionError) as e:
+                    events[f"send: {type(e).__name__}"] += 1
+                    continue
+                if cmd != _MSG_DATA_ACK:
+                    events[f"send answered 0x{cmd:04x}"] += 1
+                    continue
+                ack = _MsgDataAck.FromString(answer)
+                if ack.res_code != wire.RES_OK:
+                    events[f"send refused: error {ack.error_code}"] += 1
+                    continue
+                pair.acked_ids[n] = ack.server_msg_id
+                state["acked"] += 1
+                state["last_ack"] = _now()
+
+        t0 = _now()
+        await asyncio.gather(*(lane(p) for p in pairs for _ in range(max(1, window))))
+        return {
+            "sent": state["sent"],
+            "acked": state["acked"],
+            "t0": t0,
+            "t1": state["last_ack"] or _now(),
+            "cpu": cpu_now() - cpu0,
+            "events": dict(events),
+        }
+
+    async def do_offline_catchup(self, start_at: float, page: int, concurrency: int, timeout: float) -> dict[str, Any]:
+        """Log the receivers in and catch up as a client does: the conversation list (0x0201),
+        then history pages (0x0205) backwards from the newest until message 1; check every acked
+        message arrived with its server_msg_id and nothing is missing."""
+        await asyncio.sleep(max(0.0, start_at - _now()))
+        errors: Counter[str] = Counter()
+        totals = Counter()
+        durations = array("d")
+        cpu0 = cpu_now()
+
+        async def one(pair: Pair) -> None:
+            t = _now()
+            conn = await self._open(self._receiver_frame_offline, timeout, errors)
+            pair.receiver = conn
+            if not await self._login(conn, pair.r_uid, pair.r_token, timeout, errors):
+                totals["missing"] += len(pair.acked_ids)
+                return
+            try:
+                got, latest, pages = await self._catch_up(conn, pair, page, timeout)
+            except (TimeoutError, ConnectionError, ValueError) as e:
+                errors[f"catch-up: {type(e).__name__}: {e}"[:120]] += 1
+                totals["missing"] += len(pair.acked_ids)
+                return
+            durations.append(_now() - t)
+            totals["fetched"] += len(got)
+            totals["pages"] += pages
+            missing = sum(1 for n, sid in pair.acked_ids.items() if got.get(sid) != str(n))
+            totals["missing"] += missing
+            totals["expected"] += len(pair.acked_ids)
+            # Stored but never acked (a send cut by the deadline) is allowed; a gap is not.
+            if got and (min(got) != 1 or max(got) != len(got)):
+                totals["gap_conversations"] += 1
+            if latest != len(got):
+                totals["conversation_list_mismatch"] += 1
+
+        t0 = _now()
+        await wire.run_bounded(self.pairs, one, concurrency)
+        return {
+            "t0": t0,
+            "t1": _now(),
+            "receivers": len(self.pairs),
+            "expected": totals["expected"],
+            "fetched": totals["fetched"],
+            "pages": totals["pages"],
+            "missing": totals["missing"],
+            "gap_conversations": totals["gap_conversations"],
+            "conversation_list_mismatch": totals["conversation_list_mismatch"],
+            "durations": durations.tobytes(),
+            "cpu": cpu_now() - cpu0,
+            "errors": dict(errors),
+        }
+
+    def _receiver_frame_offline(self, conn: Conn, cmd: int, seq: int, body: bytes) -> None:
+        # Messages sent before the login are not pushed; anything pushed now is unexpected.
+        self.events[f"receiver got frame 0x{cmd:04x} while catching up"] += 1
+
+    async def _catch_up(self, conn: Conn, pair: Pair, page: int, timeout: float) -> tuple[dict[int, str], int, int]:
+        req = pb.CIMRecentContactSessionReq(user_id=pair.r_uid, latest_update_time=0).SerializeToString()
+        cmd, body = await asyncio.wait_for(conn.request(wire.LIST_SESSIONS_REQ, req, wire.LIST_SESSIONS_RSP), timeout)
+        if cmd != wire.LIST_SESSIONS_RSP:
+            raise ValueError(f"conversation list answered 0x{cmd:04x}")
+        sessions = pb.CIMRecentContactSessionRsp.FromString(body).contact_session_list
+        latest = next((s.server_msg_id for s in sessions if s.session_id == pair.s_uid), 0)
+        got: dict[int, str] = {}
+        end = 0
+        pages = 0
+        while latest:
+            req = pb.CIMGetMsgListReq(
+                user_id=pair.r_uid, session_type=wire.SINGLE, session_id=pair.s_uid, end_msg_id=end, limit_count=page
+            ).SerializeToString()
+            cmd, body = await asyncio.wait_for(conn.request(wire.LIST_MSG_REQ, req, wire.LIST_MSG_RSP), timeout)
+            if cmd != wire.LIST_MSG_RSP:
+                raise ValueError(f"history answered 0x{cmd:04x}")
+            pages += 1
+            msgs = pb.CIMGetMsgListRsp.FromString(body).msg_list
+            if not msgs:
+                break
+            for m in msgs:
+                got[m.server_msg_id] = m.client_msg_id
+            end = msgs[0].server_msg_id
+            if end <= 1:
+                break
+        return got, latest, pages
