@@ -392,11 +392,16 @@ class AdminUser(AdminResource):
         return 200, ok(user_id=self.user_id, disabled=False)
 
     async def do_password(self, request: IRequest) -> Answer:
-        """Reset the password ({"userPwd": 32 hex}); every token of the user is revoked."""
+        """Reset the password ({"userPwd": 32 hex}); every token of the user is revoked and its
+        devices are disconnected."""
         body = json_body(request)
         await self.core.accounts.set_password(self.user_id, body.get("userPwd"))
+        # Whoever held the old password must not stay connected on it.
+        devices = self.core.router.devices_of(self.user_id)
+        for device in devices:
+            device.disconnect(ErrorCode.SESSION_REPLACED, "password changed")
         log.info("admin: reset the password of user {uid}", uid=self.user_id)
-        return 200, ok(user_id=self.user_id)
+        return 200, ok(user_id=self.user_id, disconnected=len(devices))
 
     async def do_tokens(self, request: IRequest) -> Answer:
         """Issue a login token for the user."""

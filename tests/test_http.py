@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import pytest_twisted
@@ -13,11 +13,11 @@ from twisted.internet import defer
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
-from zope.interface import implementer
 
 from coffeechat.core import build_core
 from coffeechat.errors import ErrorCode
-from coffeechat.interfaces import IDevice
+from coffeechat.protocols import client as cim_client
+from coffeechat.protocols.cim import Cmd
 from coffeechat.service import NodeService
 
 from .conftest import node_config
@@ -36,7 +36,7 @@ def md5(password: str) -> str:
 async def start_node(tmp_path, admin_token: str = ADMIN) -> NodeService:
     from twisted.internet import reactor
 
-    config = node_config(tmp_path, **{"listen.cim": [], "http.admin_token": admin_token})
+    config = node_config(tmp_path, **{"http.admin_token": admin_token})
     node = NodeService(build_core(config, reactor), reactor)
     node.startService()
     await node.started
@@ -111,6 +111,16 @@ class Api:
     async def login(self, name: str, password: str = "pw") -> dict:
         return await self.post("/api/login", {"userName": name, "userPwd": md5(password)})
 
+    async def device(self, name: str, password: str = "pw"):
+        """A real CIM connection of ``name``, logged in."""
+        from twisted.internet import reactor
+
+        port = self.node.listening_port("cim").getHost().port
+        client = await cim_client.connect(reactor, f"tcp:127.0.0.1:{port}")
+        rsp = await client.login_password(name, md5(password))
+        assert rsp.result_code == 200, rsp
+        return client
+
 
 @pytest_twisted.async_yield_fixture
 async def api(tmp_path):
@@ -119,24 +129,6 @@ async def api(tmp_path):
         yield Api(node)
     finally:
         await node.stopService()
-
-
-@implementer(IDevice)
-@dataclass(eq=False)
-class FakeDevice:
-    """A connected device as the router sees it; records disconnects."""
-
-    user_id: int
-    device_id: str = "test/1"
-    client_type: int = 0
-    connected_at: float = 0.0
-    closed: list = field(default_factory=list)
-
-    def push(self, push) -> None:
-        pass
-
-    def disconnect(self, code: int, reason: str) -> None:
-        self.closed.append((code, reason))
 
 
 # ---- registration ------------------------------------------------------------------------------
@@ -244,7 +236,8 @@ async def test_logout_revokes_the_token(api):
 
 @pytest_twisted.ensureDeferred
 async def test_health(api):
-    api.core.router.attach(FakeDevice(1))
+    await api.register("alice")
+    await api.device("alice")
     status, answer = await api.call("GET", "/health")
     assert status == 200
     assert answer == {"status": "ok", "online_users": 1, "devices": 1}
@@ -373,12 +366,13 @@ async def test_admin_list_paging(api):
 async def test_admin_disable_revokes_and_disconnects_then_enable(api):
     user_id = (await api.register("alice", "pw"))["user_id"]
     token = (await api.login("alice", "pw"))["token"]
-    device = FakeDevice(user_id)
-    api.core.router.attach(device)
+    device = await api.device("alice")
     answer = await api.post(f"/admin/users/{user_id}/disable", token=ADMIN)
     assert answer["error_code"] == 200
     assert answer["disconnected"] == 1
-    assert device.closed == [(ErrorCode.USER_DISABLED, "account disabled")]
+    _, _, kicked = await device.next_push(Cmd.KICKOUT_NOTIFY)
+    assert (kicked.reason_code, kicked.reason) == (ErrorCode.USER_DISABLED, "account disabled")
+    await device.closed
     assert (await api.login("alice", "pw"))["error_code"] == 10010
 
     answer = await api.post(f"/admin/users/{user_id}/enable", token=ADMIN)
@@ -399,8 +393,11 @@ async def test_admin_disable_revokes_and_disconnects_then_enable(api):
 async def test_admin_password_reset(api):
     user_id = (await api.register("alice", "old"))["user_id"]
     token = (await api.login("alice", "old"))["token"]
+    device = await api.device("alice", "old")
     answer = await api.post(f"/admin/users/{user_id}/password", {"userPwd": md5("new")}, token=ADMIN)
-    assert answer["error_code"] == 200
+    assert answer["error_code"] == 200 and answer["disconnected"] == 1
+    _, _, kicked = await device.next_push(Cmd.KICKOUT_NOTIFY)
+    assert kicked.reason_code == ErrorCode.SESSION_REPLACED
     assert (await api.login("alice", "old"))["error_code"] == 2003
     assert (await api.login("alice", "new"))["error_code"] == 200
     assert (await api.post("/api/logout", token=token))["error_code"] == 2002  # revoked
@@ -423,8 +420,9 @@ async def test_admin_token_issue(api):
 
 @pytest_twisted.ensureDeferred
 async def test_admin_stats(api):
-    api.core.router.attach(FakeDevice(7, "n/1"))
-    api.core.router.attach(FakeDevice(7, "n/2"))
+    await api.register("alice")
+    await api.device("alice")
+    await api.device("alice")
     status, answer = await api.call("GET", "/admin/stats", token=ADMIN)
     assert status == 200
     assert (answer["online_users"], answer["devices"]) == (1, 2)
