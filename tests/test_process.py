@@ -83,11 +83,13 @@ async def stop_cleanly(process: subprocess.Popen, cwd: Path, timeout: float = 30
 
 @pytest_twisted.ensureDeferred
 async def test_readme_run_command_serves_clients(tmp_path):
-    """README: ``twistd -n coffeechat`` with no options: CIM on 8000, HTTP on 18080, SQLite in ./coffeechat-data."""
-    assert not port_open(8000) and not port_open(18080), "the default ports 8000/18080 must be free for this test"
+    """README: ``twistd -n coffeechat`` with no options: CIM on 8000, WebSocket on 8001, HTTP on 18080,
+    SQLite in ./coffeechat-data."""
+    busy = [p for p in (8000, 8001, 18080) if port_open(p)]
+    assert not busy, f"the default ports {busy} must be free for this test"
     process = twistd(tmp_path)
     try:
-        await wait_for_ports(process, tmp_path, 8000, 18080)
+        await wait_for_ports(process, tmp_path, 8000, 8001, 18080)
         base = "http://127.0.0.1:18080"
         for name in ("alice", "bobby"):
             answer = await cim_client.register(reactor, base, name, name.title(), cim_client.md5_password("pw"))
@@ -110,8 +112,11 @@ async def test_readme_run_command_serves_clients(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_kill_9_after_acks_loses_nothing(tmp_path):
-    cim, http = free_port(), free_port()
-    args = ("--cim", f"tcp:{cim}:interface=127.0.0.1", "--http", f"tcp:{http}:interface=127.0.0.1", "--data-dir", "d")
+    cim, http, ws = free_port(), free_port(), free_port()
+    args = (
+        *("--cim", f"tcp:{cim}:interface=127.0.0.1", "--http", f"tcp:{http}:interface=127.0.0.1"),
+        *("--ws", f"tcp:{ws}:interface=127.0.0.1", "--data-dir", "d"),
+    )
     process = twistd(tmp_path, *args)
     try:
         await wait_for_ports(process, tmp_path, cim, http)

@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 
 class Options(usage.Options):
-    synopsis = "[--config FILE] [--data-dir DIR] [--cim ENDPOINT]... [--http ENDPOINT]..."
+    synopsis = "[--config FILE] [--data-dir DIR] [--cim ENDPOINT]... [--http ENDPOINT]... [--ws ENDPOINT]..."
     longdesc = (
         "Run a CoffeeChat node. Settings come from the TOML file given with --config "
         "(see etc/coffeechat.toml); the flags below override it. Endpoints are Twisted "
@@ -27,6 +27,7 @@ class Options(usage.Options):
         super().__init__()
         self["cim"] = []
         self["http"] = []
+        self["ws"] = []
 
     def opt_cim(self, endpoint: str) -> None:
         """Listen for CIM TCP clients on ENDPOINT (repeatable; replaces listen.cim)."""
@@ -36,6 +37,10 @@ class Options(usage.Options):
         """Serve HTTP on ENDPOINT (repeatable; replaces listen.http)."""
         self["http"].append(endpoint)
 
+    def opt_ws(self, endpoint: str) -> None:
+        """Serve CIM over WebSocket on ENDPOINT (repeatable; replaces listen.ws)."""
+        self["ws"].append(endpoint)
+
     def postOptions(self) -> None:
         from coffeechat.config import ConfigError, load_config
 
@@ -44,10 +49,9 @@ class Options(usage.Options):
             overrides["server.data_dir"] = self["data-dir"]
         if self["admin-token"]:
             overrides["http.admin_token"] = self["admin-token"]
-        if self["cim"]:
-            overrides["listen.cim"] = [e for e in self["cim"] if e != "none"]
-        if self["http"]:
-            overrides["listen.http"] = [e for e in self["http"] if e != "none"]
+        for transport in ("cim", "http", "ws"):
+            if self[transport]:
+                overrides[f"listen.{transport}"] = [e for e in self[transport] if e != "none"]
         try:
             self.config = load_config(self["config"], overrides)
         except ConfigError as e:
