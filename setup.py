@@ -13,6 +13,7 @@ setup(
         "coffeechat.testing",
         "coffeechat.protocols",
         "coffeechat.protocols.cim",
+        "coffeechat.protocols.webclient",
         "coffeechat.backends",
         "coffeechat.bench",
         "twisted.plugins",
@@ -20,12 +21,14 @@ setup(
     package_dir={
         "coffeechat.protocols": "protocols",
         "coffeechat.protocols.cim": "protocols/cim",
+        "coffeechat.protocols.webclient": "protocols/webclient",
         "coffeechat.backends": "backends",
         "coffeechat.bench": "bench",
     },
     package_data={
         "twisted": ["plugins/coffeechat_plugin.py"],
         "coffeechat.protocols.cim": ["*.proto"],
+        "coffeechat.protocols.webclient": ["*.html", "*.js", "*.css", "*.svg"],
     },
     install_requires=[
         "twisted[tls]>=24.3",
@@ -38,6 +41,7 @@ setup(
             "pytest>=8",
             "pytest-twisted>=1.14",
             "ruff",
+            "playwright",
         ],
         "dev": ["grpcio-tools>=1.62"],
     },

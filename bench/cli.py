@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=float, default=30.0, help="seconds between heartbeats per connection")
     p.add_argument("--hold", type=float, help="seconds to hold them idle (default: --duration)")
     p.add_argument("--password-logins", type=int, default=0, help="also time this many password logins (scrypt)")
+    p.add_argument(
+        "--source-ips",
+        type=int,
+        default=0,
+        help="connect from this many loopback addresses 127.0.0.2... (one address's ports run short past ~14k)",
+    )
 
     p = sub.add_parser("p2p", parents=[common], help="1:1 messages: saturation (closed loop) or latency (--rate)")
     p.add_argument("--pairs", type=int, default=500, help="sender/receiver pairs (default 500)")
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         results, rows = SCENARIOS[args.scenario](args, target, generator_cpus)
     except KeyboardInterrupt:
         failure = "interrupted"
-    except (ServerError, GeneratorError, OSError) as e:
+    except (ServerError, GeneratorError, OSError, ValueError) as e:
         failure = f"{type(e).__name__}: {e}"
     finally:
         server_log = ""

@@ -19,7 +19,7 @@ from typing import Any
 from . import wire
 from .pool import Generators, split
 from .report import fmt, fmt_latency, latency_summary, merge_latencies
-from .server import Target, cpu_seconds, create_users, kernel_tcp_mem_kib, open_fds, rss_kib
+from .server import Target, cpu_seconds, create_users, kernel_socket_kib, machine_cpu_seconds, open_fds, rss_kib
 from .wire import pb
 
 # One server process cannot hold more than this (20,000 open files per process here, minus its
@@ -56,6 +56,40 @@ class ServerProbe:
         return open_fds(self.pid) if self.pid else None
 
 
+class Window:
+    """Machine-wide CPU over a measurement window, to show what else ran meanwhile: other
+    processes on the same cores distort every figure, and a VM's steal time too."""
+
+    def __init__(self) -> None:
+        self.start = machine_cpu_seconds()
+        self.end: tuple[float, float] | None = None
+
+    def stop(self) -> None:
+        self.end = machine_cpu_seconds()
+
+    def others(self, wall: float, *ours: float | None) -> dict[str, float | None]:
+        """% of one core used by other processes (and stolen by the hypervisor) in the window."""
+        if self.start is None or self.end is None or wall <= 0:
+            return {"other_processes_cpu_pct": None, "steal_pct": None}
+        busy = self.end[0] - self.start[0] - sum(x for x in ours if x is not None)
+        return {
+            "other_processes_cpu_pct": round(max(0.0, busy) * 100 / wall, 1),
+            "steal_pct": round((self.end[1] - self.start[1]) * 100 / wall, 1),
+        }
+
+
+def fmt_others(others: dict[str, float | None]) -> str:
+    return f"{fmt(others['other_processes_cpu_pct'], '%')} of one core (VM steal {fmt(others['steal_pct'], '%')})"
+
+
+def per_op_us(cpu_s: float | None, ops: int) -> float | None:
+    """Server CPU microseconds per operation: unlike a rate, it holds when other processes take
+    part of the server's core (a shared machine), so runs stay comparable."""
+    if cpu_s is None or ops <= 0:
+        return None
+    return round(cpu_s * 1e6 / ops, 1)
+
+
 def cpu_share(cpu_s: float | None, wall_s: float) -> float | None:
     """CPU seconds over a wall interval, as % of one core."""
     if cpu_s is None or wall_s <= 0:
@@ -82,6 +116,30 @@ def create(target: Target, prefix: str, count: int, password_md5: str | None = N
     return users, time.monotonic() - t
 
 
+def cap_connections(asked: int) -> tuple[int, list[str]]:
+    """At most 19,000 connections on one server process (20,000 open files); say so when capped."""
+    if asked <= MAX_CONNECTIONS_PER_SERVER:
+        return asked, []
+    note = (
+        f"asked for {asked:,} connections; capped at {MAX_CONNECTIONS_PER_SERVER:,} per server process "
+        "(open-file limit); several server processes are a later issue"
+    )
+    return MAX_CONNECTIONS_PER_SERVER, [note]
+
+
+def source_addresses(args: argparse.Namespace, target: Target, index: int, generators: int) -> list[str] | None:
+    """The loopback source addresses generator ``index`` connects from (``--source-ips``): each
+    address has its own ephemeral port range towards the server, which one address runs out of
+    (~28,000 ports here) and which gets slow to search long before that."""
+    if not args.source_ips:
+        return None
+    if not target.host.startswith("127."):
+        raise ValueError("--source-ips needs a loopback target (127.0.0.x)")
+    return [f"127.0.0.{2 + i}" for i in range(args.source_ips) if i % generators == index % generators] or [
+        f"127.0.0.{2 + index % args.source_ips}"
+    ]
+
+
 def generator_count(args: argparse.Namespace, connections: int) -> int:
     return max(args.generators, math.ceil(connections / CONNECTIONS_PER_GENERATOR))
 
@@ -92,14 +150,7 @@ def generator_count(args: argparse.Namespace, connections: int) -> int:
 def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | None) -> tuple[dict, Rows]:
     """N token-authenticated connections held idle with heartbeats: RSS per connection, login rate,
     CPU of the idle hold."""
-    n = args.connections
-    notes: list[str] = []
-    if n > MAX_CONNECTIONS_PER_SERVER:
-        notes.append(
-            f"asked for {n:,} connections; capped at {MAX_CONNECTIONS_PER_SERVER:,} per server process "
-            "(open-file limit); several server processes are a later issue"
-        )
-        n = MAX_CONNECTIONS_PER_SERVER
+    n, notes = cap_connections(args.connections)
     hold = args.hold if args.hold is not None else args.duration
     prefix = run_id()
     users, create_s = create(target, prefix, n)
@@ -110,9 +161,10 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
     results: dict[str, Any] = {"connections_asked": args.connections, "connections": n, "notes": notes}
     with Generators(k, cpus, lifetime) as gens:
         shares = split(users, k)
-        tcp0 = kernel_tcp_mem_kib()
+        tcp0 = kernel_socket_kib()
         rss0 = probe.rss()
         fds0 = probe.fds()
+        ccpu0 = probe.cpu()
         connected = gens.call(
             "connect",
             [
@@ -122,11 +174,13 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
                     "users": share,
                     "concurrency": args.concurrency,
                     "timeout": args.connect_timeout,
+                    "sources": source_addresses(args, target, i, k),
                 }
-                for share in shares
+                for i, share in enumerate(shares)
             ],
             timeout,
         )
+        ccpu1 = probe.cpu()
         rss_connected = probe.rss()
         start_at = time.monotonic() + 0.2
         cpu0 = probe.cpu()
@@ -138,15 +192,17 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
         cpu1 = probe.cpu()
         time.sleep(0.5)  # let the server settle (delivery flusher, wheel) before reading its RSS
         rss_logged = probe.rss()
-        tcp_logged = kernel_tcp_mem_kib()
+        tcp_logged = kernel_socket_kib()
         fds1 = probe.fds()
         t_start = time.monotonic() + 0.5
         t_end = t_start + hold
         gens.send("hold", [{"t_start": t_start, "t_end": t_end, "interval": args.heartbeat, "grace": 1.0}] * k)
         sleep_until(t_start)
         hcpu0 = probe.cpu()
+        window = Window()
         sleep_until(t_end)
         hcpu1 = probe.cpu()
+        window.stop()
         held = gens.gather(hold + 60)
         rss_held = probe.rss()
         gens.call("close", [{}] * k, 60)
@@ -169,10 +225,11 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
         rss_per_conn_held = round((rss_held - rss0) * 1024 / ok_logins)
     kernel_per_conn = None
     if tcp0 is not None and tcp_logged is not None and ok_connects:
-        # both ends of each loopback connection live in this kernel
+        # both ends of each loopback connection live in this kernel: per socket, not per connection
         kernel_per_conn = round((tcp_logged - tcp0) * 1024 / ok_connects / 2)
     hold_cpu = cpu_share(None if hcpu0 is None or hcpu1 is None else hcpu1 - hcpu0, hold)
     gen_hold_cpu = cpu_share(sum(r["cpu"] for r in held), hold)
+    others = window.others(hold, None if hcpu0 is None or hcpu1 is None else hcpu1 - hcpu0, sum(r["cpu"] for r in held))
     errors = {
         **{f"connect {k_}": v for r in connected for k_, v in r["errors"].items()},
         **{f"{k_}": v for r in logged for k_, v in r["errors"].items()},
@@ -186,12 +243,18 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
             "connected": ok_connects,
             "connect_s": round(connect_wall, 3),
             "connects_per_s": round(ok_connects / connect_wall, 1) if connect_wall > 0 else None,
+            "source_ips": args.source_ips,
+            "server_cpu_connect_pct": cpu_share(
+                None if ccpu0 is None or ccpu1 is None else ccpu1 - ccpu0, connect_wall
+            ),
+            "generator_cpu_connect_pct": cpu_share(sum(r["cpu"] for r in connected), connect_wall),
             "logged_in": ok_logins,
             "login_s": round(login_wall, 3),
             "logins_per_s": round(ok_logins / login_wall, 1) if login_wall > 0 else None,
             "login_latency": login_lat,
             "login_concurrency_per_generator": args.concurrency,
             "server_cpu_login_pct": cpu_share(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, login_wall),
+            "server_cpu_us_per_login": per_op_us(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, ok_logins),
             "generator_cpu_login_pct": cpu_share(sum(r["cpu"] for r in logged), login_wall),
             "server_rss_kib": {
                 "before": rss0,
@@ -202,15 +265,19 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
             "server_open_files": {"before": fds0, "logged_in": fds1},
             "rss_bytes_per_connection": rss_per_conn,
             "rss_bytes_per_connection_after_hold": rss_per_conn_held,
-            "kernel_tcp_bytes_per_socket": kernel_per_conn,
+            "kernel_bytes_per_socket": kernel_per_conn,
             "hold_s": hold,
             "heartbeat_interval_s": args.heartbeat,
             "heartbeats_sent": hb_sent,
             "heartbeats_answered": hb_answered,
             "heartbeat_rtt": rtt,
             "server_cpu_hold_pct": hold_cpu,
+            "server_cpu_us_per_heartbeat": per_op_us(
+                None if hcpu0 is None or hcpu1 is None else hcpu1 - hcpu0, hb_answered
+            ),
             "generator_cpu_hold_pct": gen_hold_cpu,
             "connections_lost_during_hold": lost,
+            "hold_window": others,
             "password_logins": password,
             "errors": errors,
             "events": events,
@@ -219,21 +286,34 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
     )
     rows: Rows = [
         ("connections (token login 0x0101)", f"{ok_logins:,} of {n:,} logged in, {k} generator process(es)"),
-        ("connect rate", f"{fmt(results['connects_per_s'])} conn/s ({fmt(connect_wall, ' s', 2)})"),
-        ("login rate", f"{fmt(results['logins_per_s'])} logins/s ({fmt(login_wall, ' s', 2)})"),
+        (
+            "connect rate",
+            f"{fmt(results['connects_per_s'])} conn/s ({fmt(connect_wall, ' s', 2)}; CPU server "
+            f"{fmt(results['server_cpu_connect_pct'], '%')}, "
+            f"generators {fmt(results['generator_cpu_connect_pct'], '%')})",
+        ),
+        (
+            "login rate",
+            f"{fmt(results['logins_per_s'])} logins/s ({fmt(login_wall, ' s', 2)}; "
+            f"{fmt(results['server_cpu_us_per_login'], ' us')} server CPU per login)",
+        ),
         ("login latency p50/p99/p99.9", fmt_latency(login_lat) + " ms"),
         ("server RSS before / logged in", f"{fmt(rss0, ' KiB')} / {fmt(rss_logged, ' KiB')}"),
         ("server RSS per connection", f"{fmt(rss_per_conn, ' B')} (after the hold: {fmt(rss_per_conn_held, ' B')})"),
-        ("kernel TCP memory per socket", fmt(kernel_per_conn, " B")),
+        ("kernel memory per socket (slab+TCP)", fmt(kernel_per_conn, " B")),
         ("idle hold", f"{fmt(hold, ' s')}, heartbeat every {fmt(args.heartbeat, ' s')}"),
         ("heartbeats sent / answered", f"{hb_sent:,} / {hb_answered:,} (rtt p50/p99/p99.9 {fmt_latency(rtt)} ms)"),
-        ("server CPU while holding idle", f"{fmt(hold_cpu, '% of one core')}"),
+        (
+            "server CPU while holding idle",
+            f"{fmt(hold_cpu, '% of one core')} ({fmt(results['server_cpu_us_per_heartbeat'], ' us')} per heartbeat)",
+        ),
         ("server CPU during the logins", f"{fmt(results['server_cpu_login_pct'], '% of one core')}"),
         (
             "generators CPU (hold / logins)",
             f"{fmt(gen_hold_cpu, '%')} / {fmt(results['generator_cpu_login_pct'], '%')}",
         ),
     ]
+    rows.append(("others' CPU during the hold", fmt_others(others)))
     if password:
         rows.append(
             (
@@ -333,8 +413,10 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         gens.send("p2p_run", kwargs)
         sleep_until(win_start)
         cpu0, rss0 = probe.cpu(), probe.rss()
+        window = Window()
         sleep_until(win_end)
         cpu1, rss1 = probe.cpu(), probe.rss()
+        window.stop()
         done = gens.gather(run_s + 120)
         gens.call("close", [{}] * k, 60)
 
@@ -351,6 +433,10 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
     delivered_per_s = round(total["completed_in_window"] / args.duration, 1)
     server_cpu = cpu_share(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, args.duration)
     gen_cpu = cpu_share(sum(r["cpu"] for r in done), args.duration)
+    others = window.others(
+        args.duration, None if cpu0 is None or cpu1 is None else cpu1 - cpu0, sum(r["cpu"] for r in done)
+    )
+    us_per_msg = per_op_us(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, total["completed_in_window"])
     mismatches = {
         name: total[name]
         for name in ("refused", "acked_not_delivered", "delivered_not_acked", "unanswered", "gap_pairs", "missing_ids")
@@ -379,8 +465,11 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         "send_to_delivery": del_lat,
         "send_lag": lag,
         "server_cpu_pct": server_cpu,
+        "server_cpu_us_per_msg": us_per_msg,
+        "msgs_per_s_at_one_full_core": round(1e6 / us_per_msg) if us_per_msg else None,
         "generator_cpu_pct": gen_cpu,
         "server_rss_kib": {"window_start": rss0, "window_end": rss1},
+        "window": others,
         "mismatches": mismatches,
         "events": events,
         "setup_errors": setup_errors,
@@ -401,8 +490,13 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
             ("generator send lag p99 / max", f"{fmt(lag['p99_ms'], digits=2)} / {fmt(lag['max_ms'], digits=2)} ms")
         )
     rows += [
-        ("server CPU", fmt(server_cpu, "% of one core")),
+        (
+            "server CPU",
+            f"{fmt(server_cpu, '% of one core')}, {fmt(us_per_msg, ' us')} per message "
+            f"(one full core: {fmt(results['msgs_per_s_at_one_full_core'])} msgs/s)",
+        ),
         ("generators CPU", fmt(gen_cpu, "% of one core (sum)")),
+        ("other processes' CPU", fmt_others(others)),
         ("sent / acked / delivered", f"{total['sent']:,} / {total['acked']:,} / {total['delivered']:,}"),
         ("server_msg_id gaps", f"{total['gap_pairs']} pair(s)"),
         ("correct", "yes" if correct else f"NO: {mismatches} {events} {setup_errors}"),

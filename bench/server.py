@@ -159,6 +159,21 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def machine_cpu_seconds() -> tuple[float, float] | None:
+    """(busy, steal) CPU seconds of the whole machine since boot (/proc/stat), all cores summed:
+    what the server and generators did not use of ``busy`` went to other processes."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+    idle = values[3] + values[4]
+    steal = values[7] if len(values) > 7 else 0
+    busy = sum(values[:8]) - idle - steal
+    return busy / _CLK_TCK, steal / _CLK_TCK
+
+
 def open_fds(pid: int) -> int | None:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -166,17 +181,25 @@ def open_fds(pid: int) -> int | None:
         return None
 
 
-def kernel_tcp_mem_kib() -> int | None:
-    """Memory the kernel holds for all TCP sockets (/proc/net/sockstat "mem", in pages)."""
+def kernel_socket_kib() -> int | None:
+    """Kernel memory that grows with sockets: slab (socket, inode, file and epoll objects) plus
+    the TCP buffer pages of /proc/net/sockstat.  Machine-wide, so only a large delta means much."""
+    slab = tcp_pages = None
     try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("Slab:"):
+                    slab = int(line.split()[1])
         with open("/proc/net/sockstat") as f:
             for line in f:
                 if line.startswith("TCP:"):
                     parts = line.split()
-                    return int(parts[parts.index("mem") + 1]) * _PAGE // 1024
+                    tcp_pages = int(parts[parts.index("mem") + 1])
     except (OSError, ValueError):
         return None
-    return None
+    if slab is None or tcp_pages is None:
+        return None
+    return slab + tcp_pages * _PAGE // 1024
 
 
 # ---- the managed server -----------------------------------------------------------------------

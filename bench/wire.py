@@ -9,6 +9,8 @@ decoded only where a scenario needs a field, and nothing is logged per frame.
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -142,10 +144,30 @@ class Conn(asyncio.Protocol):
             self.transport.abort()
 
 
-async def connect(host: str, port: int, handler: FrameHandler = _ignore, timeout: float = 10.0) -> Conn:
-    """Open one TCP connection (asyncio sets TCP_NODELAY on it)."""
+# Linux: bind() to a source address without picking the port yet, so that connect() chooses it
+# per destination: each source address then has a whole ephemeral range towards the server.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+async def connect(
+    host: str, port: int, handler: FrameHandler = _ignore, timeout: float = 10.0, source: str | None = None
+) -> Conn:
+    """Open one TCP connection (asyncio sets TCP_NODELAY on it), from ``source`` when given."""
     loop = asyncio.get_running_loop()
-    _, conn = await asyncio.wait_for(loop.create_connection(lambda: Conn(handler), host, port), timeout)
+    if source is None:
+        _, conn = await asyncio.wait_for(loop.create_connection(lambda: Conn(handler), host, port), timeout)
+        return conn
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if sys.platform.startswith("linux"):
+            sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((source, 0))
+        await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+        _, conn = await loop.create_connection(lambda: Conn(handler), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     return conn
 
 

@@ -123,6 +123,8 @@ class Worker:
         self.events: Counter[str] = Counter()
         self.host = "127.0.0.1"
         self.port = 0
+        self.sources: list[str] = []
+        self.opened = 0
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -152,8 +154,12 @@ class Worker:
         self.events["connection lost"] += 1
 
     async def _open(self, handler: wire.FrameHandler, timeout: float, errors: Counter) -> Conn | None:
+        source = None
+        if self.sources:
+            source = self.sources[self.opened % len(self.sources)]
+            self.opened += 1
         try:
-            conn = await wire.connect(self.host, self.port, handler, timeout)
+            conn = await wire.connect(self.host, self.port, handler, timeout, source)
         except (TimeoutError, OSError) as e:
             errors[f"connect: {type(e).__name__}: {e}"[:120]] += 1
             return None
@@ -192,10 +198,18 @@ class Worker:
             self.events[f"unexpected frame 0x{cmd:04x}"] += 1
 
     async def do_connect(
-        self, host: str, port: int, users: list[tuple[int, str]], concurrency: int, timeout: float
+        self,
+        host: str,
+        port: int,
+        users: list[tuple[int, str]],
+        concurrency: int,
+        timeout: float,
+        sources: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Open one TCP connection per user (not logged in yet)."""
+        """Open one TCP connection per user (not logged in yet), from ``sources`` in turn if given."""
         self.host, self.port = host, port
+        self.sources = sources or []
+        cpu0 = cpu_now()
         self.users = users
         self.conns = [None] * len(users)
         self.hb_rtt = array("d")
@@ -209,7 +223,14 @@ class Worker:
         await wire.run_bounded(range(len(users)), one, concurrency)
         t1 = _now()
         ok = sum(1 for c in self.conns if c is not None)
-        return {"ok": ok, "failed": len(users) - ok, "t0": t0, "t1": t1, "errors": dict(errors)}
+        return {
+            "ok": ok,
+            "failed": len(users) - ok,
+            "t0": t0,
+            "t1": t1,
+            "errors": dict(errors),
+            "cpu": cpu_now() - cpu0,
+        }
 
     async def do_login(self, start_at: float, concurrency: int, timeout: float) -> dict[str, Any]:
         """Token-login every open connection, starting at ``start_at`` (all workers at once)."""

@@ -1,5 +1,7 @@
-"""A small client for CoffeeChat's TCP protocol (CIM v1), for the test-suite and load tests.
+"""A small client for CoffeeChat's CIM v1 protocol, for the test-suite and load tests.
 
+It speaks the frames over TCP (``connect(reactor, "tcp:127.0.0.1:8000")``) or over WebSocket,
+binary or JSON (``connect(reactor, "ws://127.0.0.1:8001/", encoding="json")``), with one API.
 Requests and responses are matched by frame seq; anything else the server sends is a push, kept
 in :attr:`CIMClient.pushes` until :meth:`CIMClient.next_push` takes it.  The client is lean on
 purpose (no logging, no per-frame work beyond decoding) so that one process can drive many
@@ -18,21 +20,40 @@ from functools import partial
 from io import BytesIO
 from typing import Any
 
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.websocket.compress import (
+    PerMessageDeflateOffer,
+    PerMessageDeflateResponse,
+    PerMessageDeflateResponseAccept,
+)
+from autobahn.websocket.types import ConnectionResponse
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.endpoints import HostnameEndpoint, clientFromString, connectProtocol, wrapClientTLS
+from twisted.internet.error import ConnectionClosed
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
 from .cim import BODY_TYPES, PUSH_COMMANDS, RESPONSE_OF, BodyError, Cmd, pb
-from .framing import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, encode_frame
+from .framing import DEFAULT_MAX_FRAME_BYTES, HEADER, HEADER_SIZE, FrameDecoder, FrameError, encode_frame
+from .websocket import (
+    SUBPROTOCOL_BINARY,
+    SUBPROTOCOL_JSON,
+    LeanWebSocketMixin,
+    encode_json_body,
+    encode_json_frame,
+)
 
 __all__ = [
     "CIMClient",
     "ServerError",
+    "WebSocketCIMClient",
+    "WebSocketClosed",
     "connect",
     "http_login",
     "md5_password",
@@ -152,7 +173,7 @@ class CIMClient(Protocol):
             try:
                 if cls is None:
                     raise BodyError(cmd, "unknown command id")
-                msg = cls.FromString(body)
+                msg = self._decode(cls, body)
             except Exception as e:
                 d.errback(e if isinstance(e, BodyError) else BodyError(cmd, str(e)))
                 return
@@ -163,12 +184,20 @@ class CIMClient(Protocol):
             return
         self._push(cmd, seq, body)
 
+    def _decode(self, cls: type[Message], body: Any) -> Message:
+        """A frame body as a message (over WebSocket, ``body`` may be the JSON form's dict)."""
+        return cls.FromString(body)
+
+    def _write(self, cmd: int, seq: int, msg: Message) -> None:
+        """Send one frame."""
+        self.transport.write(encode_frame(cmd, seq, msg.SerializeToString()))
+
     def _push(self, cmd: int, seq: int, body: bytes) -> None:
         cls = _BODY_TYPES.get(cmd)
         msg: Any = body
         if cls is not None:
             try:
-                msg = cls.FromString(body)
+                msg = self._decode(cls, body)
             except Exception:
                 msg = body
         if cmd == _MSG_DATA and self.auto_delivery_ack and cls is not None and msg is not body:
@@ -200,7 +229,7 @@ class CIMClient(Protocol):
             session_type=msg.session_type,
             res_code=pb.kCIM_RES_CODE_OK,
         )
-        self.transport.write(encode_frame(_MSG_DATA_ACK, seq, ack.SerializeToString()))
+        self._write(_MSG_DATA_ACK, seq, ack)
 
     # -- frames out
 
@@ -226,7 +255,7 @@ class CIMClient(Protocol):
         seq = self._next_seq()
         d = Deferred(partial(self._cancel_request, seq))
         self._pending[seq] = (_RESPONSE_OF.get(cmd, 0), d, cmd)
-        self.transport.write(encode_frame(cmd, seq, msg.SerializeToString()))
+        self._write(cmd, seq, msg)
         return d
 
     def _cancel_request(self, seq: int, d: Deferred) -> None:
@@ -238,7 +267,7 @@ class CIMClient(Protocol):
         """Send a frame that gets no answer (acks); returns the seq used."""
         if seq is None:
             seq = self._next_seq()
-        self.transport.write(encode_frame(cmd, seq, msg.SerializeToString()))
+        self._write(cmd, seq, msg)
         return seq
 
     def send_raw(self, data: bytes) -> None:
@@ -427,11 +456,192 @@ def connect(
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     auto_delivery_ack: bool = True,
     client_type: int = pb.kCIM_CLIENT_TYPE_DEFAULT,
+    *,
+    encoding: str = "binary",
+    origin: str | None = None,
+    subprotocols: list[str] | None = None,
+    compression: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> Deferred:
-    """Connect to a client endpoint string such as ``tcp:127.0.0.1:8000``; fires with a
-    :class:`CIMClient`."""
-    client = CIMClient(reactor, max_frame_bytes, auto_delivery_ack, client_type)
-    return connectProtocol(clientFromString(reactor, endpoint), client)
+    """Connect; fires with a :class:`CIMClient` (a :class:`WebSocketCIMClient` for WebSocket).
+
+    ``endpoint`` is a client endpoint string such as ``tcp:127.0.0.1:8000``, or a WebSocket URL
+    (``ws://host:8001/``, ``ws://host:18080/ws``, ``wss://...``).  WebSocket only: ``encoding``
+    ("binary" or "json") is what the client sends and, through the subprotocol it offers
+    (``cim.v1`` or ``cim.v1.json``), what the server answers; ``subprotocols`` overrides the
+    offer (``[]``: none, the server then answers in the encoding of the client's last message);
+    ``origin`` sets the Origin header as a browser would; ``compression`` offers
+    permessage-deflate.  A refused handshake fails with :class:`WebSocketClosed`.
+    """
+    if not endpoint.startswith(("ws://", "wss://")):
+        client = CIMClient(reactor, max_frame_bytes, auto_delivery_ack, client_type)
+        return connectProtocol(clientFromString(reactor, endpoint), client)
+    if encoding not in ("binary", "json"):
+        raise ValueError(f"encoding must be 'binary' or 'json', not {encoding!r}")
+    client = WebSocketCIMClient(reactor, max_frame_bytes, auto_delivery_ack, client_type, encoding == "json")
+    if subprotocols is None:
+        subprotocols = [SUBPROTOCOL_JSON if client.json else SUBPROTOCOL_BINARY]
+    factory = WebSocketClientFactory(
+        endpoint, origin=origin, protocols=subprotocols, useragent=CLIENT_VERSION, headers=headers, reactor=reactor
+    )
+    # Up to the server's frame limit, allowing for the JSON form's base64.
+    limit = max_frame_bytes * 2 + 1024
+    factory.setProtocolOptions(maxMessagePayloadSize=limit, maxFramePayloadSize=limit, failByDrop=False)
+    if compression:
+        factory.setProtocolOptions(
+            perMessageCompressionOffers=[PerMessageDeflateOffer()],
+            perMessageCompressionAccept=_accept_deflate_response,
+        )
+
+    def build(addr: Any) -> _ClientWebSocket:
+        protocol = _ClientWebSocket(client)
+        protocol.factory = factory
+        return protocol
+
+    factory.buildProtocol = build
+    factory.noisy = False
+    tcp = HostnameEndpoint(reactor, factory.host, factory.port)
+    if factory.isSecure:
+        tcp = wrapClientTLS(optionsForClientTLS(factory.host), tcp)
+    d = tcp.connect(factory)
+    d.addCallback(lambda _: client._opened)
+    return d
+
+
+def _accept_deflate_response(response: Any) -> PerMessageDeflateResponseAccept | None:
+    if isinstance(response, PerMessageDeflateResponse):
+        return PerMessageDeflateResponseAccept(response)
+    return None
+
+
+class WebSocketClosed(ConnectionClosed):
+    """A WebSocket connection ended: the close code and reason; ``http_status`` is the server's
+    answer when it refused the handshake itself (e.g. 403 for a refused Origin), else None."""
+
+    def __init__(self, code: int | None, reason: str | None, was_clean: bool, http_status: int | None = None) -> None:
+        super().__init__(code, reason, was_clean)
+        self.code = code
+        self.reason = reason or ""
+        self.was_clean = was_clean
+        self.http_status = http_status
+
+    def __str__(self) -> str:
+        return f"WebSocket closed ({self.code}): {self.reason}"
+
+
+class WebSocketCIMClient(CIMClient):
+    """A :class:`CIMClient` whose frames travel as WebSocket messages: binary frames, or their JSON
+    form (``json``).  ``websocket`` is the autobahn protocol underneath; ``subprotocol`` what the
+    server accepted (None: none); ``transport`` the TCP connection, once open."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        auto_delivery_ack: bool = True,
+        client_type: int = pb.kCIM_CLIENT_TYPE_DEFAULT,
+        json: bool = False,
+    ) -> None:
+        super().__init__(reactor, max_frame_bytes, auto_delivery_ack, client_type)
+        self.json = json
+        self.max_frame_bytes = max_frame_bytes
+        self.websocket: _ClientWebSocket | None = None
+        self.subprotocol: str | None = None
+        self._opened: Deferred = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        raise RuntimeError("a WebSocket client receives messages, not bytes")
+
+    def _decode(self, cls: type[Message], body: Any) -> Message:
+        if type(body) is bytes:
+            return cls.FromString(body)
+        return json_format.ParseDict(body, cls(), ignore_unknown_fields=True)
+
+    def _write(self, cmd: int, seq: int, msg: Message) -> None:
+        if self.json:
+            self.websocket.sendMessage(encode_json_frame(cmd, seq, encode_json_body(msg)), False)
+        else:
+            self.websocket.sendMessage(encode_frame(cmd, seq, msg.SerializeToString()), True)
+
+    def send_raw(self, data: bytes) -> None:
+        """Send ``data`` as one binary message, whatever it holds."""
+        self.websocket.sendMessage(data, True)
+
+    def send_text(self, data: str | bytes) -> None:
+        """Send one text message; bytes go as they are, even if they are not UTF-8."""
+        self.websocket.sendMessage(data.encode("utf-8") if isinstance(data, str) else data, False)
+
+    def close(self, code: int = 1000, reason: str | None = None) -> Deferred:
+        """Close with the WebSocket closing handshake; fires (with the close reason) once closed."""
+        d = self.when_closed()
+        websocket = self.websocket
+        if self._lost is None and websocket is not None:
+            if websocket.state == websocket.STATE_OPEN:
+                websocket.sendClose(code, reason)
+            elif websocket.transport is not None:
+                websocket.transport.loseConnection()
+        return d
+
+    # -- from the WebSocket
+
+    def _message(self, payload: bytes, is_binary: bool) -> None:
+        if is_binary:
+            size = len(payload)
+            if size < HEADER_SIZE or HEADER.unpack_from(payload)[0] != size or size > self.max_frame_bytes:
+                self._broken(f"binary message of {size} bytes is not one frame")
+                return
+            _, _, _, _, cmd, seq, _ = HEADER.unpack_from(payload)
+            self._frame(cmd, seq, payload[HEADER_SIZE:])
+            return
+        try:
+            frame = json.loads(payload.decode("utf-8"))
+            cmd, seq = frame["cmd"], frame["seq"]
+            cmd = int(Cmd[cmd]) if isinstance(cmd, str) else int(cmd)
+            body = frame.get("body") or {}
+        except (ValueError, KeyError, TypeError) as e:
+            self._broken(f"text message is not a JSON frame: {e}")
+            return
+        self._frame(cmd, seq, body)
+
+    def _broken(self, reason: str) -> None:
+        self._error = Failure(FrameError(reason))
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def _ws_closed(self, was_clean: bool, code: int | None, reason: str | None, http_status: int | None) -> None:
+        closed = WebSocketClosed(code, reason, was_clean, http_status)
+        if not self._opened.called:
+            self._opened.errback(closed)
+        if self._lost is None:
+            self.connectionLost(Failure(closed))
+
+
+class _ClientWebSocket(LeanWebSocketMixin, WebSocketClientProtocol):
+    """The autobahn side of a :class:`WebSocketCIMClient`."""
+
+    def __init__(self, client: WebSocketCIMClient) -> None:
+        super().__init__()
+        self.client = client
+        client.websocket = self
+
+    def onConnect(self, response: ConnectionResponse) -> None:
+        self.client.subprotocol = response.protocol
+
+    def onOpen(self) -> None:
+        client = self.client
+        client.transport = self.transport
+        client._opened.callback(client)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.client._message(payload, isBinary)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        status = None
+        if not self.client._opened.called:
+            words = (getattr(self, "http_status_line", None) or "").split()
+            if len(words) > 1 and words[1].isdigit():
+                status = int(words[1])
+        self.client._ws_closed(wasClean, code, reason, status)
 
 
 # -- HTTP

@@ -1,8 +1,8 @@
 """The HTTP transport: registration, login and logout, a health check and an admin API.
 
-Every answer is JSON (``application/json; charset=utf-8``) carrying ``error_code`` and
-``error_msg``; no request ever gets an HTML page, not even a crash (that answers error_code 201
-and is logged).
+Every API answer is JSON (``application/json; charset=utf-8``) carrying ``error_code`` and
+``error_msg``; no API request ever gets an HTML page, not even a crash (that answers error_code 201
+and is logged).  The only HTML is the web client's own page at ``/``.
 
 HTTP status codes:
 
@@ -19,7 +19,6 @@ HTTP status codes:
 Handlers are coroutines run with ``defer.ensureDeferred``; ``render`` returns NOT_DONE_YET and the
 answer is written when they finish, unless the client has gone away meanwhile.
 
-The root ``/`` is left free for a web client: ``create_site(core).resource.putChild(b"", ...)``.
 """
 
 from __future__ import annotations
@@ -40,6 +39,9 @@ from twisted.web.resource import Resource
 
 from coffeechat.core import ChatCore
 from coffeechat.errors import ChatError, ErrorCode
+
+from .webclient import web_resource
+from .websocket import websocket_resource
 
 log = Logger()
 
@@ -511,4 +513,8 @@ def create_site(core: ChatCore) -> server.Site:
     admin.putChild(b"users", AdminUsers(core))
     admin.putChild(b"stats", AdminStats(core))
     root.putChild(b"admin", admin)
+    root.putChild(b"", web_resource())  # the web client (docs/webclient.md): its page at /
+    root.putChild(b"app", web_resource())  # and its scripts, styles and icon under /app/
+    if core.config.websocket.http_path:
+        root.putChild(core.config.websocket.http_path.strip("/").encode(), websocket_resource(core))
     return ChatSite(root, core, timeout=IDLE_TIMEOUT)

@@ -10,6 +10,13 @@ from coffeechat.core import build_core
 from coffeechat.protocols import client as cim_client
 from coffeechat.service import NodeService
 
+# The transports a client can reach the chat core by: name -> (address attribute, encoding).
+TRANSPORTS = {
+    "tcp": ("cim_endpoint", None),
+    "ws-binary": ("ws_url", "binary"),
+    "ws-json": ("ws_url", "json"),
+}
+
 
 class LiveNode:
     """A started node plus helpers to reach it as a client would."""
@@ -19,8 +26,12 @@ class LiveNode:
         self.core = node.core
         cim = node.listening_port("cim")
         http = node.listening_port("http")
+        ws = node.listening_port("ws")
         self.cim_endpoint = f"tcp:127.0.0.1:{cim.getHost().port}" if cim else None
         self.http_url = f"http://127.0.0.1:{http.getHost().port}" if http else None
+        self.ws_url = f"ws://127.0.0.1:{ws.getHost().port}/" if ws else None
+        path = self.core.config.websocket.http_path
+        self.ws_http_url = f"ws://127.0.0.1:{http.getHost().port}{path}" if http and path else None
         self.clients: list[cim_client.CIMClient] = []
 
     async def register(self, name: str, password: str = "secret", nick: str | None = None) -> int:
@@ -31,8 +42,13 @@ class LiveNode:
         user = await self.core.store.user_by_name(name)
         return user.user_id
 
-    async def connect(self, **kwargs) -> cim_client.CIMClient:
-        client = await cim_client.connect(reactor, self.cim_endpoint, **kwargs)
+    async def connect(self, transport: str = "tcp", url: str | None = None, **kwargs) -> cim_client.CIMClient:
+        """A connection over ``transport`` ("tcp", "ws-binary" or "ws-json"); ``url`` overrides the
+        address (e.g. ``ws_http_url``)."""
+        attribute, encoding = TRANSPORTS[transport]
+        if encoding is not None:
+            kwargs.setdefault("encoding", encoding)
+        client = await cim_client.connect(reactor, url or getattr(self, attribute), **kwargs)
         self.clients.append(client)
         return client
 
@@ -48,7 +64,7 @@ def node_config(tmp_path, **overrides):
         "server.data_dir": str(tmp_path / "data"),
         "listen.cim": ["tcp:0:interface=127.0.0.1"],
         "listen.http": ["tcp:0:interface=127.0.0.1"],
-        "listen.ws": [],
+        "listen.ws": ["tcp:0:interface=127.0.0.1"],
         "auth.scrypt_n": 1024,
         "http.admin_token": "admin-secret",
     }

@@ -246,7 +246,7 @@ async def test_health(api):
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        ("GET", "/", 404),
+        ("GET", "/nothing", 404),
         ("GET", "/nothing/here", 404),
         ("GET", "/user", 404),
         ("GET", "/health/", 404),

@@ -115,8 +115,10 @@ async def test_kill_9_after_acks_loses_nothing(tmp_path):
     cim, http, ws = free_port(), free_port(), free_port()
     args = (
         *("--cim", f"tcp:{cim}:interface=127.0.0.1", "--http", f"tcp:{http}:interface=127.0.0.1"),
-        *("--ws", f"tcp:{ws}:interface=127.0.0.1", "--data-dir", "d"),
+        *("--ws", f"tcp:{ws}:interface=127.0.0.1", "--data-dir", "d", "--config", "load.toml"),
     )
+    # Let one client have hundreds of messages in flight, so the kill lands mid-batch.
+    (tmp_path / "load.toml").write_text("[limits]\nmessages_per_second = 10000.0\nmessage_burst = 10000\n")
     process = twistd(tmp_path, *args)
     try:
         await wait_for_ports(process, tmp_path, cim, http)
@@ -130,6 +132,7 @@ async def test_kill_9_after_acks_loses_nothing(tmp_path):
         acked: dict[str, int] = {}
 
         def remember(ack):
+            assert ack.res_code == 1, ack
             acked[ack.client_msg_id] = ack.server_msg_id
 
         # Many messages in flight at once, so the kill lands while batches are being committed.

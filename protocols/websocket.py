@@ -1,0 +1,465 @@
+"""The CIM frames over WebSocket, for browsers and anything else that cannot open a raw TCP socket.
+
+Same session, same chat core as :mod:`coffeechat.protocols.tcp`; only the framing differs:
+
+- a **binary** message carries exactly one CIM frame (16-byte header + protobuf body);
+- a **text** message carries the JSON form of one frame, ``{"cmd": "MSG_DATA", "seq": 7, "body":
+  {...}}``, where ``body`` is protobuf's canonical JSON mapping of the frame's message.
+
+The subprotocol fixes the encoding of what the server sends (``cim.v1`` binary, ``cim.v1.json``
+JSON); without one the server answers in the encoding of the client's last message.  See
+docs/websocket.md.
+
+The JSON codec (:func:`encode_json_frame`, :func:`decode_json_frame`) is free of Twisted so the
+client library shares it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from google.protobuf import json_format
+from google.protobuf.message import Message as PbMessage
+
+from coffeechat.errors import ErrorCode
+
+from .cim import BODY_TYPES, BodyError, Cmd, decode_body, pb
+from .cim.session import CIMSession
+from .framing import HEADER_SIZE, encode_header
+
+if TYPE_CHECKING:
+    from coffeechat.core import ChatCore
+
+__all__ = [
+    "SUBPROTOCOL_BINARY",
+    "SUBPROTOCOL_JSON",
+    "CIMWebSocketFactory",
+    "CIMWebSocketProtocol",
+    "JsonFrameError",
+    "OriginPolicy",
+    "create_factory",
+    "decode_json_frame",
+    "encode_json_body",
+    "encode_json_frame",
+    "websocket_resource",
+]
+
+SUBPROTOCOL_BINARY = "cim.v1"
+SUBPROTOCOL_JSON = "cim.v1.json"
+_SUBPROTOCOLS = {SUBPROTOCOL_BINARY: False, SUBPROTOCOL_JSON: True}  # name -> speaks JSON
+
+# The JSON of a frame is larger than the frame (bytes travel as base64): text messages may be this
+# much larger than limits.max_frame_bytes, and are held to the limit again once decoded.
+TEXT_ALLOWANCE = 1.4
+TEXT_OVERHEAD = 1024
+# WebSocket pings keep a quiet but alive browser tab logged in and find dead peers.
+AUTO_PING_INTERVAL = 30.0
+
+CLOSE_PROTOCOL_ERROR = WebSocketProtocol.CLOSE_STATUS_CODE_PROTOCOL_ERROR  # 1002
+CLOSE_MESSAGE_TOO_BIG = WebSocketProtocol.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG  # 1009
+CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL  # 1000
+_OPEN = WebSocketProtocol.STATE_OPEN
+
+# length, command_id, seq_num: all the server needs from a header
+_FIELDS = struct.Struct(">I6xHH2x")
+_unpack_fields = _FIELDS.unpack_from
+_MAX_U16 = 0xFFFF
+_MALFORMED = ErrorCode.MALFORMED_BODY
+# Client frames up to this size take CIMWebSocketProtocol's fast path (see processData).
+_FAST_PATH_MAX = 4096
+_FIN_BINARY = 0x82
+
+# ---- the JSON form of a frame ------------------------------------------------------------------
+
+_CMD_BY_NAME: dict[str, int] = {c.name: int(c) for c in Cmd}
+# id -> the JSON text of its "cmd" value, so an envelope is formatted, not serialized
+_CMD_JSON: dict[int, bytes] = {int(c): b'"' + c.name.encode() + b'"' for c in Cmd}
+_BODY_TYPES = {int(k): v for k, v in BODY_TYPES.items()}
+
+
+class JsonFrameError(ValueError):
+    """A text message that is not the JSON form of a frame.
+
+    ``cmd`` and ``seq`` are those of the request as far as they could be read (0 otherwise);
+    ``in_body`` tells a body that does not match its command (answered like an undecodable binary
+    body) from a broken envelope (answered with ERROR_RSP)."""
+
+    def __init__(self, code: ErrorCode, message: str, cmd: int = 0, seq: int = 0, in_body: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.cmd = cmd
+        self.seq = seq
+        self.in_body = in_body
+
+
+def encode_json_body(message: PbMessage) -> bytes:
+    """The canonical protobuf JSON of a body (lowerCamelCase, 64-bit ints as strings, bytes as
+    base64, enums by name), every field present so that clients need no defaults table."""
+    as_dict = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return json.dumps(as_dict, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode_json_frame(cmd: int, seq: int, body: bytes) -> bytes:
+    """A whole JSON frame around an already encoded body (a fan-out encodes the body once)."""
+    name = _CMD_JSON.get(cmd)
+    if name is None:
+        name = b"%d" % cmd
+    return b'{"cmd":%s,"seq":%d,"body":%s}' % (name, seq, body)
+
+
+def _command(value: Any) -> int | None:
+    if isinstance(value, str):
+        return _CMD_BY_NAME.get(value)
+    if type(value) is int and 0 <= value <= _MAX_U16:
+        return value
+    return None
+
+
+def decode_json_frame(text: str | bytes, ignore_unknown_fields: bool = False) -> tuple[int, int, PbMessage | None]:
+    """``(command_id, seq, message)`` of a JSON frame; the message is None for a numeric command id
+    without a known body type (the session answers that like the same frame over TCP).
+
+    ``cmd`` is a :class:`Cmd` name or a number, ``seq`` an integer 0..65535, ``body`` (optional,
+    default ``{}``) the message in protobuf's JSON mapping, field names in lowerCamelCase or as in
+    the .proto, enums by name or number.  Raises :class:`JsonFrameError`.
+    """
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        frame = json.loads(text)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise JsonFrameError(_MALFORMED, "not JSON") from None
+    if not isinstance(frame, dict):
+        raise JsonFrameError(_MALFORMED, 'a frame is a JSON object {"cmd", "seq", "body"}')
+    raw_seq = frame.get("seq")
+    seq = raw_seq if type(raw_seq) is int and 0 <= raw_seq <= _MAX_U16 else None
+    cmd = _command(frame.get("cmd"))
+    if cmd is None:
+        raise JsonFrameError(
+            ErrorCode.UNKNOWN_COMMAND, f"unknown command {frame.get('cmd')!r}"[:200], seq=seq or 0
+        )
+    if seq is None:
+        raise JsonFrameError(_MALFORMED, "seq must be an integer 0..65535", cmd=cmd)
+    cls = _BODY_TYPES.get(cmd)
+    if cls is None:
+        return cmd, seq, None
+    body = frame.get("body")
+    if body is None:
+        return cmd, seq, cls()
+    if not isinstance(body, dict):
+        raise JsonFrameError(_MALFORMED, "body must be a JSON object", cmd, seq, in_body=True)
+    try:
+        message = json_format.ParseDict(body, cls(), ignore_unknown_fields=ignore_unknown_fields)
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as e:
+        raise JsonFrameError(_MALFORMED, f"body is not a {cls.__name__}: {e}"[:300], cmd, seq, in_body=True) from None
+    return cmd, seq, message
+
+
+# ---- origins -----------------------------------------------------------------------------------
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+def _origin_key(origin: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin, the port filled in from the scheme; None if unparsable."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if not scheme or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
+
+
+class OriginPolicy:
+    """Which web pages may open a WebSocket: ``websocket.allowed_origins``.
+
+    The Origin header protects browser users from other sites' pages; it is not a client
+    authentication (anything but a browser can send any Origin, or none).  So: no Origin →
+    allowed; ``["*"]`` → any; ``[]`` → only the page's own site (Origin host:port == Host);
+    otherwise only the listed origins."""
+
+    def __init__(self, allowed: list[str]) -> None:
+        self.any = "*" in allowed
+        self.listed = {key for key in map(_origin_key, allowed) if key is not None}
+
+    def allows(self, origin: str, host: str) -> bool:
+        if not origin:
+            return True
+        if self.any:
+            return True
+        key = _origin_key(origin)
+        if key is None:
+            return False
+        if self.listed:
+            return key in self.listed
+        return _same_origin(key, host)
+
+
+def _same_origin(origin: tuple[str, str, int], host: str) -> bool:
+    """Whether an origin names the server the browser connected to (its Host header).  A Host
+    without a port matches the origin scheme's default port (TLS often ends at a proxy, which then
+    forwards the bare host name)."""
+    try:
+        parts = urlsplit("//" + host.strip())
+        port = parts.port
+    except ValueError:
+        return False
+    if not parts.hostname or parts.hostname.lower() != origin[1]:
+        return False
+    if port is None:
+        return origin[2] == _DEFAULT_PORTS.get(origin[0])
+    return origin[2] == port
+
+
+# ---- the transport -----------------------------------------------------------------------------
+
+
+class LeanWebSocketMixin:
+    """autobahn's per-message paths minus their per-message costs that nobody here uses.
+
+    autobahn formats a debug log line (with terminal colours) for every read and every write
+    whether or not debug logging is on, and fires an observer event (a Deferred) for every
+    message; together that is about half of its CPU time per small message."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self._dataReceived(data)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if sync or chopsize or self.send_queue or self.state != _OPEN or self.logOctets:
+            super().sendData(data, sync, chopsize)
+            return
+        self.transport.write(data)
+        self.trafficStats.outgoingOctetsWireLevel += len(data)
+
+    def onMessageEnd(self) -> None:
+        if not self.failedByMe:
+            self.onMessage(b"".join(self.message_data), self.message_is_binary)
+        self.message_data = None
+
+
+class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
+    """One WebSocket connection: its messages in as ``(cmd, seq, message)``, the session's frames out
+    in the connection's encoding."""
+
+    factory: CIMWebSocketFactory
+    session: CIMSession | None = None
+    # Answer in JSON?  Fixed by the subprotocol, else follows the client's last message.
+    json = False
+    encoding_fixed = False
+
+    def onConnect(self, request: ConnectionRequest) -> str | None:
+        """Check the Origin (403 if refused) and pick the subprotocol, i.e. the encoding."""
+        if not self.factory.origins.allows(request.origin or "", request.headers.get("host", "")):
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+        for name in request.protocols:
+            speaks_json = _SUBPROTOCOLS.get(name)
+            if speaks_json is not None:
+                self.json = speaks_json
+                self.encoding_fixed = True
+                return name
+        return None
+
+    def onOpen(self) -> None:
+        self.session = CIMSession(self.factory.core, self.send, self._close, self.peer or "")
+
+    def processData(self) -> bool:
+        """Take the frame of a typical request (small, binary, unfragmented, masked, uncompressed, all
+        buffered) without autobahn's general frame machinery, whose mask object alone costs more than
+        the rest of a frame; anything else goes the general way, which does all the checking."""
+        data = self.data
+        size = len(data)
+        if (
+            size < 6
+            or data[0] != _FIN_BINARY
+            or self.current_frame is not None
+            or self.inside_message
+            or self.failedByMe
+            or self.state != _OPEN
+            or self.logFrames
+            or self.trackedTimings
+        ):
+            return super().processData()
+        length = data[1] ^ 0x80  # 0..127 if the mask bit is set (clients must mask), else more
+        if length < 126:
+            start = 6
+        elif length == 126 and size >= 8 and ((data[2] << 8) | data[3]) >= 126:  # 16-bit length, minimal
+            length = (data[2] << 8) | data[3]
+            start = 8
+        else:
+            return super().processData()
+        end = start + length
+        if length > self.factory.fast_path_max or end > size:
+            return super().processData()
+        mask = data[start - 4 : start]
+        key = (mask * ((length >> 2) + 1))[:length]
+        payload = (int.from_bytes(data[start:end], "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")
+        self.data = data[end:]
+        stats = self.trafficStats
+        stats.incomingOctetsWebSocketLevel += length
+        stats.incomingOctetsAppLevel += length
+        stats.incomingWebSocketFrames += 1
+        stats.incomingWebSocketMessages += 1
+        if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
+            self._cancelAutoPingTimeoutCall()
+        self.onMessage(payload, True)
+        return len(self.data) > 0
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        if not isBinary:
+            if not self.encoding_fixed:
+                self.json = True
+            self._text(session, payload)
+            return
+        if not self.encoding_fixed:
+            self.json = False
+        size = len(payload)
+        if size < HEADER_SIZE:
+            self._refuse(CLOSE_PROTOCOL_ERROR, f"a binary message of {size} bytes is shorter than a frame header")
+            return
+        if size > self.factory.max_frame_bytes:
+            self._refuse(CLOSE_MESSAGE_TOO_BIG, f"frame of {size} bytes exceeds {self.factory.max_frame_bytes}")
+            return
+        length, cmd, seq = _unpack_fields(payload)
+        if length != size:
+            self._refuse(CLOSE_PROTOCOL_ERROR, f"frame length {length} differs from the message length {size}")
+            return
+        try:
+            request = decode_body(cmd, payload[HEADER_SIZE:])
+        except BodyError as e:
+            if cmd in _BODY_TYPES:
+                session.bad_frame(cmd, seq, _MALFORMED, str(e))
+            else:
+                session.request_received(cmd, seq, None)
+            return
+        session.request_received(cmd, seq, request)
+
+    def _text(self, session: CIMSession, payload: bytes) -> None:
+        try:
+            cmd, seq, request = decode_json_frame(payload)
+        except JsonFrameError as e:
+            if e.in_body:
+                session.bad_frame(e.cmd, e.seq, e.code, e.message)
+            else:
+                error = pb.CIMErrorRsp(cmd_id=e.cmd, error_code=e.code, error_msg=e.message)
+                session.answer(Cmd.ERROR_RSP, e.seq, error)
+            return
+        if request is not None and HEADER_SIZE + request.ByteSize() > self.factory.max_frame_bytes:
+            self._refuse(CLOSE_MESSAGE_TOO_BIG, f"frame exceeds {self.factory.max_frame_bytes} bytes")
+            return
+        session.request_received(cmd, seq, request)
+
+    def send(self, cmd: int, seq: int, message: PbMessage, cache: dict | None) -> None:
+        """The session's output: one WebSocket message per frame, bodies shared by a fan-out
+        encoded once per encoding (``cache["bin"]`` as over TCP, ``cache["ws-json"]``)."""
+        if self.state != _OPEN:
+            return  # closing: what was not sent is caught up from storage on the next login
+        if self.json:
+            if cache is None:
+                body = encode_json_body(message)
+            else:
+                body = cache.get("ws-json")
+                if body is None:
+                    body = cache["ws-json"] = encode_json_body(message)
+            self.sendMessage(encode_json_frame(cmd, seq, body), False)
+        else:
+            if cache is None:
+                body = message.SerializeToString()
+            else:
+                body = cache.get("bin")
+                if body is None:
+                    body = cache["bin"] = message.SerializeToString()
+            self.sendMessage(encode_header(cmd, seq, len(body)) + body, True)
+
+    def _close(self) -> None:
+        """The session is done with the connection (logout, kick-out): close it cleanly."""
+        if self.state == _OPEN:
+            self.sendClose(CLOSE_NORMAL)
+
+    def _refuse(self, code: int, reason: str) -> None:
+        """A message that breaks the framing: this connection ends, with a close code saying why."""
+        if self.session is not None:
+            self.session.connection_lost()
+        self._fail_connection(code, reason)
+
+    def _activity(self) -> None:
+        session = self.session
+        if session is not None:
+            session.last_seen = session.clock.seconds()
+
+    def onPing(self, payload: bytes) -> None:
+        self._activity()
+        if self.state == _OPEN:
+            self.sendPong(payload)
+
+    def onPong(self, payload: bytes) -> None:
+        self._activity()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self.session is not None:
+            self.session.connection_lost()
+
+
+def _refuse_compression(offers: list) -> None:
+    return None
+
+
+def _accept_deflate(offers: list) -> PerMessageDeflateOfferAccept | None:
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
+
+
+class CIMWebSocketFactory(WebSocketServerFactory):
+    """Builds a :class:`CIMWebSocketProtocol` per connection, all on one core, with the limits of
+    the TCP transport."""
+
+    protocol = CIMWebSocketProtocol
+
+    def __init__(self, core: ChatCore) -> None:
+        super().__init__(server="CoffeeChat", reactor=core.reactor)
+        self.core = core
+        limits = core.config.limits
+        config = core.config.websocket
+        self.max_frame_bytes = limits.max_frame_bytes
+        self.max_message_bytes = int(limits.max_frame_bytes * TEXT_ALLOWANCE) + TEXT_OVERHEAD
+        self.fast_path_max = min(_FAST_PATH_MAX, self.max_message_bytes)
+        self.origins = OriginPolicy(config.allowed_origins)
+        ping = min(AUTO_PING_INTERVAL, limits.idle_timeout / 2)
+        # One call: setProtocolOptions resets allowNullOrigin to False whenever it is called.
+        self.setProtocolOptions(
+            maxMessagePayloadSize=self.max_message_bytes,
+            maxFramePayloadSize=self.max_message_bytes,
+            autoPingInterval=ping,
+            autoPingTimeout=ping,
+            failByDrop=False,  # send the close code (1002, 1007, 1009) before closing
+            webStatus=False,  # a plain GET gets 426, not autobahn's status page
+            allowNullOrigin=True,  # origins are decided by OriginPolicy (403), not by autobahn (400)
+            perMessageCompressionAccept=_accept_deflate if config.compression else _refuse_compression,
+        )
+
+
+def create_factory(core: ChatCore) -> CIMWebSocketFactory:
+    """The ``ws`` transport of :mod:`coffeechat.plugins`: listened on by itself (``listen.ws``)."""
+    return CIMWebSocketFactory(core)
+
+
+def websocket_resource(core: ChatCore) -> WebSocketResource:
+    """The same transport as a twisted.web resource, mounted at ``websocket.http_path`` of the HTTP
+    site so that a web page reaches it on its own origin and port."""
+    return WebSocketResource(CIMWebSocketFactory(core))
