@@ -147,6 +147,14 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _masked(config: dict[str, Any]) -> dict[str, Any]:
+    """The server config for the JSON, without its (throwaway) admin token."""
+    http = dict(config.get("http", {}))
+    if http.get("admin_token"):
+        http["admin_token"] = "***"
+    return {**config, "http": http}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one scenario; exit status 0 when its correctness checks passed, 1 when not, 2 on failure."""
     args = parse_args(argv)
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             "managed": True,
             "pid": server.target.pid if server.target else None,
             "pinned_cpus": server_cpus,
-            "config": server.target.config if server.target else None,
+            "config": _masked(server.target.config) if server.target else None,
             "exit_code": exit_code,
             "log_tracebacks": server_log.count("Traceback"),
         }

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import struct
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
@@ -19,6 +24,8 @@ from coffeechat.protocols.cim import Cmd, pb
 from coffeechat.protocols.client import WebSocketClosed, _read_body, md5_password
 from coffeechat.protocols.framing import encode_frame, encode_header
 from coffeechat.protocols.websocket import (
+    CIMWebSocketFactory,
+    CIMWebSocketProtocol,
     JsonFrameError,
     OriginPolicy,
     decode_json_frame,
@@ -27,6 +34,7 @@ from coffeechat.protocols.websocket import (
 )
 
 from .conftest import node_config, start_node, stop_node
+from .memory_node import MemoryNode
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
 
@@ -138,6 +146,88 @@ def test_origin_policy():
     assert not listed.allows("http://localhost:3001", "localhost:3001")
     anyone = OriginPolicy(["*"])
     assert anyone.allows("null", "x") and anyone.allows("http://evil.example", "chat.example.com")
+
+
+# -- the server's fast path for small binary frames (no network)
+
+
+class Recorder(CIMWebSocketProtocol):
+    """The server protocol with its messages recorded instead of handed to a session."""
+
+    def onOpen(self) -> None:
+        self.got: list[tuple[bytes, bool]] = []
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.got.append((payload, isBinary))
+
+
+def ws_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = b"\x1f\x2e\x3d\x4c") -> bytes:
+    n = len(payload)
+    if n < 126:
+        length = bytes([n])
+    elif n < 65536:
+        length = bytes([126]) + struct.pack(">H", n)
+    else:
+        length = bytes([127]) + struct.pack(">Q", n)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if mask is None:
+        return head + length + payload
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + bytes([length[0] | 0x80]) + length[1:] + mask + masked
+
+
+def open_recorder(fast: bool) -> tuple[Recorder, StringTransport]:
+    factory = CIMWebSocketFactory(MemoryNode().core)
+    factory.protocol = Recorder
+    if not fast:
+        factory.fast_path_max = -1
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert protocol.state == protocol.STATE_OPEN
+    transport.clear()
+    return protocol, transport
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 130, 4099, 1 << 20])
+def test_fast_path_reads_exactly_what_autobahn_reads(step):
+    """Frames of every length encoding, fed in pieces of ``step`` bytes, with and without the fast path."""
+    sizes = (0, 1, 16, 125, 126, 127, 1000, 4096, 4097) + ((70_000,) if step > 100 else ())
+    payloads = [os.urandom(n) for n in sizes]
+    stream = b"".join(ws_frame(2, p) for p in payloads)
+    stream += ws_frame(9, b"ping") + ws_frame(1, b'{"cmd": 1}') + ws_frame(2, b"frag", fin=False)
+    stream += ws_frame(0, b"mented") + ws_frame(2, payloads[3])
+    expected = [(p, True) for p in payloads] + [(b'{"cmd": 1}', False), (b"fragmented", True), (payloads[3], True)]
+    for fast in (True, False):
+        protocol, transport = open_recorder(fast)
+        for i in range(0, len(stream), step):
+            protocol.dataReceived(stream[i : i + step])
+        assert protocol.got == expected, (step, fast)
+        assert protocol.trafficStats.incomingWebSocketMessages == len(expected)
+        assert ws_frame(10, b"ping", mask=None) in transport.value()  # the ping was answered
+        protocol.connectionLost(Failure(ConnectionDone()))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ws_frame(2, b"unmasked", mask=None),  # clients must mask
+        bytes([0x82, 0x80 | 126, 0, 5]) + b"\x00" * 4 + b"\x00" * 5,  # 16-bit length for 5 bytes
+        bytes([0xC2, 0x85]) + b"\x00" * 4 + b"\x00" * 5,  # RSV1 without compression negotiated
+    ],
+)
+def test_fast_path_leaves_protocol_errors_to_autobahn(bad):
+    for fast in (True, False):
+        protocol, transport = open_recorder(fast)
+        protocol.dataReceived(ws_frame(2, b"fine") + bad + ws_frame(2, b"never"))
+        assert protocol.got == [(b"fine", True)]
+        closing = transport.value()
+        assert closing[0] == 0x88 and closing[2:4] == b"\x03\xea"  # close 1002 (protocol error)
+        protocol.connectionLost(Failure(ConnectionDone()))
 
 
 # -- live
