@@ -91,13 +91,12 @@ class MemoryStore:
     def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str) -> defer.Deferred:
         return self._ok(self._tokens.__setitem__, token_hash, [user_id, expires_at, False])
 
-    def token_owner(self, token_hash: str, now: int) -> defer.Deferred:
-        def owner() -> int | None:
+    def user_by_token(self, token_hash: str, now: int) -> defer.Deferred:
+        def owner() -> User | None:
             token = self._tokens.get(token_hash)
             if token is None or token[2] or token[1] <= now:
                 return None
-            user = self._users.get(token[0])
-            return None if user is None or user.disabled else user.user_id
+            return self._users.get(token[0])
 
         return self._ok(owner)
 

@@ -265,10 +265,9 @@ SQL_ADD_TOKEN = (
     "VALUES (?, ?, ?, ?, 0, ?)"
 )
 # A token is valid while now < expires_at.
-SQL_TOKEN_OWNER = (
-    "SELECT t.user_id FROM tokens AS t JOIN users AS u ON u.user_id = t.user_id "
-    "WHERE t.token_hash = ? AND t.revoked = 0 AND t.expires_at > ? "
-    "AND u.disabled = 0"
+SQL_USER_BY_TOKEN = (
+    f"SELECT {', '.join('u.' + c for c in _USER_COLS.split(', '))} FROM tokens AS t "
+    "JOIN users AS u ON u.user_id = t.user_id WHERE t.token_hash = ? AND t.revoked = 0 AND t.expires_at > ?"
 )
 # True only for a live token, as the memory backend answers (revoking twice says False).
 SQL_REVOKE_TOKEN = "UPDATE tokens SET revoked = 1 WHERE token_hash = ? AND revoked = 0"
@@ -390,9 +389,9 @@ def _list_users(cur: sqlite3.Cursor, after_id: int, limit: int) -> list[User]:
     return [_row_user(r) for r in cur.execute(SQL_LIST_USERS, (after_id, limit))]
 
 
-def _token_owner(cur: sqlite3.Cursor, token_hash: str, now: int) -> int | None:
-    row = cur.execute(SQL_TOKEN_OWNER, (token_hash, now)).fetchone()
-    return None if row is None else row[0]
+def _user_by_token(cur: sqlite3.Cursor, token_hash: str, now: int) -> User | None:
+    row = cur.execute(SQL_USER_BY_TOKEN, (token_hash, now)).fetchone()
+    return None if row is None else _row_user(row)
 
 
 def _history(cur: sqlite3.Cursor, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
@@ -844,8 +843,8 @@ class SQLiteStore:
         return self.run_write("add_token", _add_token_txn, token_hash, user_id, created_at,
                               expires_at, label)
 
-    def token_owner(self, token_hash: str, now: int) -> defer.Deferred:
-        return self.run_read("token_owner", _token_owner, token_hash, now)
+    def user_by_token(self, token_hash: str, now: int) -> defer.Deferred:
+        return self.run_read("user_by_token", _user_by_token, token_hash, now)
 
     def revoke_token(self, token_hash: str) -> defer.Deferred:
         return self.run_write("revoke_token", _revoke_token_txn, token_hash)

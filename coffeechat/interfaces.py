@@ -45,8 +45,9 @@ class IUserStore(Interface):
     def add_token(token_hash: str, user_id: int, created_at: int, expires_at: int, label: str):
         """Remember a login token by its hash; fires with None."""
 
-    def token_owner(token_hash: str, now: int):
-        """Fire with the user id owning an unexpired, unrevoked token of that hash, or None."""
+    def user_by_token(token_hash: str, now: int):
+        """Fire with the User (disabled or not) owning an unexpired, unrevoked token of that hash,
+        or None: token login in one read."""
 
     def revoke_token(token_hash: str):
         """Revoke one token; fires with True when it existed."""

@@ -50,6 +50,7 @@ class Conn:
 
     def frames(self) -> list[tuple[int, int, object]]:
         """Everything received since the last call, decoded."""
+        self.node.clock.advance(0)  # the transport sends what a reactor turn queued at its end
         data = self.transport.value()
         self.transport.clear()
         out = [(cmd, seq, decode_body(cmd, body)) for cmd, seq, body in self._decoder.feed(data)]
@@ -66,6 +67,7 @@ class Conn:
 
     @property
     def closed(self) -> bool:
+        self.node.clock.advance(0)
         return self.transport.disconnecting
 
     def login(self, name: str, password: str = "secret") -> pb.CIMAuthRsp:

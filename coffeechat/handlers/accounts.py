@@ -126,11 +126,8 @@ class AccountHandler:
         nor one presented for another user id (0 means "whoever owns it")."""
         if not isinstance(token, str) or not token:
             raise ChatError(ErrorCode.LOGIN_INVALID_USER_TOKEN, "invalid token")
-        owner = await self.store.token_owner(token_hash(token), self._now())
-        if owner is None or (user_id and owner != user_id):
-            raise ChatError(ErrorCode.LOGIN_INVALID_USER_TOKEN, "invalid token")
-        user = await self.store.user_by_id(owner)
-        if user is None:
+        user = await self.store.user_by_token(token_hash(token), self._now())
+        if user is None or (user_id and user.user_id != user_id):
             raise ChatError(ErrorCode.LOGIN_INVALID_USER_TOKEN, "invalid token")
         if user.disabled:
             raise ChatError(ErrorCode.USER_DISABLED, "this account is disabled")

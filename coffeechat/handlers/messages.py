@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from coffeechat.config import LimitsConfig
 from coffeechat.errors import ChatError, ErrorCode
+from coffeechat.flow import FlowControl
 from coffeechat.interfaces import IDevice, IMessageStore, IUserStore
 from coffeechat.model import (
     AppendResult,
@@ -159,6 +160,7 @@ class MessageHandler:
         self.clock = clock
         self.limits = limits
         self.deliveries = DeliveryRecorder(store)
+        self.flow = FlowControl()
 
     # -- sending
 
@@ -199,7 +201,8 @@ class MessageHandler:
         def recipient_checked(exists: bool) -> defer.Deferred:
             if not exists:
                 raise ChatError(ErrorCode.USER_NOT_EXIST, f"no user {to_id}")
-            return self.store.append(message)
+            self.flow.started()
+            return self.store.append(message).addBoth(self.flow.finished)
 
         def stored(result: AppendResult) -> AppendResult:
             if result.created:

@@ -69,6 +69,12 @@ def new_message(sender: int, to: int, client_msg_id: str, *, data: bytes | None 
     )
 
 
+async def _owner(store: Any, token_hash: str, now: int) -> int | None:
+    """The id of the user a live token belongs to, or None."""
+    user = await store.user_by_token(token_hash, now)
+    return None if user is None else user.user_id
+
+
 def _seqs(messages: list[Message]) -> list[int]:
     return [m.seq for m in messages]
 
@@ -177,14 +183,14 @@ class StoreConformanceTests:
     # ---- tokens ------------------------------------------------------------------------------
 
     @pytest_twisted.ensureDeferred
-    async def test_token_owner_and_expiry(self, store):
+    async def test_token_user_and_expiry(self, store):
         alice = await store.create_user("alice", "Alice", "", T0)
         assert await store.add_token("tok-a", alice.user_id, T0, T0 + 100, "phone") is None
-        assert await store.token_owner("tok-a", T0) == alice.user_id
-        assert await store.token_owner("tok-a", T0 + 99) == alice.user_id
-        assert await store.token_owner("tok-a", T0 + 100) is None  # expired at expires_at
-        assert await store.token_owner("tok-a", T0 + 10_000) is None
-        assert await store.token_owner("unknown", T0) is None
+        assert await _owner(store, "tok-a", T0) == alice.user_id
+        assert await _owner(store, "tok-a", T0 + 99) == alice.user_id
+        assert await _owner(store, "tok-a", T0 + 100) is None  # expired at expires_at
+        assert await _owner(store, "tok-a", T0 + 10_000) is None
+        assert await _owner(store, "unknown", T0) is None
 
     @pytest_twisted.ensureDeferred
     async def test_revoke_one_token(self, store):
@@ -192,8 +198,8 @@ class StoreConformanceTests:
         await store.add_token("tok-1", alice.user_id, T0, T0 + 100, "a")
         await store.add_token("tok-2", alice.user_id, T0, T0 + 100, "b")
         assert await store.revoke_token("tok-1") is True
-        assert await store.token_owner("tok-1", T0) is None
-        assert await store.token_owner("tok-2", T0) == alice.user_id
+        assert await _owner(store, "tok-1", T0) is None
+        assert await _owner(store, "tok-2", T0) == alice.user_id
         assert await store.revoke_token("unknown") is False
 
     @pytest_twisted.ensureDeferred
@@ -206,19 +212,20 @@ class StoreConformanceTests:
         await store.revoke_token("a0")
         assert await store.revoke_user_tokens(alice.user_id) == 2  # a0 was revoked already
         for i in range(3):
-            assert await store.token_owner(f"a{i}", T0) is None
-        assert await store.token_owner("b0", T0) == bob.user_id
+            assert await _owner(store, f"a{i}", T0) is None
+        assert await _owner(store, "b0", T0) == bob.user_id
         assert await store.revoke_user_tokens(alice.user_id) == 0
         assert await store.revoke_user_tokens(9999) == 0
 
     @pytest_twisted.ensureDeferred
-    async def test_token_of_disabled_user_has_no_owner(self, store):
+    async def test_token_of_disabled_user_names_the_disabled_user(self, store):
         alice = await store.create_user("alice", "Alice", "", T0)
         await store.add_token("tok", alice.user_id, T0, T0 + 100, "")
         await store.update_user(alice.user_id, disabled=True)
-        assert await store.token_owner("tok", T0) is None
+        user = await store.user_by_token("tok", T0)
+        assert (user.user_id, user.name, user.disabled) == (alice.user_id, "alice", True)
         await store.update_user(alice.user_id, disabled=False)
-        assert await store.token_owner("tok", T0) == alice.user_id
+        assert (await store.user_by_token("tok", T0)).disabled is False
 
     # ---- append ------------------------------------------------------------------------------
 
@@ -527,8 +534,8 @@ class StoreConformanceTests:
         try:
             assert await store.user_by_name("alice") == alice
             assert (await store.user_by_id(bob.user_id)).nick_name == "Bobby"
-            assert await store.token_owner("tok-a", T0) == alice.user_id
-            assert await store.token_owner("tok-b", T0) is None
+            assert await _owner(store, "tok-a", T0) == alice.user_id
+            assert await _owner(store, "tok-b", T0) is None
             assert await store.history(conv, 0, 10) == sent
             assert await store.latest_seq(conv) == 5
             assert await store.history("g:9", 0, 10) == [group]

@@ -148,6 +148,29 @@ def error_answer(cmd: int, request: PbMessage | None, code: int, text: str, now:
 class CIMSession:
     """The state of one connection: login, liveness, rate limits, pushes awaiting delivery acks."""
 
+    # Slots: a node holds tens of thousands of these, and a __dict__ each would double their size.
+    __slots__ = (
+        "core",
+        "_send",
+        "_close",
+        "peer",
+        "clock",
+        "limits",
+        "connected_at",
+        "last_seen",
+        "user",
+        "user_id",
+        "device_id",
+        "client_type",
+        "closed",
+        "_logging_in",
+        "_push_seq",
+        "_unacked",
+        "_redelivery_armed",
+        "_requests",
+        "_messages",
+    )
+
     def __init__(self, core: ChatCore, send: Send, close: Callable[[], None], peer: str = "") -> None:
         self.core = core
         self._send = send
@@ -363,7 +386,6 @@ class CIMSession:
         for displaced in self.core.router.attach(self):
             displaced.disconnect(ErrorCode.SESSION_REPLACED, "too many devices: the oldest one was logged out")
         self.core.wheel.schedule(self.last_seen + self.limits.idle_timeout, self._idle_check)
-        log.debug("user {user} logged in as {device}", user=user.user_id, device=self.device_id)
         return True
 
     def _logout(self, seq: int, req: pb.CIMLogoutReq) -> None:
