@@ -35,6 +35,7 @@ setup(
         "zope.interface>=6",
         "protobuf>=7.35.1",
         "sqlite-utils>=3.36",
+        "autobahn[twisted]>=23",
     ],
     extras_require={
         "test": [

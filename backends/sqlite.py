@@ -41,8 +41,30 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from coffeechat.interfaces import IStore, StoreClosed, UserExists
-from coffeechat.model import AppendResult, ConversationEntry, Message, SessionType, User
+from coffeechat.interfaces import (
+    GroupForbidden,
+    GroupFull,
+    GroupNotFound,
+    IStore,
+    NotGroupMember,
+    StoreClosed,
+    TooManyGroups,
+    UserExists,
+)
+from coffeechat.model import (
+    GROUP_UPDATABLE,
+    AppendResult,
+    ConversationEntry,
+    Group,
+    GroupChange,
+    GroupMember,
+    GroupRole,
+    Message,
+    MsgType,
+    MuteModel,
+    SessionType,
+    User,
+)
 
 __all__ = ["SQLiteStore", "StoreClosed", "create_store", "MIGRATIONS"]
 
@@ -137,8 +159,58 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
     db.execute(uc_sql.rstrip().rstrip(";") + " WITHOUT ROWID")
 
 
+def _migration_2_groups(db: sqlite_utils.Database) -> None:
+    """Groups and members; mentions in read state.
+
+    ``chat_groups`` ("groups" is an SQL keyword) holds the group with its member count (limits
+    are checked without counting rows), ``join_counter`` (seniority of members, for the owner's
+    hand-over) and ``at_all_seq`` (the last @all message: one write per @all, not one per
+    member).  ``group_members`` is keyed (group, user) for the per-message sender check and
+    indexed by user for "my groups".  A member's read state stays the user_conversations row;
+    ``mention_seq`` there is the last message that mentioned them.
+    """
+    db.execute(
+        """
+        CREATE TABLE chat_groups (
+            group_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL DEFAULT '',
+            group_type INTEGER NOT NULL DEFAULT 1,
+            owner_id INTEGER NOT NULL,
+            created_at INTEGER NOT NULL DEFAULT 0,
+            updated_at INTEGER NOT NULL DEFAULT 0,
+            version INTEGER NOT NULL DEFAULT 1,
+            join_model INTEGER NOT NULL DEFAULT 0,
+            be_invite_model INTEGER NOT NULL DEFAULT 0,
+            mute_model INTEGER NOT NULL DEFAULT 0,
+            intro TEXT NOT NULL DEFAULT '',
+            announcement TEXT NOT NULL DEFAULT '',
+            avatar TEXT NOT NULL DEFAULT '',
+            member_count INTEGER NOT NULL DEFAULT 0,
+            dismissed INTEGER NOT NULL DEFAULT 0,
+            join_counter INTEGER NOT NULL DEFAULT 0,
+            at_all_seq INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE group_members (
+            group_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            role INTEGER NOT NULL,
+            joined_at INTEGER NOT NULL,
+            joined_seq INTEGER NOT NULL,
+            join_no INTEGER NOT NULL,
+            PRIMARY KEY (group_id, user_id)
+        ) WITHOUT ROWID
+        """
+    )
+    db.execute("CREATE INDEX group_members_user ON group_members (user_id, group_id)")
+    db.execute("ALTER TABLE user_conversations ADD COLUMN mention_seq INTEGER NOT NULL DEFAULT 0")
+
+
 #: Applied in order; ``schema_version`` records how many have run.  Append, never reorder.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1_initial, _migration_2_groups]
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -204,12 +276,15 @@ SQL_UPSERT_PAIR = (
     "ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq "
     "WHERE excluded.read_seq > read_seq"
 )
-SQL_UPSERT_SENDER = (
-    "INSERT INTO user_conversations (user_id, conv, session_type, session_id, read_seq, delivered_seq) "
-    "VALUES (?, ?, ?, ?, ?, 0) "
-    "ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq "
-    "WHERE excluded.read_seq > read_seq"
+# Group appends: the sender is a member (checked first), so its row exists; nobody else's row
+# is touched, whatever the size of the group.
+SQL_GROUP_SENDER = (
+    "SELECT m.role, g.mute_model FROM group_members AS m JOIN chat_groups AS g ON g.group_id = m.group_id "
+    "WHERE m.group_id = ? AND m.user_id = ? AND g.dismissed = 0"
 )
+SQL_GROUP_SENDER_READ = "UPDATE user_conversations SET read_seq = ? WHERE user_id = ? AND conv = ? AND read_seq < ?"
+SQL_MENTION = "UPDATE user_conversations SET mention_seq = ? WHERE user_id = ? AND conv = ?"
+SQL_AT_ALL = "UPDATE chat_groups SET at_all_seq = ? WHERE group_id = ?"
 SQL_HISTORY = (
     f"SELECT {_MSG_COLS} FROM messages WHERE conv = ? AND seq >= ? AND seq < ? "
     "ORDER BY seq DESC LIMIT ?"
@@ -233,10 +308,11 @@ _ENTRY_SELECT = (
     "SELECT uc.conv, uc.session_type, uc.session_id, uc.read_seq, "
     "coalesce(c.last_seq, 0), coalesce(c.updated_at, 0), "
     "m.conv, m.seq, m.session_type, m.sender_id, m.to_id, m.client_msg_id, m.msg_type, m.data, "
-    "m.created_at, m.client_type "
+    "m.created_at, m.client_type, max(uc.mention_seq, coalesce(g.at_all_seq, 0)) "
     "FROM user_conversations AS uc "
     "LEFT JOIN conversations AS c ON c.conv = uc.conv "
     "LEFT JOIN messages AS m ON m.conv = c.conv AND m.seq = c.last_seq "
+    "LEFT JOIN chat_groups AS g ON uc.session_type = 2 AND g.group_id = uc.session_id "
 )
 SQL_CONVERSATIONS_OF = (
     _ENTRY_SELECT + "WHERE uc.user_id = ? AND coalesce(c.updated_at, 0) >= ? "
@@ -273,11 +349,73 @@ SQL_USER_BY_TOKEN = (
 SQL_REVOKE_TOKEN = "UPDATE tokens SET revoked = 1 WHERE token_hash = ? AND revoked = 0"
 SQL_REVOKE_USER_TOKENS = "UPDATE tokens SET revoked = 1 WHERE user_id = ? AND revoked = 0"
 
+_GROUP_COLS = (
+    "group_id, name, group_type, owner_id, created_at, updated_at, version, join_model, be_invite_model, "
+    "mute_model, intro, announcement, avatar, member_count, dismissed"
+)
+_MEMBER_COLS = "group_id, user_id, role, joined_at, joined_seq, join_no"
+SQL_GROUP_BY_ID = f"SELECT {_GROUP_COLS} FROM chat_groups WHERE group_id = ?"
+SQL_GROUP_STATE = "SELECT dismissed FROM chat_groups WHERE group_id = ?"
+SQL_CREATE_GROUP = (
+    "INSERT INTO chat_groups (name, group_type, owner_id, created_at, updated_at, version, member_count, "
+    f"join_counter) VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING {_GROUP_COLS}"
+)
+SQL_NEW_GROUP_CONVERSATION = (
+    "INSERT INTO conversations (conv, session_type, last_seq, updated_at) VALUES (?, 2, 0, ?) "
+    "ON CONFLICT (conv) DO NOTHING"
+)
+SQL_GROUPS_OF = (
+    f"SELECT {', '.join('g.' + c for c in _GROUP_COLS.split(', '))} FROM group_members AS m "
+    "JOIN chat_groups AS g ON g.group_id = m.group_id WHERE m.user_id = ? ORDER BY m.group_id"
+)
+SQL_GROUP_MEMBERS = f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = ? ORDER BY join_no"
+SQL_GROUP_MEMBER = f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = ? AND user_id = ?"
+SQL_MEMBERS_AMONG = (
+    f"SELECT {_MEMBER_COLS} FROM group_members "
+    "WHERE group_id = ? AND user_id IN (SELECT value FROM json_each(?)) ORDER BY join_no"
+)
+SQL_GROUP_COUNT_OF = "SELECT count(*) FROM group_members WHERE user_id = ?"
+SQL_INSERT_MEMBER = f"INSERT INTO group_members ({_MEMBER_COLS}) VALUES (?, ?, ?, ?, ?, ?)"
+# A row left by an earlier membership (or by group messages written before migration 2) is
+# reset: the new member starts reading at the current last seq.
+SQL_INSERT_MEMBER_ENTRY = (
+    "INSERT INTO user_conversations (user_id, conv, session_type, session_id, read_seq, delivered_seq, "
+    "mention_seq) VALUES (?, ?, 2, ?, ?, ?, 0) ON CONFLICT (user_id, conv) DO UPDATE SET "
+    "read_seq = excluded.read_seq, delivered_seq = excluded.delivered_seq, mention_seq = 0"
+)
+SQL_DELETE_MEMBERS = "DELETE FROM group_members WHERE group_id = ? AND user_id IN (SELECT value FROM json_each(?))"
+SQL_DELETE_MEMBER_ENTRIES = (
+    "DELETE FROM user_conversations WHERE user_id IN (SELECT value FROM json_each(?)) AND conv = ?"
+)
+SQL_SENIOR_MEMBER = f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = ? ORDER BY join_no LIMIT 1"
+SQL_SET_ROLE = "UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?"
+SQL_TAKE_JOIN_NOS = "UPDATE chat_groups SET join_counter = join_counter + ? WHERE group_id = ? RETURNING join_counter"
+# Every change bumps version; member_count moves by the delta; owner/dismissed are set when given.
+SQL_BUMP_GROUP = (
+    "UPDATE chat_groups SET version = version + 1, updated_at = max(updated_at, ?), "
+    "member_count = member_count + ?, owner_id = coalesce(?, owner_id), dismissed = max(dismissed, ?) "
+    f"WHERE group_id = ? RETURNING {_GROUP_COLS}"
+)
+SQL_UPDATE_GROUP = (
+    "UPDATE chat_groups SET name = coalesce(?, name), intro = coalesce(?, intro), "
+    "announcement = coalesce(?, announcement), avatar = coalesce(?, avatar), "
+    "join_model = coalesce(?, join_model), be_invite_model = coalesce(?, be_invite_model), "
+    "mute_model = coalesce(?, mute_model) WHERE group_id = ?"
+)
+SQL_GROUP_READ_COUNT = (
+    "SELECT count(*), coalesce(sum(uc.read_seq >= ?), 0) FROM group_members AS m "
+    "JOIN user_conversations AS uc ON uc.user_id = m.user_id AND uc.conv = ? "
+    "WHERE m.group_id = ? AND m.user_id <> ? AND m.joined_seq <= ?"
+)
+
 _SAVEPOINT = "SAVEPOINT op"
 _RELEASE = "RELEASE op"
 _ROLLBACK_TO = "ROLLBACK TO op"
 
 _SINGLE = int(SessionType.SINGLE)
+_NOTIFICATION = int(MsgType.NOTIFICATION)
+_ADMIN = int(GroupRole.ADMIN)
+_MUTE_ALL = int(MuteModel.ALL)
 _LAST_SEQS_MAX = 100_000  # conversations whose last_seq the writer remembers
 _WAL_CHECKPOINT_AT = 16 * 1024 * 1024  # bytes of WAL after which the writer checkpoints
 _NO_UPPER = 1 << 62
@@ -301,6 +439,11 @@ def _append_txn(cur: sqlite3.Cursor, m: Any, last_seqs: dict[str, int] | None = 
     to_id = m.to_id
     cmid = m.client_msg_id
     created_at = m.created_at
+    if st != _SINGLE and m.msg_type != _NOTIFICATION:
+        refused = _group_sender_refusal(cur, m)
+        if refused is not None:
+            old = cur.execute(SQL_FIND_RESEND, (sender, cmid)).fetchone() if cmid else None
+            return refused if old is None else AppendResult(Message(*old), False)
     last = None if last_seqs is None else last_seqs.get(conv)
     if last is None:
         row = cur.execute(SQL_LAST_SEQ, (conv,)).fetchone()
@@ -325,15 +468,44 @@ def _append_txn(cur: sqlite3.Cursor, m: Any, last_seqs: dict[str, int] | None = 
         # the recipient's entry is created if missing and otherwise left alone.
         cur.execute(SQL_UPSERT_PAIR, (sender, conv, st, to_id, seq, to_id, conv, st, sender))
     else:
-        # A group append is O(1) writes: member rows come from group joins, only the
-        # sender's read position moves.
-        cur.execute(SQL_UPSERT_SENDER, (sender, conv, st, to_id, seq))
+        # A group append is O(1) writes (plus one per mentioned member): member rows come from
+        # group joins, only the sender's read position moves.
+        cur.execute(SQL_GROUP_SENDER_READ, (seq, sender, conv, seq))
+        if m.mentions:
+            cur.executemany(SQL_MENTION, [(seq, uid, conv) for uid in m.mentions])
+        if m.at_all:
+            cur.execute(SQL_AT_ALL, (seq, to_id))
     if last_seqs is not None:
         last_seqs[conv] = seq  # last: only once every statement of the append succeeded
     return AppendResult(
         Message(conv, seq, st, sender, to_id, cmid, m.msg_type, m.data, created_at, m.client_type),
         True,
     )
+
+
+def _group_sender_refusal(cur: sqlite3.Cursor, m: Any) -> Exception | None:
+    """Why the sender of group message ``m`` may not send it, or None.  Returned, not raised:
+    a raise would roll back and replay the whole group-commit batch."""
+    row = cur.execute(SQL_GROUP_SENDER, (m.to_id, m.sender_id)).fetchone()
+    if row is None:
+        state = cur.execute(SQL_GROUP_STATE, (m.to_id,)).fetchone()
+        if state is None or state[0]:
+            return GroupNotFound(f"no group {m.to_id}")
+        return NotGroupMember(f"user {m.sender_id} is not a member of group {m.to_id}")
+    role, mute = row
+    if role < _ADMIN:
+        if mute == _MUTE_ALL:
+            return GroupForbidden("the group is muted: only the owner and admins may send")
+        if m.at_all:
+            return GroupForbidden("only the owner and admins may mention everyone")
+    return None
+
+
+def _refusal(result: Any) -> Any:
+    """Turn a refusal returned by ``_append_txn`` into the failure of the append."""
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _create_user_txn(cur: sqlite3.Cursor, name: str, nick_name: str, password_hash: str,
@@ -411,7 +583,179 @@ def _scalar(cur: sqlite3.Cursor, sql: str, params: tuple) -> int:
 
 def _row_entry(r: tuple) -> ConversationEntry:
     last = None if r[6] is None else Message(*r[6:16])
-    return ConversationEntry(r[0], r[1], r[2], r[3], r[4], r[5], last)
+    return ConversationEntry(r[0], r[1], r[2], r[3], r[4], r[5], last, r[16])
+
+
+# ---- groups (see IGroupStore) ----
+
+
+def _row_group(r: tuple) -> Group:
+    return Group(*r[:14], bool(r[14]))
+
+
+def _live_group(cur: sqlite3.Cursor, group_id: int) -> Group:
+    row = cur.execute(SQL_GROUP_BY_ID, (group_id,)).fetchone()
+    if row is None or row[14]:
+        raise GroupNotFound(f"no group {group_id}")
+    return _row_group(row)
+
+
+def _check_actor(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int) -> GroupMember:
+    row = cur.execute(SQL_GROUP_MEMBER, (group_id, actor_id)).fetchone()
+    if row is None:
+        raise NotGroupMember(f"user {actor_id} is not a member of group {group_id}")
+    if row[2] < min_role:
+        raise GroupForbidden(f"user {actor_id} may not do this in group {group_id}")
+    return GroupMember(*row)
+
+
+def _unique(ids: list[int], skip: int = 0) -> list[int]:
+    """Distinct ids in their given order, without ``skip``."""
+    seen = {skip}
+    return [i for i in ids if not (i in seen or seen.add(i))]
+
+
+def _check_group_counts(cur: sqlite3.Cursor, user_ids: list[int], max_groups_per_user: int) -> None:
+    if max_groups_per_user <= 0:
+        return
+    over = [u for u in user_ids if cur.execute(SQL_GROUP_COUNT_OF, (u,)).fetchone()[0] >= max_groups_per_user]
+    if over:
+        raise TooManyGroups(over)
+
+
+def _insert_members(cur: sqlite3.Cursor, group_id: int, members: list[tuple[int, int]], now: int,
+                    first_join_no: int) -> tuple[GroupMember, ...]:
+    """Member rows and conversation entries; entries start read at the group's last seq."""
+    conv = f"g:{group_id}"
+    row = cur.execute(SQL_LAST_SEQ, (conv,)).fetchone()
+    last = 0 if row is None else row[0]
+    added = tuple(
+        GroupMember(group_id, uid, role, now, last + 1, first_join_no + i) for i, (uid, role) in enumerate(members)
+    )
+    cur.executemany(SQL_INSERT_MEMBER, [(group_id, m.user_id, m.role, now, m.joined_seq, m.join_no) for m in added])
+    cur.executemany(SQL_INSERT_MEMBER_ENTRY, [(m.user_id, conv, group_id, last, last) for m in added])
+    return added
+
+
+def _bump(cur: sqlite3.Cursor, group_id: int, now: int, delta: int = 0, owner_id: int | None = None,
+          dismissed: bool = False) -> Group:
+    row = cur.execute(SQL_BUMP_GROUP, (now, delta, owner_id, int(dismissed), group_id)).fetchone()
+    return _row_group(row)
+
+
+def _create_group_txn(cur: sqlite3.Cursor, owner_id: int, name: str, group_type: int, member_ids: list[int],
+                      created_at: int, max_members: int, max_groups_per_user: int) -> GroupChange:
+    members = [owner_id, *_unique(member_ids, owner_id)]
+    if len(members) > max_members:
+        raise GroupFull(f"a group has at most {max_members} members")
+    _check_group_counts(cur, members, max_groups_per_user)
+    row = cur.execute(
+        SQL_CREATE_GROUP, (name, group_type, owner_id, created_at, created_at, len(members), len(members))
+    ).fetchone()
+    group = _row_group(row)
+    cur.execute(SQL_NEW_GROUP_CONVERSATION, (group.conv, created_at))
+    roles = [(owner_id, int(GroupRole.OWNER))] + [(u, int(GroupRole.MEMBER)) for u in members[1:]]
+    return GroupChange(group, added=_insert_members(cur, group.group_id, roles, created_at, 1))
+
+
+def _add_members_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
+                     now: int, max_members: int, max_groups_per_user: int) -> GroupChange:
+    group = _live_group(cur, group_id)
+    _check_actor(cur, group_id, actor_id, min_role)
+    wanted = _unique(user_ids)
+    present = {r[1] for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, json.dumps(wanted)))}
+    new = [u for u in wanted if u not in present]
+    if not new:
+        return GroupChange(group)
+    if group.member_count + len(new) > max_members:
+        raise GroupFull(f"group {group_id} has at most {max_members} members")
+    _check_group_counts(cur, new, max_groups_per_user)
+    counter = cur.execute(SQL_TAKE_JOIN_NOS, (len(new), group_id)).fetchone()[0]
+    added = _insert_members(cur, group_id, [(u, int(GroupRole.MEMBER)) for u in new], now, counter - len(new) + 1)
+    return GroupChange(_bump(cur, group_id, now, len(added)), added=added)
+
+
+def _remove_members_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
+                        now: int, protect_role: int) -> GroupChange:
+    group = _live_group(cur, group_id)
+    _check_actor(cur, group_id, actor_id, min_role)
+    ids = json.dumps(_unique(user_ids))
+    removed = tuple(GroupMember(*r) for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, ids)).fetchall())
+    if not removed:
+        return GroupChange(group)
+    if protect_role and any(m.role >= protect_role for m in removed):
+        raise GroupForbidden("the owner and admins cannot be removed by this user")
+    cur.execute(SQL_DELETE_MEMBERS, (group_id, ids))
+    cur.execute(SQL_DELETE_MEMBER_ENTRIES, (json.dumps([m.user_id for m in removed]), group.conv))
+    if len(removed) >= group.member_count:
+        return GroupChange(_bump(cur, group_id, now, -len(removed), dismissed=True), removed=removed)
+    roles: tuple[GroupMember, ...] = ()
+    owner = None
+    if any(m.user_id == group.owner_id for m in removed):
+        senior = GroupMember(*cur.execute(SQL_SENIOR_MEMBER, (group_id,)).fetchone())
+        cur.execute(SQL_SET_ROLE, (int(GroupRole.OWNER), group_id, senior.user_id))
+        owner = senior.user_id
+        roles = (GroupMember(group_id, senior.user_id, int(GroupRole.OWNER), senior.joined_at, senior.joined_seq,
+                             senior.join_no),)
+    return GroupChange(_bump(cur, group_id, now, -len(removed), owner), removed=removed, roles=roles)
+
+
+def _update_group_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, changes: dict,
+                      now: int) -> GroupChange:
+    _live_group(cur, group_id)
+    _check_actor(cur, group_id, actor_id, min_role)
+    values = [changes.get(k) for k in GROUP_UPDATABLE]
+    cur.execute(SQL_UPDATE_GROUP, (*values, group_id))
+    return GroupChange(_bump(cur, group_id, now))
+
+
+def _set_roles_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
+                   role: int, now: int) -> GroupChange:
+    group = _live_group(cur, group_id)
+    _check_actor(cur, group_id, actor_id, min_role)
+    members = [GroupMember(*r) for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, json.dumps(_unique(user_ids))))]
+    changed = tuple(
+        GroupMember(m.group_id, m.user_id, role, m.joined_at, m.joined_seq, m.join_no)
+        for m in members
+        if m.role != role and m.role != GroupRole.OWNER
+    )
+    if not changed:
+        return GroupChange(group)
+    cur.executemany(SQL_SET_ROLE, [(role, group_id, m.user_id) for m in changed])
+    return GroupChange(_bump(cur, group_id, now), roles=changed)
+
+
+def _dismiss_group_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, now: int) -> GroupChange:
+    group = _live_group(cur, group_id)
+    _check_actor(cur, group_id, actor_id, min_role)
+    removed = tuple(GroupMember(*r) for r in cur.execute(SQL_GROUP_MEMBERS, (group_id,)).fetchall())
+    ids = json.dumps([m.user_id for m in removed])
+    cur.execute(SQL_DELETE_MEMBERS, (group_id, ids))
+    cur.execute(SQL_DELETE_MEMBER_ENTRIES, (ids, group.conv))
+    return GroupChange(_bump(cur, group_id, now, -len(removed), dismissed=True), removed=removed)
+
+
+def _group_by_id(cur: sqlite3.Cursor, group_id: int) -> Group | None:
+    row = cur.execute(SQL_GROUP_BY_ID, (group_id,)).fetchone()
+    return None if row is None else _row_group(row)
+
+
+def _groups_of(cur: sqlite3.Cursor, user_id: int) -> list[Group]:
+    return [_row_group(r) for r in cur.execute(SQL_GROUPS_OF, (user_id,))]
+
+
+def _group_members(cur: sqlite3.Cursor, group_id: int) -> list[GroupMember]:
+    return [GroupMember(*r) for r in cur.execute(SQL_GROUP_MEMBERS, (group_id,))]
+
+
+def _group_member(cur: sqlite3.Cursor, group_id: int, user_id: int) -> GroupMember | None:
+    row = cur.execute(SQL_GROUP_MEMBER, (group_id, user_id)).fetchone()
+    return None if row is None else GroupMember(*row)
+
+
+def _group_read_count(cur: sqlite3.Cursor, group_id: int, seq: int, exclude: int) -> tuple[int, int]:
+    members, read = cur.execute(SQL_GROUP_READ_COUNT, (seq, f"g:{group_id}", group_id, exclude, seq)).fetchone()
+    return read, members
 
 
 def _conversations_of(cur: sqlite3.Cursor, user_id: int, updated_since: int, limit: int
@@ -860,6 +1204,8 @@ class SQLiteStore:
             return self._closed()
         d: defer.Deferred = defer.Deferred()
         self._put((_append_txn, (message, self._last_seqs), d))
+        if message.session_type != _SINGLE:
+            d.addCallback(_refusal)
         return d
 
     def history(self, conv: str, before_seq: int, limit: int, min_seq: int = 1) -> defer.Deferred:
@@ -894,6 +1240,54 @@ class SQLiteStore:
 
     def conversation_entry(self, user_id: int, conv: str) -> defer.Deferred:
         return self.run_read("conversation_entry", _conversation_entry, user_id, conv)
+
+
+    # ---- IGroupStore -------------------------------------------------------------------------
+
+    def create_group(self, owner_id: int, name: str, group_type: int, member_ids: list[int], created_at: int,
+                     max_members: int, max_groups_per_user: int) -> defer.Deferred:
+        return self.run_write("create_group", _create_group_txn, owner_id, name, int(group_type),
+                              [int(i) for i in member_ids], created_at, max_members, max_groups_per_user)
+
+    def group_by_id(self, group_id: int) -> defer.Deferred:
+        return self.run_read("group_by_id", _group_by_id, group_id)
+
+    def groups_of(self, user_id: int) -> defer.Deferred:
+        return self.run_read("groups_of", _groups_of, user_id)
+
+    def group_members(self, group_id: int) -> defer.Deferred:
+        return self.run_read("group_members", _group_members, group_id)
+
+    def group_member(self, group_id: int, user_id: int) -> defer.Deferred:
+        return self.run_read("group_member", _group_member, group_id, user_id)
+
+    def add_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
+                    max_members: int, max_groups_per_user: int) -> defer.Deferred:
+        return self.run_write("add_members", _add_members_txn, group_id, actor_id, int(min_role),
+                              [int(i) for i in user_ids], now, max_members, max_groups_per_user)
+
+    def remove_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
+                       protect_role: int = 0) -> defer.Deferred:
+        return self.run_write("remove_members", _remove_members_txn, group_id, actor_id, int(min_role),
+                              [int(i) for i in user_ids], now, int(protect_role))
+
+    def update_group(self, group_id: int, actor_id: int, min_role: int, changes: dict, now: int) -> defer.Deferred:
+        unknown = set(changes) - set(GROUP_UPDATABLE)
+        if unknown:
+            return defer.fail(ValueError(f"not updatable: {sorted(unknown)}"))
+        return self.run_write("update_group", _update_group_txn, group_id, actor_id, int(min_role), dict(changes),
+                              now)
+
+    def set_member_roles(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int,
+                         now: int) -> defer.Deferred:
+        return self.run_write("set_member_roles", _set_roles_txn, group_id, actor_id, int(min_role),
+                              [int(i) for i in user_ids], int(role), now)
+
+    def dismiss_group(self, group_id: int, actor_id: int, min_role: int, now: int) -> defer.Deferred:
+        return self.run_write("dismiss_group", _dismiss_group_txn, group_id, actor_id, int(min_role), now)
+
+    def group_read_count(self, group_id: int, seq: int, exclude_user_id: int) -> defer.Deferred:
+        return self.run_read("group_read_count", _group_read_count, group_id, seq, exclude_user_id)
 
 
 def create_store(reactor: Any, options: dict) -> SQLiteStore:

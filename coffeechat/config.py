@@ -154,6 +154,26 @@ class WebSocketConfig:
                 raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like 'https://chat.example.com'")
 
 
+@dataclass
+class GroupsConfig:
+    """[groups]: member limits (by group type) and how many groups one user may be in (0: any)."""
+
+    max_normal_members: int = 200
+    max_super_members: int = 2000
+    max_groups_per_user: int = 0
+
+    def validate(self) -> None:
+        if self.max_normal_members < 2:
+            raise ConfigError("groups.max_normal_members must be at least 2")
+        if self.max_super_members < self.max_normal_members:
+            raise ConfigError("groups.max_super_members must be at least groups.max_normal_members")
+        if self.max_groups_per_user < 0:
+            raise ConfigError("groups.max_groups_per_user must be >= 0 (0 means no limit)")
+
+    def max_members(self, group_type: int) -> int:
+        return self.max_super_members if group_type == 2 else self.max_normal_members
+
+
 _SECTIONS = {
     "server": ServerConfig,
     "listen": ListenConfig,
@@ -163,6 +183,7 @@ _SECTIONS = {
     "auth": AuthConfig,
     "http": HttpConfig,
     "websocket": WebSocketConfig,
+    "groups": GroupsConfig,
 }
 
 
@@ -178,6 +199,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
 
     @property
     def data_path(self) -> Path:

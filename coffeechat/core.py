@@ -17,7 +17,10 @@ from twisted.python.threadpool import ThreadPool
 from coffeechat.config import Config
 from coffeechat.errors import ErrorCode
 from coffeechat.handlers.accounts import AccountHandler
+from coffeechat.handlers.group_state import GroupCache
+from coffeechat.handlers.groups import GroupHandler
 from coffeechat.handlers.messages import MessageHandler, UserDirectory
+from coffeechat.handlers.readcount import GroupReadCounter
 from coffeechat.interfaces import IPresence, IStore
 from coffeechat.router import Router
 from coffeechat.timing import TimingWheel
@@ -50,7 +53,14 @@ class ChatCore:
         self.router = Router(presence, config.limits.max_devices)
         self.users = UserDirectory(store)
         self.accounts = AccountHandler(store, reactor, config.auth, run_cpu)
-        self.messages = MessageHandler(store, self.users, self.router, reactor, config.limits)
+        self.group_cache = GroupCache(store)
+        self.read_counts = GroupReadCounter(store, self.router, self.wheel, reactor)
+        self.messages = MessageHandler(
+            store, self.users, self.router, reactor, config.limits, self.group_cache, self.read_counts
+        )
+        self.groups = GroupHandler(
+            store, self.group_cache, self.messages, self.read_counts, self.router, reactor, config.groups
+        )
         self._device_ids = itertools.count(1)
         self._node = config.server.node_name or f"{os.uname().nodename}-{os.getpid()}"
         self._flusher = task.LoopingCall(self.messages.deliveries.flush)

@@ -34,6 +34,8 @@ class ErrorCode(IntEnum):
     SERVER_SHUTDOWN = 10015
     IDLE_TIMEOUT = 10016
     LOGIN_TIMEOUT = 10017
+    GROUP_FULL = 10018
+    TOO_MANY_GROUPS = 10019
 
 
 class ChatError(Exception):

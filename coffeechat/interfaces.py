@@ -18,6 +18,36 @@ class StoreClosed(RuntimeError):
     """The store is not running (not started yet, stopping or stopped)."""
 
 
+class GroupRefused(Exception):
+    """A group write the store refused, checked inside the writing transaction so that it is
+    exact even against concurrent writes (a message racing a kick).  Nothing was written."""
+
+
+class GroupNotFound(GroupRefused):
+    """No such group, or it was dismissed."""
+
+
+class NotGroupMember(GroupRefused):
+    """The acting user (or the sender of a group message) is not a member of the group."""
+
+
+class GroupForbidden(GroupRefused):
+    """The acting user's role does not allow this (e.g. a member writing while the group is muted,
+    @all by a member, an admin kicking an admin)."""
+
+
+class GroupFull(GroupRefused):
+    """Adding the members would take the group over its member limit."""
+
+
+class TooManyGroups(GroupRefused):
+    """A user would be in more groups than ``max_groups_per_user``; ``user_ids`` says who."""
+
+    def __init__(self, user_ids: list[int]) -> None:
+        super().__init__(f"users {user_ids} are in too many groups")
+        self.user_ids = user_ids
+
+
 class IUserStore(Interface):
     """Accounts and login tokens."""
 
@@ -69,6 +99,17 @@ class IMessageStore(Interface):
         nothing is written.  For a 1:1 message both participants get a conversation entry (the
         recipient's ``session_id`` is the sender and vice versa); the sender's read position
         moves to the new seq, since one has read what one wrote.
+
+        A group message (``session_type`` GROUP, ``to_id`` the group) is stored once for the
+        group, in O(1) + O(mentioned) writes: in the same transaction the store checks that the
+        group exists and is not dismissed, that the sender is a member, that the group is not
+        muted for them (``mute_model`` ALL: owner and admins only) and that ``at_all`` comes from
+        the owner or an admin, and otherwise fails with :class:`GroupNotFound`,
+        :class:`NotGroupMember` or :class:`GroupForbidden` (a resend of a message stored
+        earlier is still answered with that message).  NOTIFICATION messages are made by the
+        core about a change it has just committed and skip the sender checks.  Only the sender's
+        existing entry moves its read position; no entry is created.  Each mentioned member's
+        entry records the seq (``mention_seq``); ``at_all`` records it once for the group.
         """
 
     def history(conv: str, before_seq: int, limit: int, min_seq: int = 1):
@@ -101,7 +142,71 @@ class IMessageStore(Interface):
         """Fire with ``user_id``'s ConversationEntry for ``conv`` or None."""
 
 
-class IStore(IUserStore, IMessageStore):
+class IGroupStore(Interface):
+    """Groups and their members.  A member has a conversation entry for ``g:<group id>`` exactly
+    as long as they are a member; it is created at join with the read position at the group's
+    last seq (older messages are not unread) and ``joined_seq`` = last seq + 1.
+
+    Writes fire with a :class:`~coffeechat.model.GroupChange` and bump the group's ``version``
+    and ``updated_at``.  Those taking ``actor_id`` first check, in their transaction, that the
+    actor is a member with at least ``min_role`` (:class:`NotGroupMember`,
+    :class:`GroupForbidden`); all fail with :class:`GroupNotFound` for a missing or dismissed
+    group.  Every write costs O(changed members), never O(all members), dismissal excepted.
+    """
+
+    def create_group(owner_id: int, name: str, group_type: int, member_ids: list[int], created_at: int,
+                     max_members: int, max_groups_per_user: int):
+        """Create a group owned by ``owner_id`` with the other ``member_ids`` (duplicates and the
+        owner ignored) as members, in that order; fire with the GroupChange (``added`` = all
+        members, owner first).  Fails with :class:`GroupFull` beyond ``max_members`` (owner
+        included) and :class:`TooManyGroups` if a member would be in more than
+        ``max_groups_per_user`` groups (0: no limit)."""
+
+    def group_by_id(group_id: int):
+        """Fire with the Group (dismissed ones included), or None."""
+
+    def groups_of(user_id: int):
+        """Fire with the Groups ``user_id`` is a member of, by ascending id."""
+
+    def group_members(group_id: int):
+        """Fire with the GroupMembers of a group, by seniority (``join_no``)."""
+
+    def group_member(group_id: int, user_id: int):
+        """Fire with the GroupMember, or None when ``user_id`` is not a member."""
+
+    def add_members(group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
+                    max_members: int, max_groups_per_user: int):
+        """Add the users who are not members yet, as members (after the actor's check); fire with
+        the GroupChange (nothing changes, version included, when all are members already).
+        All or nothing: :class:`GroupFull`, :class:`TooManyGroups` as for create_group."""
+
+    def remove_members(group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
+                       protect_role: int = 0):
+        """Remove those of ``user_ids`` who are members, with their conversation entries (the
+        group leaves their lists).  If any of them has a role >= ``protect_role`` (when not 0)
+        nothing is removed and it fails with :class:`GroupForbidden`.  When the owner goes, the
+        longest-standing remaining member becomes owner (in ``roles``); when nobody is left the
+        group is dismissed."""
+
+    def update_group(group_id: int, actor_id: int, min_role: int, changes: dict, now: int):
+        """Change group fields (keys from :data:`~coffeechat.model.GROUP_UPDATABLE`); fire with
+        the GroupChange."""
+
+    def set_member_roles(group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int):
+        """Give the members among ``user_ids`` (the owner excepted) ``role`` (MEMBER or ADMIN);
+        fire with the GroupChange listing those whose role changed."""
+
+    def dismiss_group(group_id: int, actor_id: int, min_role: int, now: int):
+        """Mark the group dismissed and remove every member and their entries (O(members), once);
+        fire with the GroupChange (``removed`` = everyone)."""
+
+    def group_read_count(group_id: int, seq: int, exclude_user_id: int):
+        """Fire with ``(read, members)`` for message ``seq``: of the members other than
+        ``exclude_user_id`` who can see it (``joined_seq <= seq``), how many have read up to it
+        or beyond, and how many there are."""
+
+
+class IStore(IUserStore, IMessageStore, IGroupStore):
     """Everything a storage backend provides, plus its lifecycle."""
 
     def start():

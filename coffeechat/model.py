@@ -83,6 +83,10 @@ class NewMessage:
     data: bytes
     created_at: int
     client_type: int = 0
+    # Group messages only: members mentioned (@), and "@all" (owner and admins only).  Storage
+    # records them in the mentioned members' read state; they are not part of the stored message.
+    mentions: tuple[int, ...] = ()
+    at_all: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -126,10 +130,16 @@ class ConversationEntry:
     last_seq: int
     updated_at: int
     last_message: Message | None = None
+    mention_seq: int = 0  # groups: the latest message mentioning this user (or @all), 0 if none
 
     @property
     def unread(self) -> int:
         return max(0, self.last_seq - self.read_seq)
+
+    @property
+    def at_me(self) -> bool:
+        """An unread message mentions this user: the list says so until they read past it."""
+        return self.mention_seq > self.read_seq
 
 
 @dataclass(slots=True, frozen=True)
@@ -143,14 +153,138 @@ class ReadReceipt:
     seq: int
 
 
+class GroupType(IntEnum):
+    """CIM v1's CIMGroupType: the member limit differs (config ``groups.max_*_members``)."""
+
+    NORMAL = 1
+    SUPER = 2
+
+
+class JoinModel(IntEnum):
+    """Who may add members (docs/groups.md): anyone in the group, owner and admins, or nobody."""
+
+    DEFAULT = 0
+    NEED_AUTH = 1
+    REJECT = 2
+
+
+class BeInviteModel(IntEnum):
+    """Whether an invitee must agree; NEED_AGREE groups take no invitations (no agree command yet)."""
+
+    DEFAULT = 0
+    NEED_AGREE = 1
+
+
+class MuteModel(IntEnum):
+    """ALL: only the owner and admins may send."""
+
+    DEFAULT = 0
+    ALL = 1
+
+
+class GroupRole(IntEnum):
+    """A member's role; ordered, so ``role >= GroupRole.ADMIN`` means "admin or owner"."""
+
+    MEMBER = 1
+    ADMIN = 2
+    OWNER = 3
+
+
+class MemberChange(IntEnum):
+    """CIMGroupMemberChangedType; ROLE (0, "default") marks a member whose role changed."""
+
+    ROLE = 0
+    ADD = 1
+    DEL = 2
+
+
+@dataclass(slots=True, frozen=True)
+class Group:
+    """A group chat.  ``version`` grows by one with every change (info or membership), so a
+    client refreshes only groups whose version it does not have."""
+
+    group_id: int
+    name: str
+    group_type: int
+    owner_id: int
+    created_at: int
+    updated_at: int
+    version: int = 1
+    join_model: int = JoinModel.DEFAULT
+    be_invite_model: int = BeInviteModel.DEFAULT
+    mute_model: int = MuteModel.DEFAULT
+    intro: str = ""
+    announcement: str = ""
+    avatar: str = ""
+    member_count: int = 0
+    dismissed: bool = False
+
+    @property
+    def conv(self) -> str:
+        return f"g:{self.group_id}"
+
+
+#: The fields of a Group that an update may change (IGroupStore.update_group).
+GROUP_UPDATABLE = ("name", "intro", "announcement", "avatar", "join_model", "be_invite_model", "mute_model")
+
+
+@dataclass(slots=True, frozen=True)
+class GroupMember:
+    """A member of a group.  ``joined_seq`` is the first seq of the group conversation the member
+    may see (history visibility); ``join_no`` orders members by seniority within the group."""
+
+    group_id: int
+    user_id: int
+    role: int
+    joined_at: int
+    joined_seq: int
+    join_no: int
+
+
+@dataclass(slots=True, frozen=True)
+class GroupChange:
+    """What a group write did: the group afterwards, and the members added, removed (as they
+    were) and whose role changed (as they are now, e.g. the new owner on an owner's exit)."""
+
+    group: Group
+    added: tuple[GroupMember, ...] = ()
+    removed: tuple[GroupMember, ...] = ()
+    roles: tuple[GroupMember, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class GroupNotice:
+    """Payload of ``Push.GROUP``: group ``group_id`` changed (by ``actor_id``); ``changes`` lists
+    ``(user_id, MemberChange, role)`` (empty for an info update)."""
+
+    group_id: int
+    actor_id: int
+    version: int
+    changes: tuple[tuple[int, int, int], ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class ReadCount:
+    """Payload of ``Push.READ_COUNT``: how many members (the sender excepted) have read a group
+    message, out of how many."""
+
+    group_id: int
+    seq: int
+    read_count: int
+    member_count: int
+
+
 @dataclass(slots=True)
 class Push:
-    """An event pushed to devices: ``MESSAGE`` carries ``(Message, sender nick)``, ``READ`` a
-    ReadReceipt.  Transports cache their encoding in ``encoded`` so that a fan-out to many
-    devices encodes the body once."""
+    """An event pushed to devices: ``MESSAGE`` carries ``(Message, sender nick)`` or, for a
+    group message with mentions, ``(Message, sender nick, mentions, at_all)``; ``READ`` a
+    ReadReceipt; ``GROUP`` a GroupNotice; ``READ_COUNT`` a ReadCount.  Transports cache their
+    encoding in ``encoded`` so that a fan-out to many devices encodes the body once."""
 
     MESSAGE = "message"
     READ = "read"
+    GROUP = "group"
+    READ_COUNT = "read_count"
 
     kind: str
     payload: object

@@ -558,6 +558,9 @@ class WebSocketCIMClient(CIMClient):
         return json_format.ParseDict(body, cls(), ignore_unknown_fields=True)
 
     def _write(self, cmd: int, seq: int, msg: Message) -> None:
+        websocket = self.websocket
+        if websocket.state != websocket.STATE_OPEN:
+            return  # closing: like a write on a closing TCP connection; waiting requests fail on close
         if self.json:
             self.websocket.sendMessage(encode_json_frame(cmd, seq, encode_json_body(msg)), False)
         else:

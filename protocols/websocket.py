@@ -10,8 +10,8 @@ The subprotocol fixes the encoding of what the server sends (``cim.v1`` binary, 
 JSON); without one the server answers in the encoding of the client's last message.  See
 docs/websocket.md.
 
-The JSON codec (:func:`encode_json_frame`, :func:`decode_json_frame`) is free of Twisted so the
-client library shares it.
+The JSON codec (:func:`encode_json_body`, :func:`encode_json_frame`, :func:`decode_json_frame`)
+uses no Twisted, and the client library shares it and :class:`LeanWebSocketMixin`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from coffeechat.errors import ErrorCode
 from .cim import BODY_TYPES, BodyError, Cmd, decode_body, pb
 from .cim.session import CIMSession
 from .framing import HEADER_SIZE, encode_header
+from .tcp import TurnFlusher, write_now
 
 if TYPE_CHECKING:
     from coffeechat.core import ChatCore
@@ -44,6 +45,7 @@ __all__ = [
     "CIMWebSocketFactory",
     "CIMWebSocketProtocol",
     "JsonFrameError",
+    "LeanWebSocketMixin",
     "OriginPolicy",
     "create_factory",
     "decode_json_frame",
@@ -102,10 +104,10 @@ class JsonFrameError(ValueError):
 
 
 def encode_json_body(message: PbMessage) -> bytes:
-    """The canonical protobuf JSON of a body (lowerCamelCase, 64-bit ints as strings, bytes as
-    base64, enums by name), every field present so that clients need no defaults table."""
-    as_dict = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-    return json.dumps(as_dict, separators=(",", ":"), ensure_ascii=False).encode()
+    """The canonical protobuf JSON of a body: lowerCamelCase names, 64-bit ints as strings, bytes
+    as base64, enums by name, and (as protobuf does) fields at their default value left out, so a
+    successful ack carries no ``errorCode`` rather than one named ``kCIM_ERR_UNKNOWN``."""
+    return json.dumps(json_format.MessageToDict(message), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def encode_json_frame(cmd: int, seq: int, body: bytes) -> bytes:
@@ -258,6 +260,7 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
     # Answer in JSON?  Fixed by the subprotocol, else follows the client's last message.
     json = False
     encoding_fixed = False
+    _out: list[bytes] | None = None  # frames written during this reactor turn (see sendData)
 
     def onConnect(self, request: ConnectionRequest) -> str | None:
         """Check the Origin (403 if refused) and pick the subprotocol, i.e. the encoding."""
@@ -273,6 +276,38 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         self.session = CIMSession(self.factory.core, self.send, self._close, self.peer or "")
+
+    def dataReceived(self, data: bytes) -> None:
+        self._dataReceived(data)
+        flow = self.factory.flow
+        if flow.overloaded:
+            flow.hold(self.transport)  # storage is behind: stop reading, as the TCP transport does
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Collect the frames of a reactor turn and write them with one send, as the TCP transport
+        does (:class:`~coffeechat.protocols.tcp.TurnFlusher`)."""
+        if sync or chopsize or self.send_queue or self.state != _OPEN or self.logOctets:
+            self.flush()
+            super().sendData(data, sync, chopsize)
+            return
+        out = self._out
+        if out is None:
+            out = self._out = []
+            self.factory.flusher.add(self)
+        out.append(data)
+        self.trafficStats.outgoingOctetsWireLevel += len(data)
+
+    def flush(self) -> None:
+        out, self._out = self._out, None
+        if out and self.transport is not None:
+            write_now(self.transport, b"".join(out))
+
+    def _closeConnection(self, abort: bool = False) -> None:
+        if abort:
+            self._out = None
+        else:
+            self.flush()
+        super()._closeConnection(abort)
 
     def processData(self) -> bool:
         """Take the frame of a typical request (small, binary, unfragmented, masked, uncompressed, all
@@ -410,6 +445,8 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
         self._activity()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._out = None
+        self.factory.flow.forget(self.transport)
         if self.session is not None:
             self.session.connection_lost()
 
@@ -440,6 +477,8 @@ class CIMWebSocketFactory(WebSocketServerFactory):
         self.max_message_bytes = int(limits.max_frame_bytes * TEXT_ALLOWANCE) + TEXT_OVERHEAD
         self.fast_path_max = min(_FAST_PATH_MAX, self.max_message_bytes)
         self.origins = OriginPolicy(config.allowed_origins)
+        self.flow = core.messages.flow
+        self.flusher = TurnFlusher(core.reactor)
         ping = min(AUTO_PING_INTERVAL, limits.idle_timeout / 2)
         # One call: setProtocolOptions resets allowNullOrigin to False whenever it is called.
         self.setProtocolOptions(
@@ -447,6 +486,7 @@ class CIMWebSocketFactory(WebSocketServerFactory):
             maxFramePayloadSize=self.max_message_bytes,
             autoPingInterval=ping,
             autoPingTimeout=ping,
+            utf8validateIncoming=True,  # text that is not UTF-8 closes with 1007 before it reaches us
             failByDrop=False,  # send the close code (1002, 1007, 1009) before closing
             webStatus=False,  # a plain GET gets 426, not autobahn's status page
             allowNullOrigin=True,  # origins are decided by OriginPolicy (403), not by autobahn (400)

@@ -18,7 +18,7 @@ def test_sample_file_documents_exactly_the_defaults():
 def test_sample_file_names_every_key():
     text = SAMPLE.read_text()
     config = Config()
-    for section in ("server", "listen", "storage", "presence", "limits", "auth", "http"):
+    for section in ("server", "listen", "storage", "presence", "limits", "groups", "auth", "http"):
         assert f"[{section}]" in text
         for key in vars(getattr(config, section)):
             assert f"\n{key} = " in text, f"{section}.{key} missing from etc/coffeechat.toml"
@@ -35,6 +35,9 @@ def test_sample_file_names_every_key():
         ("[listen]\ncim = ['8000']\n", "listen.cim"),
         ("[storage]\nsynchronous = 'sometimes'\n", "storage.synchronous"),
         ("[auth]\nscrypt_n = 1000\n", "auth.scrypt_n"),
+        ("[groups]\nmax_normal_members = 1\n", "groups.max_normal_members"),
+        ("[groups]\nmax_super_members = 100\n", "groups.max_super_members"),
+        ("[groups]\nmax_groups_per_user = -1\n", "groups.max_groups_per_user"),
         ("[limits\n", "coffeechat.toml"),
     ],
 )

@@ -14,7 +14,7 @@ from coffeechat.backends import sqlite as sqlite_backend
 from coffeechat.backends.sqlite import SQLiteStore, StoreClosed, create_store
 from coffeechat.interfaces import UserExists
 from coffeechat.model import SessionType
-from coffeechat.testing.conformance import T0, StoreConformanceTests, new_message
+from coffeechat.testing.conformance import T0, StoreConformanceTests, new_group, new_message
 
 
 def _path(tmp_path) -> str:
@@ -273,14 +273,56 @@ async def test_empty_client_msg_id_is_never_a_resend(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_group_append_writes_no_member_rows(tmp_path):
+    """A group message writes the sender's row only (and a mentioned member's), whatever the
+    size of the group: member rows come from joins."""
     store = await _open(tmp_path)
     try:
+        group = await new_group(store, 5, list(range(6, 106)))
+        gid = group.group_id
+
+        def rows(cur):
+            return cur.execute(
+                "SELECT user_id, read_seq, mention_seq FROM user_conversations ORDER BY user_id"
+            ).fetchall()
+
+        before = await store.run_read("rows", rows)
+        assert len(before) == 101
         for i in range(3):
-            await store.append(new_message(5, 77, f"g{i}", session_type=SessionType.GROUP))
-        rows = await store.run_read(
-            "rows", lambda cur: cur.execute("SELECT user_id FROM user_conversations").fetchall()
-        )
-        assert rows == [(5,)]
+            mentions = (50,) if i == 1 else ()
+            await store.append(new_message(5, gid, f"g{i}", session_type=SessionType.GROUP, mentions=mentions))
+        after = await store.run_read("rows", rows)
+        assert [r for r in after if r not in before] == [(5, 3, 0), (50, 0, 2)]
+        assert (await store.conversation_entry(50, group.conv)).at_me
+    finally:
+        await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_migration_2_keeps_data_written_before_it(tmp_path, monkeypatch):
+    """A database written by the release before groups: its rows stay, including group messages
+    written without membership (their stray sender rows are reset when that user joins)."""
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:1])
+    store = await _open(tmp_path)
+    await store.append(new_message(1, 2, "old"))
+
+    def legacy(cur):
+        cur.execute("INSERT INTO conversations VALUES ('g:1', 2, 1, 0)")
+        cur.execute("INSERT INTO messages VALUES ('g:1', 1, 2, 3, 1, 'legacy', 1, x'00', 0, 0)")
+        cur.execute("INSERT INTO user_conversations VALUES (3, 'g:1', 2, 1, 1, 0)")
+
+    await store.run_write("legacy group message", legacy)
+    await store.stop()
+    monkeypatch.undo()
+    store = await _open(tmp_path)
+    try:
+        assert store.schema_version == 2
+        entry = await store.conversation_entry(2, "p:1:2")
+        assert (entry.unread, entry.mention_seq) == (1, 0)
+        group = await new_group(store, 1, [3])
+        assert group.group_id == 1  # the first group takes the id the legacy rows used
+        assert (await store.conversation_entry(3, "g:1")).read_seq == 1
+        sent = await store.append(new_message(3, 1, "new", session_type=SessionType.GROUP))
+        assert sent.message.seq == 2
     finally:
         await store.stop()
 

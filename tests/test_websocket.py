@@ -62,7 +62,7 @@ def test_json_codec_round_trip():
     assert body["fromUserId"] == str(2**63 + 5) and body["toSessionId"] == "7"  # 64-bit ints as strings
     assert body["msgData"] == base64.b64encode("héllo".encode()).decode()
     assert body["msgType"] == "kCIM_MSG_TYPE_TEXT" and body["createTime"] == -3
-    assert body["atUserList"] == ["1", "2"] and body["atAll"] is False  # defaults are present too
+    assert body["atUserList"] == ["1", "2"] and "atAll" not in body and "serverMsgId" not in body  # defaults: left out
     assert decode_json_frame(text) == (Cmd.MSG_DATA, 513, msg)
 
     for message in (
@@ -208,8 +208,31 @@ def test_fast_path_reads_exactly_what_autobahn_reads(step):
             protocol.dataReceived(stream[i : i + step])
         assert protocol.got == expected, (step, fast)
         assert protocol.trafficStats.incomingWebSocketMessages == len(expected)
+        protocol.flush()  # what the reactor does at the end of its turn
         assert ws_frame(10, b"ping", mask=None) in transport.value()  # the ping was answered
         protocol.connectionLost(Failure(ConnectionDone()))
+
+
+def test_a_fan_out_encodes_once_per_encoding():
+    """Every recipient of one push shares a cache: the body is encoded once per encoding."""
+    json_a, json_b, binary = (open_recorder(fast=True) for _ in range(3))
+    for protocol, _ in (json_a, json_b):
+        protocol.json = True
+    push = pb.CIMMsgData(from_user_id=1, to_session_id=2, client_msg_id="c", server_msg_id=7, msg_data=b"hi")
+    cache: dict = {}
+    json_a[0].send(Cmd.MSG_DATA, 1, push, cache)
+    binary[0].send(Cmd.MSG_DATA, 2, push, cache)
+    assert cache == {"ws-json": encode_json_body(push), "bin": push.SerializeToString()}
+    cache["ws-json"] = b'{"cached":true}'  # a second JSON recipient takes the cached body as it is
+    json_b[0].send(Cmd.MSG_DATA, 3, push, cache)
+    outputs = []
+    for protocol, transport in (json_a, json_b, binary):
+        protocol.flush()
+        outputs.append(transport.value())
+        protocol.connectionLost(Failure(ConnectionDone()))
+    assert outputs[0] == ws_frame(1, b'{"cmd":"MSG_DATA","seq":1,"body":' + encode_json_body(push) + b"}", mask=None)
+    assert outputs[1] == ws_frame(1, b'{"cmd":"MSG_DATA","seq":3,"body":{"cached":true}}', mask=None)
+    assert outputs[2] == ws_frame(2, encode_frame(Cmd.MSG_DATA, 2, push.SerializeToString()), mask=None)
 
 
 @pytest.mark.parametrize(
@@ -225,6 +248,7 @@ def test_fast_path_leaves_protocol_errors_to_autobahn(bad):
         protocol, transport = open_recorder(fast)
         protocol.dataReceived(ws_frame(2, b"fine") + bad + ws_frame(2, b"never"))
         assert protocol.got == [(b"fine", True)]
+        protocol.flush()
         closing = transport.value()
         assert closing[0] == 0x88 and closing[2:4] == b"\x03\xea"  # close 1002 (protocol error)
         protocol.connectionLost(Failure(ConnectionDone()))

@@ -1,14 +1,17 @@
-"""1:1 messages: send, delivery, read state, history, conversation list.
+"""Messages, 1:1 and group: send, delivery, read state, history, conversation list.
 
 The delivery contract (docs/delivery.md) lives here: the sender is the authenticated user; the
 store assigns a dense seq in the transaction that commits the message; the caller acks only
 after that; then the message is pushed to the recipient's devices and the sender's other
-devices; resends with the same client_msg_id return the stored message and push nothing.
+devices (for a group: to every device of every member but the sending one, one Push encoded
+once); resends with the same client_msg_id return the stored message and push nothing.
+Group rules (membership, mute, history visibility) are in docs/groups.md.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable
 
 from twisted.internet import defer
@@ -19,9 +22,12 @@ from twisted.python.failure import Failure
 from coffeechat.config import LimitsConfig
 from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.flow import FlowControl
-from coffeechat.interfaces import IDevice, IMessageStore, IUserStore
+from coffeechat.handlers.group_state import GroupCache, GroupState, translate_refusal
+from coffeechat.handlers.readcount import GroupReadCounter
+from coffeechat.interfaces import IDevice, IMessageStore, IStore, IUserStore
 from coffeechat.model import (
     AppendResult,
+    GroupMember,
     Message,
     MsgType,
     NewMessage,
@@ -144,15 +150,17 @@ class DeliveryRecorder:
 
 
 class MessageHandler:
-    """Sends, reads and lists 1:1 messages on behalf of an authenticated user."""
+    """Sends, reads and lists 1:1 and group messages on behalf of an authenticated user."""
 
     def __init__(
         self,
-        store: IMessageStore,
+        store: IStore,
         users: UserDirectory,
         router: Router,
         clock: IReactorTime,
         limits: LimitsConfig,
+        groups: GroupCache | None = None,
+        read_counts: GroupReadCounter | None = None,
     ) -> None:
         self.store = store
         self.users = users
@@ -161,6 +169,8 @@ class MessageHandler:
         self.limits = limits
         self.deliveries = DeliveryRecorder(store)
         self.flow = FlowControl()
+        self.groups = groups if groups is not None else GroupCache(store)
+        self.read_counts = read_counts
 
     # -- sending
 
@@ -174,11 +184,16 @@ class MessageHandler:
         msg_type: int,
         data: bytes,
         client_type: int = 0,
+        mentions: Iterable[int] = (),
+        at_all: bool = False,
     ) -> defer.Deferred:
-        """Store a message from ``sender`` and, once committed, push it; fires with AppendResult."""
+        """Store a message from ``sender`` and, once committed, push it; fires with AppendResult.
+        ``mentions`` and ``at_all`` are for group messages (ignored in 1:1 ones)."""
+        if session_type == SessionType.GROUP:
+            return self._send_group(sender, device, to_id, client_msg_id, msg_type, data, client_type, mentions, at_all)
         try:
             if session_type != SessionType.SINGLE:
-                raise ChatError(ErrorCode.NOT_SUPPORTED, "only 1:1 sessions are supported by this server")
+                raise ChatError(ErrorCode.INVALID_ARGUMENT, "session_type must be 1 (single) or 2 (group)")
             if to_id <= 0 or to_id == sender.user_id:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be another user")
             if not client_msg_id or len(client_msg_id) > MAX_CLIENT_MSG_ID:
@@ -219,6 +234,98 @@ class MessageHandler:
         self.router.push(message.to_id, push)
         self.router.push(message.sender_id, push, except_device=device)
 
+    def _send_group(
+        self,
+        sender: User,
+        device: IDevice | None,
+        group_id: int,
+        client_msg_id: str,
+        msg_type: int,
+        data: bytes,
+        client_type: int,
+        mentions: Iterable[int],
+        at_all: bool,
+    ) -> defer.Deferred:
+        """A group message: stored once for the group; membership, mute and @all are checked
+        by the store in the storing transaction; then one Push goes to every member's devices."""
+        try:
+            if group_id <= 0:
+                raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be a group id")
+            if not client_msg_id or len(client_msg_id) > MAX_CLIENT_MSG_ID:
+                raise ChatError(ErrorCode.INVALID_ARGUMENT, f"client_msg_id must be 1-{MAX_CLIENT_MSG_ID} characters")
+            check_content(msg_type, data, self.limits)
+        except ChatError as e:
+            return defer.fail(e)
+        wanted = list(mentions)
+
+        def group_found(state: GroupState | None) -> defer.Deferred:
+            if state is None or state.group.dismissed:
+                raise ChatError(ErrorCode.NOT_FOUND, f"no group {group_id}")
+            members = state.members
+            mentioned = tuple(dict.fromkeys(u for u in wanted if u in members and u != sender.user_id))
+            message = NewMessage(
+                conv=state.group.conv,
+                session_type=SessionType.GROUP,
+                sender_id=sender.user_id,
+                to_id=group_id,
+                client_msg_id=client_msg_id,
+                msg_type=msg_type,
+                data=data,
+                created_at=int(self.clock.seconds()),
+                client_type=client_type,
+                mentions=mentioned,
+                at_all=bool(at_all),
+            )
+            self.flow.started()
+            d = self.store.append(message).addBoth(self.flow.finished)
+            d.addErrback(translate_refusal)
+            return d.addCallback(stored, state, mentioned)
+
+        def stored(result: AppendResult, state: GroupState, mentioned: tuple[int, ...]) -> AppendResult:
+            if result.created:
+                extra = (mentioned, bool(at_all)) if mentioned or at_all else ()
+                push = Push(Push.MESSAGE, (result.message, sender.nick_name, *extra))
+                self.fan_out_group(push, state.members, device)
+                if self.read_counts is not None:  # the sender's read position moved too
+                    self.read_counts.read_moved(group_id, sender.user_id, 0, result.message.seq - 1)
+            return result
+
+        return self.groups.get(group_id).addCallback(group_found)
+
+    def fan_out_group(self, push: Push, members: Iterable[int], device: IDevice | None) -> None:
+        """One Push to every local device of ``members`` but ``device``: the transports encode
+        it once (``Push.encoded``), however many members and devices there are."""
+        route = self.router.push
+        for user_id in members:
+            route(user_id, push, device)
+
+    async def post_notice(
+        self, actor: User, device: IDevice | None, group_id: int, body: dict, also_to: Iterable[int] = ()
+    ) -> Message:
+        """Append a NOTIFICATION message (msg_type 9, JSON ``body``) about a group change just
+        committed, and push it like any group message, also to ``also_to`` (members just
+        removed, who no longer are in the group).  ``actor`` is its sender."""
+        message = NewMessage(
+            conv=f"g:{group_id}",
+            session_type=SessionType.GROUP,
+            sender_id=actor.user_id,
+            to_id=group_id,
+            client_msg_id=f"notice-{uuid.uuid4().hex}",
+            msg_type=MsgType.NOTIFICATION,
+            data=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+            created_at=int(self.clock.seconds()),
+        )
+        self.flow.started()
+        try:
+            result = await self.store.append(message)
+        finally:
+            self.flow.finished()
+        state = await self.groups.get(group_id)
+        push = Push(Push.MESSAGE, (result.message, actor.nick_name))
+        members = state.members if state is not None else {}
+        self.fan_out_group(push, [*members, *(u for u in also_to if u not in members)], device)
+        return result.message
+
     def delivered(self, user: User, message_conv: str, seq: int) -> None:
         """Record a device's delivery ack (coalesced; see :class:`DeliveryRecorder`)."""
         self.deliveries.record(user.user_id, message_conv, seq)
@@ -227,14 +334,27 @@ class MessageHandler:
 
     def _conv(self, user: User, session_type: int, session_id: int) -> str:
         if session_type != SessionType.SINGLE:
-            raise ChatError(ErrorCode.NOT_SUPPORTED, "only 1:1 sessions are supported by this server")
+            raise ChatError(ErrorCode.INVALID_ARGUMENT, "session_type must be 1 (single) or 2 (group)")
         if session_id <= 0:
             raise ChatError(ErrorCode.INVALID_ARGUMENT, "session_id must be a user id")
         return conversation_key(session_type, user.user_id, session_id)
 
+    async def group_member(self, user: User, group_id: int) -> tuple[GroupState, GroupMember]:
+        """The group and the user's membership; NOT_FOUND for no (or a dismissed) group,
+        FORBIDDEN for a non-member (a kicked user included)."""
+        state = await self.groups.get(group_id) if group_id > 0 else None
+        if state is None or state.group.dismissed:
+            raise ChatError(ErrorCode.NOT_FOUND, f"no group {group_id}")
+        member = state.members.get(user.user_id)
+        if member is None:
+            raise ChatError(ErrorCode.FORBIDDEN, "not a member of this group")
+        return state, member
+
     async def read(self, user: User, device: IDevice | None, session_type: int, session_id: int, seq: int) -> int:
         """Move the user's read position forward; notify the peer's devices and the user's other
         devices when it moved.  Returns the read position."""
+        if session_type == SessionType.GROUP:
+            return await self._read_group(user, device, session_id, seq)
         conv = self._conv(user, session_type, session_id)
         before = await self.store.conversation_entry(user.user_id, conv)
         if before is None:
@@ -249,18 +369,43 @@ class MessageHandler:
             )
         return after if after is not None else before.read_seq
 
+    async def _read_group(self, user: User, device: IDevice | None, group_id: int, seq: int) -> int:
+        """A read in a group tells only the reader's other devices (not every member: that would
+        be a frame per member per read); senders who watch a message's read count learn of it
+        coalesced (:class:`GroupReadCounter`).  A mention is cleared by reading past it."""
+        conv = f"g:{group_id}"
+        before = await self.store.conversation_entry(user.user_id, conv) if group_id > 0 else None
+        if before is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "not a member of this group")
+        after = await self.store.mark_read(user.user_id, conv, seq)
+        if after is not None and after > before.read_seq:
+            receipt = ReadReceipt(user.user_id, group_id, SessionType.GROUP, after)
+            self.router.push(user.user_id, Push(Push.READ, receipt), except_device=device)
+            if self.read_counts is not None:
+                self.read_counts.read_moved(group_id, user.user_id, before.read_seq, after)
+        return after if after is not None else before.read_seq
+
     async def history(
         self, user: User, session_type: int, session_id: int, end_msg_id: int, limit: int
     ) -> tuple[list[Message], int, int]:
         """A page of messages before ``end_msg_id`` (0 = newest), ascending, with the user's and
         the peer's read positions (so a client can show what is unread and what the peer read).
-        A limit of 0 means the default page; more than the maximum page is cut to it."""
-        conv = self._conv(user, session_type, session_id)
+        A limit of 0 means the default page; more than the maximum page is cut to it.  In a
+        group, a member sees the messages from the one they joined at (no peer position: 0)."""
         if limit <= 0:
             limit = self.limits.history_page_default
         limit = min(limit, self.limits.history_page_max)
+        if session_type == SessionType.GROUP:
+            state, member = await self.group_member(user, session_id)
+            messages = await self.store.history(state.group.conv, end_msg_id, limit, member.joined_seq)
+            return messages, await self._my_read(user.user_id, state.group.conv), 0
+        conv = self._conv(user, session_type, session_id)
         messages = await self.store.history(conv, end_msg_id, limit)
         return (messages, *await self._read_seqs(user.user_id, session_id, conv))
+
+    async def _my_read(self, user_id: int, conv: str) -> int:
+        entry = await self.store.conversation_entry(user_id, conv)
+        return entry.read_seq if entry else 0
 
     async def _read_seqs(self, user_id: int, peer_id: int, conv: str) -> tuple[int, int]:
         mine = await self.store.conversation_entry(user_id, conv)
@@ -268,14 +413,22 @@ class MessageHandler:
         return (mine.read_seq if mine else 0), (peer.read_seq if peer else 0)
 
     async def latest_seq(self, user: User, session_type: int, session_id: int) -> int:
+        if session_type == SessionType.GROUP:
+            state, _ = await self.group_member(user, session_id)
+            return await self.store.latest_seq(state.group.conv)
         return await self.store.latest_seq(self._conv(user, session_type, session_id))
 
     async def messages_by_id(
         self, user: User, session_type: int, session_id: int, ids: Iterable[str]
     ) -> tuple[list[Message], int, int]:
         """Messages by server_msg_id (given as strings, as CIM v1 does), at most 20 at once, with
-        the read positions as :meth:`history` gives them."""
-        conv = self._conv(user, session_type, session_id)
+        the read positions as :meth:`history` gives them (in a group, only those the user may see)."""
+        group = None
+        if session_type == SessionType.GROUP:
+            group = await self.group_member(user, session_id)
+            conv = group[0].group.conv
+        else:
+            conv = self._conv(user, session_type, session_id)
         ids = list(ids)
         if len(ids) > MAX_IDS_PER_LOOKUP:
             raise ChatError(ErrorCode.INVALID_ARGUMENT, f"at most {MAX_IDS_PER_LOOKUP} ids per request")
@@ -283,6 +436,9 @@ class MessageHandler:
             seqs = sorted({int(i) for i in ids})
         except ValueError:
             raise ChatError(ErrorCode.INVALID_ARGUMENT, "message ids must be decimal numbers") from None
+        if group is not None:
+            seqs = [s for s in seqs if s >= group[1].joined_seq]
+            return await self.store.messages_by_seq(conv, seqs), await self._my_read(user.user_id, conv), 0
         messages = await self.store.messages_by_seq(conv, seqs)
         return (messages, *await self._read_seqs(user.user_id, session_id, conv))
 

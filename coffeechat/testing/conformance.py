@@ -34,29 +34,46 @@ import pytest_twisted
 from twisted.internet import defer
 from zope.interface.verify import verifyObject
 
-from coffeechat.interfaces import IStore, StoreClosed, UserExists
+from coffeechat.interfaces import (
+    GroupForbidden,
+    GroupFull,
+    GroupNotFound,
+    IStore,
+    NotGroupMember,
+    StoreClosed,
+    TooManyGroups,
+    UserExists,
+)
 from coffeechat.model import (
     AppendResult,
     ClientType,
     ConversationEntry,
+    Group,
+    GroupChange,
+    GroupMember,
+    GroupRole,
     Message,
     MsgType,
+    MuteModel,
     NewMessage,
     SessionType,
     User,
     conversation_key,
 )
 
-__all__ = ["StoreConformanceTests", "new_message"]
+__all__ = ["StoreConformanceTests", "new_group", "new_message"]
 
 T0 = 1_700_000_000  # an arbitrary "now" in unix seconds
 
 
 def new_message(sender: int, to: int, client_msg_id: str, *, data: bytes | None = None,
                 at: int = T0, session_type: int = SessionType.SINGLE,
-                msg_type: int = MsgType.TEXT, client_type: int = ClientType.ANDROID) -> NewMessage:
+                msg_type: int = MsgType.TEXT, client_type: int = ClientType.ANDROID,
+                mentions: tuple[int, ...] = (), at_all: bool = False) -> NewMessage:
     """A NewMessage from ``sender`` to user (or group) ``to``, keyed as the core keys it."""
     return NewMessage(
+        mentions=tuple(mentions),
+        at_all=at_all,
         conv=conversation_key(session_type, sender, to),
         session_type=int(session_type),
         sender_id=sender,
@@ -67,6 +84,24 @@ def new_message(sender: int, to: int, client_msg_id: str, *, data: bytes | None 
         created_at=at,
         client_type=int(client_type),
     )
+
+
+def group_message(sender: int, group_id: int, client_msg_id: str, **kwargs: Any) -> NewMessage:
+    """A text message from ``sender`` to group ``group_id``."""
+    return new_message(sender, group_id, client_msg_id, session_type=SessionType.GROUP, **kwargs)
+
+
+async def new_group(store: Any, owner: int, members: list[int], *, name: str = "g", at: int = T0,
+                    max_members: int = 200, max_groups_per_user: int = 0) -> Group:
+    """Create a normal group and return it."""
+    change = await store.create_group(owner, name, 1, members, at, max_members, max_groups_per_user)
+    return change.group
+
+
+async def _read(store: Any, user_id: int, group: Group) -> tuple[int, int] | None:
+    """(read_seq, unread) of a user's entry for a group, None without an entry."""
+    entry = await store.conversation_entry(user_id, group.conv)
+    return None if entry is None else (entry.read_seq, entry.unread)
 
 
 async def _owner(store: Any, token_hash: str, now: int) -> int | None:
@@ -262,15 +297,16 @@ class StoreConformanceTests:
         a = await store.append(new_message(1, 2, "a1"))
         b = await store.append(new_message(1, 3, "b1"))
         a2 = await store.append(new_message(2, 1, "a2"))  # the other direction: same conversation
-        g = await store.append(new_message(1, 50, "g1", session_type=SessionType.GROUP))
+        group = await new_group(store, 1, [2])
+        g = await store.append(group_message(1, group.group_id, "g1"))
         b2 = await store.append(new_message(3, 1, "b2"))
         assert (a.message.seq, b.message.seq, a2.message.seq, g.message.seq, b2.message.seq) == (
             1, 1, 2, 1, 2)
         assert a2.message.conv == a.message.conv
-        assert g.message.conv == "g:50"
+        assert g.message.conv == group.conv == f"g:{group.group_id}"
         assert await store.latest_seq("p:1:2") == 2
         assert await store.latest_seq("p:1:3") == 2
-        assert await store.latest_seq("g:50") == 1
+        assert await store.latest_seq(group.conv) == 1
         assert await store.latest_seq("p:8:9") == 0
 
     @pytest_twisted.ensureDeferred
@@ -341,15 +377,16 @@ class StoreConformanceTests:
 
     @pytest_twisted.ensureDeferred
     async def test_group_append(self, store):
-        results = [await store.append(new_message(5, 77, f"g{i}", session_type=SessionType.GROUP,
-                                                  at=T0 + i))
-                   for i in range(3)]
+        group = await new_group(store, 5, [6])
+        gid = group.group_id
+        results = [await store.append(group_message(5, gid, f"g{i}", at=T0 + i)) for i in range(3)]
         assert [r.message.seq for r in results] == [1, 2, 3]
-        assert all(r.message.conv == "g:77" and r.message.to_id == 77 for r in results)
-        entry = await store.conversation_entry(5, "g:77")
+        assert all(r.message.conv == group.conv and r.message.to_id == gid for r in results)
+        entry = await store.conversation_entry(5, group.conv)
         assert entry is not None
         assert (entry.session_type, entry.session_id, entry.read_seq, entry.last_seq) == (
-            SessionType.GROUP, 77, 3, 3)
+            SessionType.GROUP, gid, 3, 3)
+        assert await _read(store, 6, group) == (0, 3)
 
     # ---- history -----------------------------------------------------------------------------
 
@@ -475,6 +512,298 @@ class StoreConformanceTests:
         # delivery is not reading
         assert (await store.conversation_entry(2, "p:1:2")).read_seq == 0
 
+    # ---- groups ------------------------------------------------------------------------------
+
+    @pytest_twisted.ensureDeferred
+    async def test_create_group(self, store):
+        change = await store.create_group(1, "Friends", 1, [2, 3, 1, 2], T0, 200, 0)
+        assert isinstance(change, GroupChange) and change.removed == () and change.roles == ()
+        group = change.group
+        assert isinstance(group, Group) and group.group_id >= 1
+        assert (group.name, group.group_type, group.owner_id, group.created_at, group.updated_at) == (
+            "Friends", 1, 1, T0, T0)
+        assert (group.version, group.member_count, group.dismissed, group.mute_model) == (1, 3, False, 0)
+        assert [(m.user_id, m.role) for m in change.added] == [
+            (1, GroupRole.OWNER), (2, GroupRole.MEMBER), (3, GroupRole.MEMBER)]
+        assert all(isinstance(m, GroupMember) and m.joined_seq == 1 and m.joined_at == T0 for m in change.added)
+        assert await store.group_by_id(group.group_id) == group
+        assert await store.group_by_id(group.group_id + 100) is None
+        assert await store.group_members(group.group_id) == list(change.added)
+        assert await store.group_member(group.group_id, 2) == change.added[1]
+        assert await store.group_member(group.group_id, 4) is None
+        for uid in (1, 2, 3):
+            entry = await store.conversation_entry(uid, group.conv)
+            assert (entry.session_type, entry.session_id, entry.read_seq, entry.last_seq) == (
+                SessionType.GROUP, group.group_id, 0, 0)
+            assert entry.last_message is None and not entry.at_me
+        second = await new_group(store, 2, [1])
+        assert second.group_id > group.group_id
+        assert [g.group_id for g in await store.groups_of(1)] == [group.group_id, second.group_id]
+        assert [g.group_id for g in await store.groups_of(3)] == [group.group_id]
+        assert await store.groups_of(4) == []
+        assert [e.conv for e in await store.conversations_of(3, 0, 10)] == [group.conv]
+
+    @pytest_twisted.ensureDeferred
+    async def test_create_group_limits(self, store):
+        assert (await new_group(store, 1, [2, 3], max_members=3)).member_count == 3
+        with pytest.raises(GroupFull):
+            await new_group(store, 1, [2, 3, 4], max_members=3)
+        await new_group(store, 1, [], max_groups_per_user=2)  # user 1's second group
+        with pytest.raises(TooManyGroups) as refused:
+            await new_group(store, 1, [5], max_groups_per_user=2)
+        assert refused.value.user_ids == [1]
+        with pytest.raises(TooManyGroups) as refused:
+            await new_group(store, 5, [3, 2, 6], max_groups_per_user=1)
+        assert refused.value.user_ids == [3, 2]
+        assert len(await store.groups_of(5)) == 0  # nothing of a refused creation remains
+
+    @pytest_twisted.ensureDeferred
+    async def test_group_append_is_for_members_only(self, store):
+        group = await new_group(store, 1, [2, 3])
+        gid = group.group_id
+        with pytest.raises(NotGroupMember):
+            await store.append(group_message(4, gid, "outsider"))
+        with pytest.raises(GroupNotFound):
+            await store.append(group_message(1, gid + 100, "nowhere"))
+        assert await store.latest_seq(group.conv) == 0
+        first = await store.append(group_message(2, gid, "m1"))
+        second = await store.append(group_message(3, gid, "m2"))
+        assert (first.message.seq, second.message.seq) == (1, 2)
+        assert await _read(store, 1, group) == (0, 2)
+        assert await _read(store, 2, group) == (1, 1)
+        assert await _read(store, 3, group) == (2, 0)
+        assert await store.conversation_entry(4, group.conv) is None
+        assert await store.mark_read(4, group.conv, 2) is None
+        assert await store.mark_read(1, group.conv, 1) == 1
+        assert await _read(store, 1, group) == (1, 1)
+
+    @pytest_twisted.ensureDeferred
+    async def test_mute_and_at_all_are_for_owner_and_admins(self, store):
+        group = await new_group(store, 1, [2, 3])
+        gid = group.group_id
+        with pytest.raises(GroupForbidden):
+            await store.append(group_message(2, gid, "all!", at_all=True))
+        change = await store.update_group(gid, 1, GroupRole.ADMIN, {"mute_model": MuteModel.ALL}, T0 + 1)
+        assert change.group.mute_model == MuteModel.ALL and change.group.version == 2
+        with pytest.raises(GroupForbidden):
+            await store.append(group_message(2, gid, "muted"))
+        await store.set_member_roles(gid, 1, GroupRole.OWNER, [2], GroupRole.ADMIN, T0 + 2)
+        assert (await store.append(group_message(2, gid, "admin speaks", at_all=True))).message.seq == 1
+        assert (await store.append(group_message(1, gid, "owner speaks"))).message.seq == 2
+        with pytest.raises(GroupForbidden):
+            await store.append(group_message(3, gid, "still muted"))
+        notice = await store.append(group_message(3, gid, "n", msg_type=MsgType.NOTIFICATION))
+        assert notice.created and notice.message.seq == 3  # notices are the core's: not checked
+
+    @pytest_twisted.ensureDeferred
+    async def test_joiners_start_reading_at_the_current_last_seq(self, store):
+        group = await new_group(store, 1, [2])
+        gid = group.group_id
+        for i in range(3):
+            await store.append(group_message(1, gid, f"before{i}"))
+        change = await store.add_members(gid, 2, GroupRole.MEMBER, [3, 2, 3], T0 + 5, 200, 0)
+        assert [(m.user_id, m.role, m.joined_seq, m.joined_at) for m in change.added] == [
+            (3, GroupRole.MEMBER, 4, T0 + 5)]
+        assert (change.group.member_count, change.group.version, change.group.updated_at) == (3, 2, T0 + 5)
+        assert await _read(store, 3, group) == (3, 0)
+        await store.append(group_message(2, gid, "after"))
+        assert await _read(store, 3, group) == (3, 1)
+        assert await _read(store, 1, group) == (3, 1)
+        nothing = await store.add_members(gid, 1, GroupRole.MEMBER, [2, 3], T0 + 6, 200, 0)
+        assert nothing.added == () and nothing.group.version == 2  # nothing changed, no new version
+
+    @pytest_twisted.ensureDeferred
+    async def test_add_members_limits_are_all_or_nothing(self, store):
+        group = await new_group(store, 1, [2], max_members=4)
+        gid = group.group_id
+        with pytest.raises(GroupFull):
+            await store.add_members(gid, 1, GroupRole.MEMBER, [3, 4, 5], T0, 4, 0)
+        assert [m.user_id for m in await store.group_members(gid)] == [1, 2]
+        assert (await store.group_by_id(gid)).member_count == 2
+        await new_group(store, 9, [4])  # user 4 is in one group already
+        with pytest.raises(TooManyGroups) as refused:
+            await store.add_members(gid, 1, GroupRole.MEMBER, [3, 4], T0, 4, 1)
+        assert refused.value.user_ids == [4]
+        assert await store.group_member(gid, 3) is None
+        change = await store.add_members(gid, 1, GroupRole.MEMBER, [3, 4], T0, 4, 0)
+        assert [m.user_id for m in change.added] == [3, 4] and change.group.member_count == 4
+
+    @pytest_twisted.ensureDeferred
+    async def test_group_writes_check_the_actor(self, store):
+        group = await new_group(store, 1, [2])
+        gid = group.group_id
+        with pytest.raises(NotGroupMember):
+            await store.add_members(gid, 3, GroupRole.MEMBER, [4], T0, 200, 0)
+        with pytest.raises(GroupForbidden):
+            await store.add_members(gid, 2, GroupRole.ADMIN, [4], T0, 200, 0)
+        with pytest.raises(GroupForbidden):
+            await store.update_group(gid, 2, GroupRole.ADMIN, {"name": "mine"}, T0)
+        with pytest.raises(GroupForbidden):
+            await store.dismiss_group(gid, 2, GroupRole.OWNER, T0)
+        with pytest.raises(GroupNotFound):
+            await store.remove_members(gid + 100, 1, GroupRole.ADMIN, [2], T0)
+        assert (await store.group_by_id(gid)).version == 1
+
+    @pytest_twisted.ensureDeferred
+    async def test_removed_members_lose_the_group(self, store):
+        group = await new_group(store, 1, [2, 3, 4])
+        gid = group.group_id
+        sent = await store.append(group_message(3, gid, "mine"))
+        change = await store.remove_members(gid, 1, GroupRole.ADMIN, [3, 9], T0 + 1, GroupRole.OWNER)
+        assert [m.user_id for m in change.removed] == [3] and change.roles == ()
+        assert (change.group.member_count, change.group.version) == (3, 2)
+        assert await store.conversation_entry(3, group.conv) is None
+        assert await store.conversations_of(3, 0, 10) == []
+        assert await store.groups_of(3) == []
+        with pytest.raises(NotGroupMember):
+            await store.append(group_message(3, gid, "let me in"))
+        again = await store.append(group_message(3, gid, "mine"))  # a resend is still answered
+        assert again.created is False and again.message == sent.message
+        with pytest.raises(GroupForbidden):  # an admin may not remove admins or the owner
+            await store.remove_members(gid, 1, GroupRole.ADMIN, [2, 1], T0, GroupRole.ADMIN)
+        assert (await store.group_by_id(gid)).member_count == 3
+
+    @pytest_twisted.ensureDeferred
+    async def test_owner_leaving_hands_over_and_the_last_one_out_dismisses(self, store):
+        group = await new_group(store, 1, [2, 3])
+        gid = group.group_id
+        await store.add_members(gid, 1, GroupRole.MEMBER, [4], T0, 200, 0)
+        await store.remove_members(gid, 2, GroupRole.MEMBER, [2], T0)
+        await store.add_members(gid, 1, GroupRole.MEMBER, [2], T0, 200, 0)  # back, but now the newest
+        change = await store.remove_members(gid, 1, GroupRole.MEMBER, [1], T0 + 3)
+        assert change.group.owner_id == 3
+        assert [(m.user_id, m.role) for m in change.roles] == [(3, GroupRole.OWNER)]
+        assert (await store.group_member(gid, 3)).role == GroupRole.OWNER
+        assert [m.user_id for m in await store.group_members(gid)] == [3, 4, 2]
+        for leaver, owner in ((3, 4), (4, 2)):
+            change = await store.remove_members(gid, leaver, GroupRole.MEMBER, [leaver], T0 + 4)
+            assert change.group.owner_id == owner and not change.group.dismissed
+        change = await store.remove_members(gid, 2, GroupRole.MEMBER, [2], T0 + 5)
+        assert change.group.dismissed and change.group.member_count == 0
+        assert (await store.group_by_id(gid)).dismissed
+        with pytest.raises(GroupNotFound):
+            await store.add_members(gid, 2, GroupRole.MEMBER, [2], T0, 200, 0)
+
+    @pytest_twisted.ensureDeferred
+    async def test_update_group_and_versions(self, store):
+        group = await new_group(store, 1, [2])
+        gid = group.group_id
+        change = await store.update_group(gid, 1, GroupRole.ADMIN, {"name": "New", "intro": "about us"}, T0 + 10)
+        g = change.group
+        assert (g.name, g.intro, g.announcement, g.version, g.updated_at) == ("New", "about us", "", 2, T0 + 10)
+        change = await store.update_group(
+            gid, 1, GroupRole.ADMIN,
+            {"announcement": "read me", "avatar": "https://x/a.png", "join_model": 1, "be_invite_model": 1,
+             "name": None}, T0 + 11)
+        g = change.group
+        assert (g.name, g.announcement, g.avatar, g.join_model, g.be_invite_model, g.version) == (
+            "New", "read me", "https://x/a.png", 1, 1, 3)
+        assert await store.group_by_id(gid) == g
+        roles = await store.set_member_roles(gid, 1, GroupRole.OWNER, [2, 1, 7], GroupRole.ADMIN, T0 + 12)
+        assert [(m.user_id, m.role) for m in roles.roles] == [(2, GroupRole.ADMIN)] and roles.group.version == 4
+        same = await store.set_member_roles(gid, 1, GroupRole.OWNER, [2], GroupRole.ADMIN, T0 + 13)
+        assert same.roles == () and same.group.version == 4
+        back = await store.set_member_roles(gid, 1, GroupRole.OWNER, [2], GroupRole.MEMBER, T0 + 14)
+        assert [(m.user_id, m.role) for m in back.roles] == [(2, GroupRole.MEMBER)] and back.group.version == 5
+
+    @pytest_twisted.ensureDeferred
+    async def test_dismiss_group(self, store):
+        group = await new_group(store, 1, [2, 3])
+        gid = group.group_id
+        await store.append(group_message(2, gid, "bye"))
+        change = await store.dismiss_group(gid, 1, GroupRole.OWNER, T0 + 1)
+        assert [m.user_id for m in change.removed] == [1, 2, 3]
+        assert change.group.dismissed and change.group.member_count == 0 and change.group.version == 2
+        for uid in (1, 2, 3):
+            assert await store.conversation_entry(uid, group.conv) is None
+            assert await store.groups_of(uid) == []
+        assert await store.group_members(gid) == []
+        with pytest.raises(GroupNotFound):
+            await store.append(group_message(1, gid, "anyone?"))
+        notice = await store.append(group_message(1, gid, "dismissed", msg_type=MsgType.NOTIFICATION))
+        assert notice.message.seq == 2
+        with pytest.raises(GroupNotFound):
+            await store.dismiss_group(gid, 1, GroupRole.OWNER, T0 + 2)
+
+    @pytest_twisted.ensureDeferred
+    async def test_mentions_last_until_read_past(self, store):
+        group = await new_group(store, 1, [2, 3, 4])
+        gid = group.group_id
+        await store.append(group_message(1, gid, "m1"))
+        await store.append(group_message(1, gid, "hey 2", mentions=(2, 9)))
+        await store.append(group_message(3, gid, "m3"))
+        entry2 = await store.conversation_entry(2, group.conv)
+        assert (entry2.mention_seq, entry2.at_me) == (2, True)
+        assert not (await store.conversation_entry(3, group.conv)).at_me
+        await store.mark_read(2, group.conv, 1)
+        assert (await store.conversation_entry(2, group.conv)).at_me
+        await store.mark_read(2, group.conv, 2)
+        assert not (await store.conversation_entry(2, group.conv)).at_me
+        await store.set_member_roles(gid, 1, GroupRole.OWNER, [3], GroupRole.ADMIN, T0)
+        await store.append(group_message(3, gid, "everyone!", at_all=True))
+        listed = {e.session_id: e for e in await store.conversations_of(4, 0, 10)}
+        assert listed[gid].at_me and listed[gid].mention_seq == 4
+        assert (await store.conversation_entry(2, group.conv)).at_me
+        assert not (await store.conversation_entry(3, group.conv)).at_me  # one's own @all
+        await store.add_members(gid, 1, GroupRole.MEMBER, [5], T0, 200, 0)
+        assert not (await store.conversation_entry(5, group.conv)).at_me  # joined after it
+        single = await store.append(new_message(1, 2, "1:1", mentions=(2,)))
+        assert single.created and not (await store.conversation_entry(2, single.message.conv)).at_me
+
+    @pytest_twisted.ensureDeferred
+    async def test_group_read_count(self, store):
+        group = await new_group(store, 1, [2, 3, 4])
+        gid = group.group_id
+        for i in range(3):
+            await store.append(group_message(1, gid, f"m{i}"))
+        assert await store.group_read_count(gid, 2, 1) == (0, 3)
+        await store.mark_read(2, group.conv, 2)
+        await store.mark_read(3, group.conv, 1)
+        assert await store.group_read_count(gid, 2, 1) == (1, 3)
+        assert await store.group_read_count(gid, 1, 1) == (2, 3)
+        await store.append(group_message(4, gid, "m3"))  # writing means having read
+        assert await store.group_read_count(gid, 2, 1) == (2, 3)
+        await store.add_members(gid, 1, GroupRole.MEMBER, [5], T0, 200, 0)  # cannot see seq 2
+        assert await store.group_read_count(gid, 2, 1) == (2, 3)
+        await store.remove_members(gid, 1, GroupRole.ADMIN, [2], T0)
+        assert await store.group_read_count(gid, 2, 1) == (1, 2)
+
+    @pytest_twisted.ensureDeferred
+    async def test_group_message_racing_a_kick(self, store):
+        """Whichever the store writes first wins, even when both are queued at once (and land in
+        one group-commit batch): the membership check is inside the writing transaction."""
+        group = await new_group(store, 1, [2, 3])
+        gid = group.group_id
+        kick = store.remove_members(gid, 1, GroupRole.ADMIN, [2], T0, GroupRole.OWNER)
+        message = store.append(group_message(2, gid, "too late"))
+        mute = store.update_group(gid, 1, GroupRole.ADMIN, {"mute_model": MuteModel.ALL}, T0)
+        muted = store.append(group_message(3, gid, "muted meanwhile"))
+        results = await defer.DeferredList([kick, message, mute, muted], consumeErrors=True)
+        assert results[0][0] and [m.user_id for m in results[0][1].removed] == [2]
+        assert not results[1][0] and results[1][1].check(NotGroupMember)
+        assert results[2][0]
+        assert not results[3][0] and results[3][1].check(GroupForbidden)
+        assert await store.latest_seq(group.conv) == 0
+        # the other way round: the message was first, so it stands
+        await store.update_group(gid, 1, GroupRole.ADMIN, {"mute_model": MuteModel.DEFAULT}, T0)
+        message = store.append(group_message(3, gid, "just in time"))
+        kick = store.remove_members(gid, 1, GroupRole.ADMIN, [3], T0, GroupRole.OWNER)
+        sent, kicked = await defer.gatherResults([message, kick])
+        assert sent.created and sent.message.seq == 1 and [m.user_id for m in kicked.removed] == [3]
+        assert [m.client_msg_id for m in await store.history(group.conv, 0, 10)] == ["just in time"]
+
+    @pytest_twisted.ensureDeferred
+    async def test_history_from_joined_seq(self, store):
+        group = await new_group(store, 1, [2])
+        gid = group.group_id
+        for i in range(4):
+            await store.append(group_message(1, gid, f"early{i}"))
+        change = await store.add_members(gid, 1, GroupRole.MEMBER, [3], T0, 200, 0)
+        joined = change.added[0].joined_seq
+        await store.append(group_message(3, gid, "hello"))
+        assert _seqs(await store.history(group.conv, 0, 10, joined)) == [5]
+        assert _seqs(await store.history(group.conv, 0, 10)) == [1, 2, 3, 4, 5]
+
     # ---- lifecycle and durability ------------------------------------------------------------
 
     @pytest_twisted.ensureDeferred
@@ -522,8 +851,10 @@ class StoreConformanceTests:
                 result = await store.append(new_message(alice.user_id, bob.user_id, f"m{i}",
                                                         data=b"\x00\x01" * i, at=T0 + i))
                 sent.append(result.message)
-            group = (await store.append(new_message(bob.user_id, 9, "g", at=T0 + 9,
-                                                    session_type=SessionType.GROUP))).message
+            chat = await new_group(store, bob.user_id, [alice.user_id], name="Durable")
+            await store.update_group(chat.group_id, bob.user_id, GroupRole.OWNER, {"announcement": "hi"}, T0 + 8)
+            group = (await store.append(group_message(alice.user_id, chat.group_id, "g", at=T0 + 9,
+                                                      mentions=(bob.user_id,)))).message
             conv = sent[0].conv
             await store.mark_read(bob.user_id, conv, 3)
             await store.mark_delivered([(bob.user_id, conv, 4)])
@@ -538,7 +869,16 @@ class StoreConformanceTests:
             assert await _owner(store, "tok-b", T0) is None
             assert await store.history(conv, 0, 10) == sent
             assert await store.latest_seq(conv) == 5
-            assert await store.history("g:9", 0, 10) == [group]
+            assert await store.history(chat.conv, 0, 10) == [group]
+            again_chat = await store.group_by_id(chat.group_id)
+            assert (again_chat.name, again_chat.announcement, again_chat.version) == ("Durable", "hi", 2)
+            assert [m.user_id for m in await store.group_members(chat.group_id)] == [bob.user_id, alice.user_id]
+            assert (await store.conversation_entry(bob.user_id, chat.conv)).at_me
+            assert [g.group_id for g in await store.groups_of(alice.user_id)] == [chat.group_id]
+            with pytest.raises(NotGroupMember):
+                await store.append(group_message(99, chat.group_id, "outsider"))
+            later = await new_group(store, alice.user_id, [])
+            assert later.group_id > chat.group_id
             entry = await store.conversation_entry(bob.user_id, conv)
             assert (entry.read_seq, entry.last_seq, entry.session_id) == (3, 5, alice.user_id)
             assert entry.last_message == sent[-1]

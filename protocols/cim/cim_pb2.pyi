@@ -53,6 +53,13 @@ class CIMCmdID(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_CID_GROUP_MEMBER_CHANGED_NOTIFY: _ClassVar[CIMCmdID]
     kCIM_CID_GROUP_LIST_MEMBER_REQ: _ClassVar[CIMCmdID]
     kCIM_CID_GROUP_LIST_MEMBER_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_GROUP_UPDATE_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_GROUP_UPDATE_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_GROUP_SET_ADMIN_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_GROUP_SET_ADMIN_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_GROUP_READ_COUNT_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_GROUP_READ_COUNT_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_GROUP_READ_COUNT_NOTIFY: _ClassVar[CIMCmdID]
     kCIM_CID_FRIEND_QUERY_USER_LIST_REQ: _ClassVar[CIMCmdID]
     kCIM_CID_FRIEND_QUERY_USER_LIST_RSP: _ClassVar[CIMCmdID]
     kCIM_CID_ERROR_RSP: _ClassVar[CIMCmdID]
@@ -93,6 +100,8 @@ class CIMErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_ERR_SERVER_SHUTDOWN: _ClassVar[CIMErrorCode]
     kCIM_ERR_IDLE_TIMEOUT: _ClassVar[CIMErrorCode]
     kCIM_ERR_LOGIN_TIMEOUT: _ClassVar[CIMErrorCode]
+    kCIM_ERR_GROUP_FULL: _ClassVar[CIMErrorCode]
+    kCIM_ERR_TOO_MANY_GROUPS: _ClassVar[CIMErrorCode]
 
 class CIMClientType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -213,6 +222,13 @@ class CIMGroupMuteModel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     kCIM_GROUP_MUTE_MODEL_DEFAULT: _ClassVar[CIMGroupMuteModel]
     kCIM_GROUP_MUTE_MODEL_ALL: _ClassVar[CIMGroupMuteModel]
+
+class CIMGroupMemberRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    kCIM_GROUP_MEMBER_ROLE_UNKNOWN: _ClassVar[CIMGroupMemberRole]
+    kCIM_GROUP_MEMBER_ROLE_MEMBER: _ClassVar[CIMGroupMemberRole]
+    kCIM_GROUP_MEMBER_ROLE_ADMIN: _ClassVar[CIMGroupMemberRole]
+    kCIM_GROUP_MEMBER_ROLE_OWNER: _ClassVar[CIMGroupMemberRole]
 kCIM_CID_UNKNOWN: CIMCmdID
 kCIM_CID_LOGIN_AUTH_TOKEN_REQ: CIMCmdID
 kCIM_CID_LOGIN_AUTH_TOKEN_RSP: CIMCmdID
@@ -257,6 +273,13 @@ kCIM_CID_GROUP_KICK_OUT_MEMBER_RSP: CIMCmdID
 kCIM_CID_GROUP_MEMBER_CHANGED_NOTIFY: CIMCmdID
 kCIM_CID_GROUP_LIST_MEMBER_REQ: CIMCmdID
 kCIM_CID_GROUP_LIST_MEMBER_RSP: CIMCmdID
+kCIM_CID_GROUP_UPDATE_REQ: CIMCmdID
+kCIM_CID_GROUP_UPDATE_RSP: CIMCmdID
+kCIM_CID_GROUP_SET_ADMIN_REQ: CIMCmdID
+kCIM_CID_GROUP_SET_ADMIN_RSP: CIMCmdID
+kCIM_CID_GROUP_READ_COUNT_REQ: CIMCmdID
+kCIM_CID_GROUP_READ_COUNT_RSP: CIMCmdID
+kCIM_CID_GROUP_READ_COUNT_NOTIFY: CIMCmdID
 kCIM_CID_FRIEND_QUERY_USER_LIST_REQ: CIMCmdID
 kCIM_CID_FRIEND_QUERY_USER_LIST_RSP: CIMCmdID
 kCIM_CID_ERROR_RSP: CIMCmdID
@@ -291,6 +314,8 @@ kCIM_ERR_SESSION_REPLACED: CIMErrorCode
 kCIM_ERR_SERVER_SHUTDOWN: CIMErrorCode
 kCIM_ERR_IDLE_TIMEOUT: CIMErrorCode
 kCIM_ERR_LOGIN_TIMEOUT: CIMErrorCode
+kCIM_ERR_GROUP_FULL: CIMErrorCode
+kCIM_ERR_TOO_MANY_GROUPS: CIMErrorCode
 kCIM_CLIENT_TYPE_DEFAULT: CIMClientType
 kCIM_CLIENT_TYPE_ANDROID: CIMClientType
 kCIM_CLIENT_TYPE_IOS: CIMClientType
@@ -363,6 +388,10 @@ kCIM_GROUP_BE_INVITE_MODEL_DEFAULT: CIMGroupBeInviteMode
 kCIM_GROUP_BE_INVITE_MODEL_NEED_AGREE: CIMGroupBeInviteMode
 kCIM_GROUP_MUTE_MODEL_DEFAULT: CIMGroupMuteModel
 kCIM_GROUP_MUTE_MODEL_ALL: CIMGroupMuteModel
+kCIM_GROUP_MEMBER_ROLE_UNKNOWN: CIMGroupMemberRole
+kCIM_GROUP_MEMBER_ROLE_MEMBER: CIMGroupMemberRole
+kCIM_GROUP_MEMBER_ROLE_ADMIN: CIMGroupMemberRole
+kCIM_GROUP_MEMBER_ROLE_OWNER: CIMGroupMemberRole
 
 class CIMUserInfo(_message.Message):
     __slots__ = ("user_id", "nick_name", "nick_name_spell", "phone", "avatar_url", "attach_info")
@@ -381,7 +410,7 @@ class CIMUserInfo(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., nick_name: _Optional[str] = ..., nick_name_spell: _Optional[str] = ..., phone: _Optional[str] = ..., avatar_url: _Optional[str] = ..., attach_info: _Optional[str] = ...) -> None: ...
 
 class CIMContactSessionInfo(_message.Message):
-    __slots__ = ("session_id", "session_type", "session_status", "unread_cnt", "updated_time", "msg_id", "server_msg_id", "msg_time_stamp", "msg_data", "msg_type", "msg_from_user_id", "msg_status", "msg_attach", "extend_data", "is_robot_session")
+    __slots__ = ("session_id", "session_type", "session_status", "unread_cnt", "updated_time", "msg_id", "server_msg_id", "msg_time_stamp", "msg_data", "msg_type", "msg_from_user_id", "msg_status", "msg_attach", "extend_data", "is_robot_session", "at_me")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_TYPE_FIELD_NUMBER: _ClassVar[int]
     SESSION_STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -397,6 +426,7 @@ class CIMContactSessionInfo(_message.Message):
     MSG_ATTACH_FIELD_NUMBER: _ClassVar[int]
     EXTEND_DATA_FIELD_NUMBER: _ClassVar[int]
     IS_ROBOT_SESSION_FIELD_NUMBER: _ClassVar[int]
+    AT_ME_FIELD_NUMBER: _ClassVar[int]
     session_id: int
     session_type: CIMSessionType
     session_status: CIMSessionStatusType
@@ -412,7 +442,8 @@ class CIMContactSessionInfo(_message.Message):
     msg_attach: str
     extend_data: str
     is_robot_session: bool
-    def __init__(self, session_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_status: _Optional[_Union[CIMSessionStatusType, str]] = ..., unread_cnt: _Optional[int] = ..., updated_time: _Optional[int] = ..., msg_id: _Optional[str] = ..., server_msg_id: _Optional[int] = ..., msg_time_stamp: _Optional[int] = ..., msg_data: _Optional[bytes] = ..., msg_type: _Optional[_Union[CIMMsgType, str]] = ..., msg_from_user_id: _Optional[int] = ..., msg_status: _Optional[_Union[CIMMsgStatus, str]] = ..., msg_attach: _Optional[str] = ..., extend_data: _Optional[str] = ..., is_robot_session: _Optional[bool] = ...) -> None: ...
+    at_me: bool
+    def __init__(self, session_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_status: _Optional[_Union[CIMSessionStatusType, str]] = ..., unread_cnt: _Optional[int] = ..., updated_time: _Optional[int] = ..., msg_id: _Optional[str] = ..., server_msg_id: _Optional[int] = ..., msg_time_stamp: _Optional[int] = ..., msg_data: _Optional[bytes] = ..., msg_type: _Optional[_Union[CIMMsgType, str]] = ..., msg_from_user_id: _Optional[int] = ..., msg_status: _Optional[_Union[CIMMsgStatus, str]] = ..., msg_attach: _Optional[str] = ..., extend_data: _Optional[str] = ..., is_robot_session: _Optional[bool] = ..., at_me: _Optional[bool] = ...) -> None: ...
 
 class CIMMsgInfo(_message.Message):
     __slots__ = ("client_msg_id", "server_msg_id", "msg_res_code", "msg_feature", "session_type", "from_user_id", "to_session_id", "create_time", "msg_type", "msg_status", "msg_data", "attach", "sender_client_type")
@@ -709,7 +740,7 @@ class CIMGetMsgByIdRsp(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_id: _Optional[int] = ..., msg_list: _Optional[_Iterable[_Union[CIMMsgInfo, _Mapping]]] = ...) -> None: ...
 
 class CIMGroupInfo(_message.Message):
-    __slots__ = ("group_id", "group_name", "group_type", "join_model", "be_invite_model", "mute_model", "group_owner_id", "create_time", "update_time", "group_intro", "announcement", "group_avatar")
+    __slots__ = ("group_id", "group_name", "group_type", "join_model", "be_invite_model", "mute_model", "group_owner_id", "create_time", "update_time", "group_intro", "announcement", "group_avatar", "group_version", "member_count")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_NAME_FIELD_NUMBER: _ClassVar[int]
     GROUP_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -722,6 +753,8 @@ class CIMGroupInfo(_message.Message):
     GROUP_INTRO_FIELD_NUMBER: _ClassVar[int]
     ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
     GROUP_AVATAR_FIELD_NUMBER: _ClassVar[int]
+    GROUP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
     group_id: int
     group_name: str
     group_type: CIMGroupType
@@ -734,7 +767,9 @@ class CIMGroupInfo(_message.Message):
     group_intro: str
     announcement: str
     group_avatar: str
-    def __init__(self, group_id: _Optional[int] = ..., group_name: _Optional[str] = ..., group_type: _Optional[_Union[CIMGroupType, str]] = ..., join_model: _Optional[_Union[CIMGroupJoinModel, str]] = ..., be_invite_model: _Optional[_Union[CIMGroupBeInviteMode, str]] = ..., mute_model: _Optional[_Union[CIMGroupMuteModel, str]] = ..., group_owner_id: _Optional[int] = ..., create_time: _Optional[int] = ..., update_time: _Optional[int] = ..., group_intro: _Optional[str] = ..., announcement: _Optional[str] = ..., group_avatar: _Optional[str] = ...) -> None: ...
+    group_version: int
+    member_count: int
+    def __init__(self, group_id: _Optional[int] = ..., group_name: _Optional[str] = ..., group_type: _Optional[_Union[CIMGroupType, str]] = ..., join_model: _Optional[_Union[CIMGroupJoinModel, str]] = ..., be_invite_model: _Optional[_Union[CIMGroupBeInviteMode, str]] = ..., mute_model: _Optional[_Union[CIMGroupMuteModel, str]] = ..., group_owner_id: _Optional[int] = ..., create_time: _Optional[int] = ..., update_time: _Optional[int] = ..., group_intro: _Optional[str] = ..., announcement: _Optional[str] = ..., group_avatar: _Optional[str] = ..., group_version: _Optional[int] = ..., member_count: _Optional[int] = ...) -> None: ...
 
 class CIMGroupVersionInfo(_message.Message):
     __slots__ = ("group_id", "group_version")
@@ -745,14 +780,16 @@ class CIMGroupVersionInfo(_message.Message):
     def __init__(self, group_id: _Optional[int] = ..., group_version: _Optional[int] = ...) -> None: ...
 
 class CIMGroupCreateReq(_message.Message):
-    __slots__ = ("user_id", "group_name", "member_id_list")
+    __slots__ = ("user_id", "group_name", "member_id_list", "group_type")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_NAME_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_LIST_FIELD_NUMBER: _ClassVar[int]
+    GROUP_TYPE_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     group_name: str
     member_id_list: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, user_id: _Optional[int] = ..., group_name: _Optional[str] = ..., member_id_list: _Optional[_Iterable[int]] = ...) -> None: ...
+    group_type: CIMGroupType
+    def __init__(self, user_id: _Optional[int] = ..., group_name: _Optional[str] = ..., member_id_list: _Optional[_Iterable[int]] = ..., group_type: _Optional[_Union[CIMGroupType, str]] = ...) -> None: ...
 
 class CIMGroupCreateRsp(_message.Message):
     __slots__ = ("user_id", "result_code", "group_info", "member_id_list", "attach_notificatino_msg")
@@ -815,12 +852,14 @@ class CIMGroupListReq(_message.Message):
     def __init__(self, user_id: _Optional[int] = ...) -> None: ...
 
 class CIMGroupListRsp(_message.Message):
-    __slots__ = ("user_id", "group_version_list")
+    __slots__ = ("user_id", "group_version_list", "result_code")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_VERSION_LIST_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     group_version_list: _containers.RepeatedCompositeFieldContainer[CIMGroupVersionInfo]
-    def __init__(self, user_id: _Optional[int] = ..., group_version_list: _Optional[_Iterable[_Union[CIMGroupVersionInfo, _Mapping]]] = ...) -> None: ...
+    result_code: int
+    def __init__(self, user_id: _Optional[int] = ..., group_version_list: _Optional[_Iterable[_Union[CIMGroupVersionInfo, _Mapping]]] = ..., result_code: _Optional[int] = ...) -> None: ...
 
 class CIMGroupInfoReq(_message.Message):
     __slots__ = ("user_id", "group_version_list")
@@ -893,32 +932,148 @@ class CIMGroupMemberListReq(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ...) -> None: ...
 
 class CIMGroupMemberListRsp(_message.Message):
-    __slots__ = ("user_id", "group_id", "member_id_list")
+    __slots__ = ("user_id", "group_id", "member_id_list", "result_code", "member_list")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_LIST_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_LIST_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     group_id: int
     member_id_list: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., member_id_list: _Optional[_Iterable[int]] = ...) -> None: ...
+    result_code: int
+    member_list: _containers.RepeatedCompositeFieldContainer[CIMGroupMemberInfo]
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., member_id_list: _Optional[_Iterable[int]] = ..., result_code: _Optional[int] = ..., member_list: _Optional[_Iterable[_Union[CIMGroupMemberInfo, _Mapping]]] = ...) -> None: ...
+
+class CIMGroupMemberInfo(_message.Message):
+    __slots__ = ("user_id", "role", "join_time")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    JOIN_TIME_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    role: CIMGroupMemberRole
+    join_time: int
+    def __init__(self, user_id: _Optional[int] = ..., role: _Optional[_Union[CIMGroupMemberRole, str]] = ..., join_time: _Optional[int] = ...) -> None: ...
 
 class CIMGroupMemberChangedInfo(_message.Message):
-    __slots__ = ("user_id", "type")
+    __slots__ = ("user_id", "type", "role")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     type: CIMGroupMemberChangedType
-    def __init__(self, user_id: _Optional[int] = ..., type: _Optional[_Union[CIMGroupMemberChangedType, str]] = ...) -> None: ...
+    role: CIMGroupMemberRole
+    def __init__(self, user_id: _Optional[int] = ..., type: _Optional[_Union[CIMGroupMemberChangedType, str]] = ..., role: _Optional[_Union[CIMGroupMemberRole, str]] = ...) -> None: ...
 
 class CIMGroupMemberChangedNotify(_message.Message):
-    __slots__ = ("user_id", "group_id", "changed_list")
+    __slots__ = ("user_id", "group_id", "changed_list", "group_version")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     CHANGED_LIST_FIELD_NUMBER: _ClassVar[int]
+    GROUP_VERSION_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     group_id: int
     changed_list: _containers.RepeatedCompositeFieldContainer[CIMGroupMemberChangedInfo]
-    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., changed_list: _Optional[_Iterable[_Union[CIMGroupMemberChangedInfo, _Mapping]]] = ...) -> None: ...
+    group_version: int
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., changed_list: _Optional[_Iterable[_Union[CIMGroupMemberChangedInfo, _Mapping]]] = ..., group_version: _Optional[int] = ...) -> None: ...
+
+class CIMGroupUpdateReq(_message.Message):
+    __slots__ = ("user_id", "group_id", "group_name", "announcement", "group_intro", "group_avatar", "mute_model", "join_model", "be_invite_model")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_NAME_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_INTRO_FIELD_NUMBER: _ClassVar[int]
+    GROUP_AVATAR_FIELD_NUMBER: _ClassVar[int]
+    MUTE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    JOIN_MODEL_FIELD_NUMBER: _ClassVar[int]
+    BE_INVITE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    group_id: int
+    group_name: str
+    announcement: str
+    group_intro: str
+    group_avatar: str
+    mute_model: CIMGroupMuteModel
+    join_model: CIMGroupJoinModel
+    be_invite_model: CIMGroupBeInviteMode
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., group_name: _Optional[str] = ..., announcement: _Optional[str] = ..., group_intro: _Optional[str] = ..., group_avatar: _Optional[str] = ..., mute_model: _Optional[_Union[CIMGroupMuteModel, str]] = ..., join_model: _Optional[_Union[CIMGroupJoinModel, str]] = ..., be_invite_model: _Optional[_Union[CIMGroupBeInviteMode, str]] = ...) -> None: ...
+
+class CIMGroupUpdateRsp(_message.Message):
+    __slots__ = ("user_id", "group_id", "result_code", "group_info", "attach_notificatino_msg")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_INFO_FIELD_NUMBER: _ClassVar[int]
+    ATTACH_NOTIFICATINO_MSG_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    group_id: int
+    result_code: int
+    group_info: CIMGroupInfo
+    attach_notificatino_msg: bytes
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., result_code: _Optional[int] = ..., group_info: _Optional[_Union[CIMGroupInfo, _Mapping]] = ..., attach_notificatino_msg: _Optional[bytes] = ...) -> None: ...
+
+class CIMGroupSetAdminReq(_message.Message):
+    __slots__ = ("user_id", "group_id", "member_id_list", "is_admin")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_LIST_FIELD_NUMBER: _ClassVar[int]
+    IS_ADMIN_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    group_id: int
+    member_id_list: _containers.RepeatedScalarFieldContainer[int]
+    is_admin: bool
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., member_id_list: _Optional[_Iterable[int]] = ..., is_admin: _Optional[bool] = ...) -> None: ...
+
+class CIMGroupSetAdminRsp(_message.Message):
+    __slots__ = ("user_id", "group_id", "result_code", "attach_notificatino_msg")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ATTACH_NOTIFICATINO_MSG_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    group_id: int
+    result_code: int
+    attach_notificatino_msg: bytes
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., result_code: _Optional[int] = ..., attach_notificatino_msg: _Optional[bytes] = ...) -> None: ...
+
+class CIMGroupReadCountReq(_message.Message):
+    __slots__ = ("user_id", "group_id", "msg_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    group_id: int
+    msg_id: int
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., msg_id: _Optional[int] = ...) -> None: ...
+
+class CIMGroupReadCountRsp(_message.Message):
+    __slots__ = ("user_id", "group_id", "result_code", "msg_id", "read_count", "member_count")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    READ_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    group_id: int
+    result_code: int
+    msg_id: int
+    read_count: int
+    member_count: int
+    def __init__(self, user_id: _Optional[int] = ..., group_id: _Optional[int] = ..., result_code: _Optional[int] = ..., msg_id: _Optional[int] = ..., read_count: _Optional[int] = ..., member_count: _Optional[int] = ...) -> None: ...
+
+class CIMGroupReadCountNotify(_message.Message):
+    __slots__ = ("group_id", "msg_id", "read_count", "member_count")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    READ_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    group_id: int
+    msg_id: int
+    read_count: int
+    member_count: int
+    def __init__(self, group_id: _Optional[int] = ..., msg_id: _Optional[int] = ..., read_count: _Optional[int] = ..., member_count: _Optional[int] = ...) -> None: ...
 
 class CIMFriendQueryUserListReq(_message.Message):
     __slots__ = ("user_id",)

@@ -20,7 +20,17 @@ from zope.interface import implementer
 from coffeechat.core import ChatCore
 from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.interfaces import IDevice
-from coffeechat.model import ConversationEntry, Message, Push, ReadReceipt, User
+from coffeechat.model import (
+    ConversationEntry,
+    Group,
+    GroupMember,
+    GroupNotice,
+    Message,
+    Push,
+    ReadCount,
+    ReadReceipt,
+    User,
+)
 from coffeechat.ratelimit import TokenBucket
 
 from . import Cmd, pb
@@ -46,25 +56,35 @@ _NOT_YET = frozenset(
         Cmd.VOIP_INVITE_REPLY_ACK,
         Cmd.VOIP_HEARTBEAT,
         Cmd.VOIP_BYE_REQ,
-        Cmd.GROUP_CREATE_DEFAULT_REQ,
-        Cmd.GROUP_DISBINGDING_REQ,
-        Cmd.GROUP_EXIT_REQ,
-        Cmd.GROUP_LIST_REQ,
-        Cmd.GROUP_INFO_REQ,
-        Cmd.GROUP_INVITE_MEMBER_REQ,
-        Cmd.GROUP_KICK_OUT_MEMBER_REQ,
-        Cmd.GROUP_LIST_MEMBER_REQ,
     }
 )
+# Group requests are answered, failures included, with their own response type: each carries a
+# result_code (CIMGroupListRsp and CIMGroupMemberListRsp by our extension field).
+_GROUP_RESPONSES: dict[int, tuple[int, type[PbMessage]]] = {
+    Cmd.GROUP_CREATE_DEFAULT_REQ: (Cmd.GROUP_CREATE_DEFAULT_RSP, pb.CIMGroupCreateRsp),
+    Cmd.GROUP_DISBINGDING_REQ: (Cmd.GROUP_DISBINGDING_RSP, pb.CIMGroupDisbandingRsp),
+    Cmd.GROUP_EXIT_REQ: (Cmd.GROUP_EXIT_RSP, pb.CIMGroupExitRsp),
+    Cmd.GROUP_LIST_REQ: (Cmd.GROUP_LIST_RSP, pb.CIMGroupListRsp),
+    Cmd.GROUP_INFO_REQ: (Cmd.GROUP_INFO_RSP, pb.CIMGroupInfoRsp),
+    Cmd.GROUP_INVITE_MEMBER_REQ: (Cmd.GROUP_INVITE_MEMBER_RSP, pb.CIMGroupInviteMemberRsp),
+    Cmd.GROUP_KICK_OUT_MEMBER_REQ: (Cmd.GROUP_KICK_OUT_MEMBER_RSP, pb.CIMGroupKickOutMemberRsp),
+    Cmd.GROUP_LIST_MEMBER_REQ: (Cmd.GROUP_LIST_MEMBER_RSP, pb.CIMGroupMemberListRsp),
+    Cmd.GROUP_UPDATE_REQ: (Cmd.GROUP_UPDATE_RSP, pb.CIMGroupUpdateRsp),
+    Cmd.GROUP_SET_ADMIN_REQ: (Cmd.GROUP_SET_ADMIN_RSP, pb.CIMGroupSetAdminRsp),
+    Cmd.GROUP_READ_COUNT_REQ: (Cmd.GROUP_READ_COUNT_RSP, pb.CIMGroupReadCountRsp),
+}
+_OK = int(ErrorCode.SUCCESS)
 
 
 def user_info(user: User) -> pb.CIMUserInfo:
     return pb.CIMUserInfo(user_id=user.user_id, nick_name=user.nick_name, avatar_url=user.avatar_url, phone=user.phone)
 
 
-def message_data(message: Message, nick: str) -> pb.CIMMsgData:
+def message_data(message: Message, nick: str, mentions: tuple[int, ...] = (), at_all: bool = False) -> pb.CIMMsgData:
     """The MSG_DATA push of a stored message (the same frame for every recipient)."""
     return pb.CIMMsgData(
+        at_user_list=mentions,
+        at_all=at_all,
         from_user_id=message.sender_id,
         from_nick_name=nick,
         to_session_id=message.to_id,
@@ -106,6 +126,7 @@ def session_info(entry: ConversationEntry, viewer_id: int) -> pb.CIMContactSessi
         session_status=pb.kCIM_SESSION_STATUS_OK,
         unread_cnt=entry.unread,
         updated_time=entry.updated_at,
+        at_me=entry.at_me,
     )
     last = entry.last_message
     if last is not None:
@@ -120,6 +141,46 @@ def session_info(entry: ConversationEntry, viewer_id: int) -> pb.CIMContactSessi
         else:
             info.msg_status = STATUS_UNREAD if entry.read_seq < last.seq else STATUS_READ
     return info
+
+
+def group_info(group: Group) -> pb.CIMGroupInfo:
+    return pb.CIMGroupInfo(
+        group_id=group.group_id,
+        group_name=group.name,
+        group_type=group.group_type,
+        join_model=group.join_model,
+        be_invite_model=group.be_invite_model,
+        mute_model=group.mute_model,
+        group_owner_id=group.owner_id,
+        create_time=group.created_at,
+        update_time=group.updated_at,
+        group_intro=group.intro,
+        announcement=group.announcement,
+        group_avatar=group.avatar,
+        group_version=group.version,
+        member_count=group.member_count,
+    )
+
+
+def member_info(member: GroupMember) -> pb.CIMGroupMemberInfo:
+    return pb.CIMGroupMemberInfo(user_id=member.user_id, role=member.role, join_time=member.joined_at)
+
+
+def group_changed(notice: GroupNotice) -> pb.CIMGroupMemberChangedNotify:
+    return pb.CIMGroupMemberChangedNotify(
+        user_id=notice.actor_id,
+        group_id=notice.group_id,
+        group_version=notice.version,
+        changed_list=[pb.CIMGroupMemberChangedInfo(user_id=u, type=t, role=r) for u, t, r in notice.changes],
+    )
+
+
+def attached(outcome: Any) -> bytes:
+    """``attach_notificatino_msg``: the NOTIFICATION message about the change, as the MSG_DATA
+    the members were pushed (serialized CIMMsgData), so the requester can show it at once."""
+    if outcome.notice is None:
+        return b""
+    return message_data(outcome.notice, outcome.notice_nick).SerializeToString()
 
 
 def error_answer(cmd: int, request: PbMessage | None, code: int, text: str, now: int) -> tuple[int, PbMessage]:
@@ -141,6 +202,15 @@ def error_answer(cmd: int, request: PbMessage | None, code: int, text: str, now:
             error_code=code,
             error_msg=text,
         )
+    group = _GROUP_RESPONSES.get(cmd)
+    if group is not None:
+        rsp_cmd, rsp_type = group
+        rsp = rsp_type(result_code=code)
+        fields = rsp_type.DESCRIPTOR.fields_by_name
+        for name in ("group_id", "msg_id"):
+            if name in fields and request is not None and name in request.DESCRIPTOR.fields_by_name:
+                setattr(rsp, name, getattr(request, name))
+        return rsp_cmd, rsp
     return Cmd.ERROR_RSP, pb.CIMErrorRsp(cmd_id=cmd, error_code=code, error_msg=text)
 
 
@@ -266,10 +336,10 @@ class CIMSession:
         if self.closed:
             return
         if push.kind == Push.MESSAGE:
-            message, nick = push.payload
+            message = push.payload[0]
             body = push.encoded.get("pb")
             if body is None:
-                body = push.encoded["pb"] = message_data(message, nick)
+                body = push.encoded["pb"] = message_data(*push.payload)
             self._send(Cmd.MSG_DATA, self._next_push_seq(), body, push.encoded)
             self._unacked[(message.client_msg_id, message.seq)] = [push, self.clock.seconds(), 1]
             if not self._redelivery_armed:
@@ -283,6 +353,17 @@ class CIMSession:
                 session_type=receipt.session_type,
             )
             self._send(Cmd.MSG_READ_NOTIFY, self._next_push_seq(), body, None)
+        elif push.kind == Push.GROUP:
+            body = push.encoded.get("pb")
+            if body is None:
+                body = push.encoded["pb"] = group_changed(push.payload)
+            self._send(Cmd.GROUP_MEMBER_CHANGED_NOTIFY, self._next_push_seq(), body, push.encoded)
+        elif push.kind == Push.READ_COUNT:
+            count: ReadCount = push.payload
+            body = pb.CIMGroupReadCountNotify(
+                group_id=count.group_id, msg_id=count.seq, read_count=count.read_count, member_count=count.member_count
+            )
+            self._send(Cmd.GROUP_READ_COUNT_NOTIFY, self._next_push_seq(), body, None)
 
     def disconnect(self, code: int, reason: str) -> None:
         """Tell the client why (KICKOUT_NOTIFY), then close."""
@@ -410,6 +491,8 @@ class CIMSession:
             req.msg_type,
             req.msg_data,
             self.client_type,
+            req.at_user_list,
+            req.at_all,
         )
 
         def stored(result: Any) -> None:
@@ -501,6 +584,147 @@ class CIMSession:
 
         return defer.ensureDeferred(users())
 
+    # -- groups (business rules in coffeechat/handlers/groups.py)
+
+    def _group_create(self, seq: int, req: pb.CIMGroupCreateReq) -> defer.Deferred:
+        async def create() -> None:
+            out = await self.core.groups.create(self.user, self, req.group_name, req.member_id_list, req.group_type)
+            rsp = pb.CIMGroupCreateRsp(
+                user_id=self.user_id,
+                result_code=_OK,
+                group_info=group_info(out.group),
+                member_id_list=out.member_ids,
+                attach_notificatino_msg=attached(out),
+            )
+            self.answer(Cmd.GROUP_CREATE_DEFAULT_RSP, seq, rsp)
+
+        return defer.ensureDeferred(create())
+
+    def _group_dismiss(self, seq: int, req: pb.CIMGroupDisbandingReq) -> defer.Deferred:
+        async def dismiss() -> None:
+            out = await self.core.groups.dismiss(self.user, self, req.group_id)
+            rsp = pb.CIMGroupDisbandingRsp(
+                user_id=self.user_id, group_id=req.group_id, result_code=_OK, attach_notificatino_msg=attached(out)
+            )
+            self.answer(Cmd.GROUP_DISBINGDING_RSP, seq, rsp)
+
+        return defer.ensureDeferred(dismiss())
+
+    def _group_exit(self, seq: int, req: pb.CIMGroupExitReq) -> defer.Deferred:
+        async def leave() -> None:
+            out = await self.core.groups.exit(self.user, self, req.group_id)
+            rsp = pb.CIMGroupExitRsp(
+                user_id=self.user_id, group_id=req.group_id, result_code=_OK, attach_notificatino_msg=attached(out)
+            )
+            self.answer(Cmd.GROUP_EXIT_RSP, seq, rsp)
+
+        return defer.ensureDeferred(leave())
+
+    def _group_list(self, seq: int, req: pb.CIMGroupListReq) -> defer.Deferred:
+        async def listed() -> None:
+            versions = await self.core.groups.list_groups(self.user)
+            rsp = pb.CIMGroupListRsp(user_id=self.user_id, result_code=_OK)
+            rsp.group_version_list.extend(pb.CIMGroupVersionInfo(group_id=g, group_version=v) for g, v in versions)
+            self.answer(Cmd.GROUP_LIST_RSP, seq, rsp)
+
+        return defer.ensureDeferred(listed())
+
+    def _group_info(self, seq: int, req: pb.CIMGroupInfoReq) -> defer.Deferred:
+        async def info() -> None:
+            versions = [(v.group_id, v.group_version) for v in req.group_version_list]
+            groups = await self.core.groups.info(self.user, versions)
+            rsp = pb.CIMGroupInfoRsp(user_id=self.user_id, result_code=_OK)
+            rsp.group_info_list.extend(group_info(g) for g in groups)
+            self.answer(Cmd.GROUP_INFO_RSP, seq, rsp)
+
+        return defer.ensureDeferred(info())
+
+    def _group_invite(self, seq: int, req: pb.CIMGroupInviteMemberReq) -> defer.Deferred:
+        async def invite() -> None:
+            out = await self.core.groups.invite(self.user, self, req.group_id, req.member_id_list)
+            rsp = pb.CIMGroupInviteMemberRsp(
+                user_id=self.user_id, group_id=req.group_id, result_code=_OK, attach_notificatino_msg=attached(out)
+            )
+            self.answer(Cmd.GROUP_INVITE_MEMBER_RSP, seq, rsp)
+
+        return defer.ensureDeferred(invite())
+
+    def _group_kick(self, seq: int, req: pb.CIMGroupKickOutMemberReq) -> defer.Deferred:
+        async def kick() -> None:
+            out = await self.core.groups.kick(self.user, self, req.group_id, req.member_id_list)
+            rsp = pb.CIMGroupKickOutMemberRsp(
+                user_id=self.user_id, group_id=req.group_id, result_code=_OK, attach_notificatino_msg=attached(out)
+            )
+            self.answer(Cmd.GROUP_KICK_OUT_MEMBER_RSP, seq, rsp)
+
+        return defer.ensureDeferred(kick())
+
+    def _group_members(self, seq: int, req: pb.CIMGroupMemberListReq) -> defer.Deferred:
+        async def members() -> None:
+            found = await self.core.groups.members(self.user, req.group_id)
+            rsp = pb.CIMGroupMemberListRsp(
+                user_id=self.user_id,
+                group_id=req.group_id,
+                result_code=_OK,
+                member_id_list=[m.user_id for m in found],
+                member_list=[member_info(m) for m in found],
+            )
+            self.answer(Cmd.GROUP_LIST_MEMBER_RSP, seq, rsp)
+
+        return defer.ensureDeferred(members())
+
+    def _group_update(self, seq: int, req: pb.CIMGroupUpdateReq) -> defer.Deferred:
+        fields = {
+            name: getattr(req, wire) if req.HasField(wire) else None
+            for name, wire in (
+                ("name", "group_name"),
+                ("announcement", "announcement"),
+                ("intro", "group_intro"),
+                ("avatar", "group_avatar"),
+                ("mute_model", "mute_model"),
+                ("join_model", "join_model"),
+                ("be_invite_model", "be_invite_model"),
+            )
+        }
+
+        async def update() -> None:
+            out = await self.core.groups.update(self.user, self, req.group_id, fields)
+            rsp = pb.CIMGroupUpdateRsp(
+                user_id=self.user_id,
+                group_id=req.group_id,
+                result_code=_OK,
+                group_info=group_info(out.group),
+                attach_notificatino_msg=attached(out),
+            )
+            self.answer(Cmd.GROUP_UPDATE_RSP, seq, rsp)
+
+        return defer.ensureDeferred(update())
+
+    def _group_set_admin(self, seq: int, req: pb.CIMGroupSetAdminReq) -> defer.Deferred:
+        async def set_admins() -> None:
+            out = await self.core.groups.set_admins(self.user, self, req.group_id, req.member_id_list, req.is_admin)
+            rsp = pb.CIMGroupSetAdminRsp(
+                user_id=self.user_id, group_id=req.group_id, result_code=_OK, attach_notificatino_msg=attached(out)
+            )
+            self.answer(Cmd.GROUP_SET_ADMIN_RSP, seq, rsp)
+
+        return defer.ensureDeferred(set_admins())
+
+    def _group_read_count(self, seq: int, req: pb.CIMGroupReadCountReq) -> defer.Deferred:
+        async def count() -> None:
+            read, members = await self.core.groups.read_count(self.user, req.group_id, req.msg_id)
+            rsp = pb.CIMGroupReadCountRsp(
+                user_id=self.user_id,
+                group_id=req.group_id,
+                result_code=_OK,
+                msg_id=req.msg_id,
+                read_count=read,
+                member_count=members,
+            )
+            self.answer(Cmd.GROUP_READ_COUNT_RSP, seq, rsp)
+
+        return defer.ensureDeferred(count())
+
     _handlers: dict[int, Callable[..., Any]] = {
         Cmd.LOGIN_AUTH_REQ: _login_password,
         Cmd.LOGIN_AUTH_TOKEN_REQ: _login_token,
@@ -514,4 +738,15 @@ class CIMSession:
         Cmd.LIST_MSG_REQ: _history,
         Cmd.LIST_RECENT_CONTACT_SESSION_REQ: _sessions,
         Cmd.FRIEND_QUERY_USER_LIST_REQ: _users,
+        Cmd.GROUP_CREATE_DEFAULT_REQ: _group_create,
+        Cmd.GROUP_DISBINGDING_REQ: _group_dismiss,
+        Cmd.GROUP_EXIT_REQ: _group_exit,
+        Cmd.GROUP_LIST_REQ: _group_list,
+        Cmd.GROUP_INFO_REQ: _group_info,
+        Cmd.GROUP_INVITE_MEMBER_REQ: _group_invite,
+        Cmd.GROUP_KICK_OUT_MEMBER_REQ: _group_kick,
+        Cmd.GROUP_LIST_MEMBER_REQ: _group_members,
+        Cmd.GROUP_UPDATE_REQ: _group_update,
+        Cmd.GROUP_SET_ADMIN_REQ: _group_set_admin,
+        Cmd.GROUP_READ_COUNT_REQ: _group_read_count,
     }
