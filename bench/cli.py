@@ -2,9 +2,10 @@
 
     coffeechat-bench p2p --pairs 500 --duration 20            # closed loop: delivered msgs/s
     coffeechat-bench p2p --pairs 500 --rate 2000              # open loop: latency at 2,000 msgs/s
+    coffeechat-bench p2p --pairs 500 --transport ws           # the same over WebSocket (cim.v1)
     coffeechat-bench connections --connections 19000 --generators 2 --hold 60
     coffeechat-bench offline --pairs 50 --messages 20000
-    coffeechat-bench group                                    # skipped until the server has groups
+    coffeechat-bench group --groups 5 --members 200           # fan-out: deliveries/s
 
 By default it starts its own server (``twistd -n coffeechat`` with a temporary data dir and a
 generated config, pinned to the first CPU, generators on the others); ``--target``, ``--http``
@@ -24,7 +25,7 @@ from typing import Any
 
 from .pool import GeneratorError
 from .report import machine, print_table, write_json
-from .scenarios import SCENARIOS
+from .scenarios import SCENARIOS, group_overrides
 from .server import ManagedServer, ServerError, Target, available_cpus
 
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup", type=float, default=2.0, help="seconds before the window, not counted (default 2)")
     g.add_argument("--drain", type=float, default=10.0, help="seconds to wait for in-flight messages at the end")
     g.add_argument("--max-messages", type=int, default=5_000_000, help="stop sending after this many messages")
-    g.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per TCP connect")
+    g.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per connect (and WebSocket upgrade)")
     g.add_argument("--login-timeout", type=float, default=30.0, help="seconds per login or request")
     g = common.add_argument_group("generators")
     g.add_argument(
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--concurrency", type=int, default=256, help="connects/logins in flight per generator")
     g.add_argument("--size", type=int, default=64, help="message text size in bytes (default 64)")
+    g.add_argument(
+        "--transport",
+        choices=("tcp", "ws"),
+        default="tcp",
+        help="CIM over TCP (default) or over WebSocket, binary subprotocol cim.v1",
+    )
     g.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0 and generators to the others")
     g = common.add_argument_group("server")
     g.add_argument("--server-config", type=Path, help="extra TOML merged over the generated server config")
@@ -54,12 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--http", help="its HTTP base URL (with --target), e.g. http://127.0.0.1:18080")
     g.add_argument("--admin-token", help="its http.admin_token (with --target)")
     g.add_argument("--server-pid", type=int, help="its pid (with --target), for RSS and CPU figures")
+    g.add_argument("--ws", metavar="HOST:PORT[/PATH]", help="its WebSocket listener (with --target and --transport ws)")
     g = common.add_argument_group("output")
     g.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE ('-' for stdout)")
 
     parser = argparse.ArgumentParser(
         prog="coffeechat-bench",
-        description="Load benchmark of a CoffeeChat node (CIM v1 over TCP).",
+        description="Load benchmark of a CoffeeChat node (CIM v1 over TCP or WebSocket).",
         epilog="Use 'coffeechat-bench SCENARIO --help' for the options of a scenario; "
         "'--scenario NAME' works as well as the subcommand.",
     )
@@ -81,8 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=500, help="sender/receiver pairs (default 500)")
     p.add_argument("--rate", type=float, help="open loop: total offered msgs/s (default: closed loop)")
 
-    p = sub.add_parser("group", parents=[common], help="group fan-out (skipped until the server has groups)")
-    p.add_argument("--members", type=int, default=200, help="members per group")
+    p = sub.add_parser("group", parents=[common], help="group fan-out: deliveries/s, latency to the last member")
+    p.add_argument("--groups", type=int, default=5, help="groups (default 5), each with its own members")
+    p.add_argument(
+        "--members",
+        type=int,
+        default=200,
+        help="members per group, creator included (default 200, the server's default limit; more raises it)",
+    )
+    p.add_argument("--senders", type=int, default=1, help="members sending in each group (default 1)")
+    p.add_argument("--window", type=int, default=1, help="messages in flight per sender (default 1)")
 
     p = sub.add_parser("offline", parents=[common], help="messages to offline users, then their catch-up")
     p.add_argument("--pairs", type=int, default=50, help="sender/offline-receiver pairs (default 50)")
@@ -122,6 +138,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--rate must be positive")
     if getattr(args, "heartbeat", 1) <= 0:
         parser.error("--heartbeat must be positive")
+    if args.scenario == "group" and (args.groups < 1 or args.members < 2 or args.senders < 1 or args.window < 1):
+        parser.error("group: --groups, --senders and --window must be at least 1, --members at least 2")
+    if args.ws and not args.target:
+        parser.error("--ws goes with --target (a server the benchmark starts has its WebSocket listener)")
     return args
 
 
@@ -129,7 +149,21 @@ def _external_target(args: argparse.Namespace) -> Target:
     host, _, port = args.target.rpartition(":")
     if not host or not port.isdigit():
         raise SystemExit("coffeechat-bench: --target must be HOST:PORT")
-    return Target(host, int(port), args.http, args.admin_token, args.server_pid, False, {}, None)
+    ws_port, ws_path = None, "/"
+    if args.ws:
+        where, slash, path = args.ws.removeprefix("ws://").partition("/")
+        ws_host, _, ws_port_text = where.rpartition(":")
+        if ws_host != host or not ws_port_text.isdigit():
+            raise SystemExit("coffeechat-bench: --ws must be HOST:PORT[/PATH] on the --target host")
+        ws_port, ws_path = int(ws_port_text), slash + path or "/"
+    return Target(host, int(port), args.http, args.admin_token, args.server_pid, False, {}, None, ws_port, ws_path)
+
+
+def server_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """What a scenario needs changed in the config of the server the benchmark starts."""
+    if args.scenario == "group":
+        return group_overrides(args.members)
+    return {}
 
 
 def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | None]:
@@ -169,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.target:
             target = _external_target(args)
         else:
-            server = ManagedServer(args.server_config, server_cpus)
+            server = ManagedServer(args.server_config, server_cpus, server_overrides(args))
             target = server.start()
         results, rows = SCENARIOS[args.scenario](args, target, generator_cpus)
     except KeyboardInterrupt:
@@ -203,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": target_info,
         "generators": {"processes": (results or {}).get("generators"), "pinned_cpus": generator_cpus},
         "parameters": _parameters(args),
+        "transport": args.transport,
         "results": results,
         "error": failure,
     }

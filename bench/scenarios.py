@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from coffeechat.errors import ErrorCode
+
 from . import wire
 from .pool import Generators, split
 from .report import fmt, fmt_latency, latency_summary, merge_latencies
@@ -27,6 +29,8 @@ from .wire import pb
 MAX_CONNECTIONS_PER_SERVER = 19_000
 # Each generator process stays well under the per-process open-file limit.
 CONNECTIONS_PER_GENERATOR = 15_000
+# The server's default [groups] max_normal_members (owner included).
+DEFAULT_GROUP_LIMIT = 200
 
 Rows = list[tuple[str, str]]
 
@@ -144,6 +148,20 @@ def generator_count(args: argparse.Namespace, connections: int) -> int:
     return max(args.generators, math.ceil(connections / CONNECTIONS_PER_GENERATOR))
 
 
+def endpoint(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    """Where the generators connect: the CIM TCP port, or the WebSocket listener (``--transport
+    ws``, subprotocol cim.v1) with the path to upgrade on."""
+    if getattr(args, "transport", "tcp") == "ws":
+        if target.ws_port is None:
+            raise ValueError("--transport ws: the server has no WebSocket listener (with --target, give --ws)")
+        return {"host": target.host, "port": target.ws_port, "ws_path": target.ws_path}
+    return {"host": target.host, "port": target.cim_port, "ws_path": None}
+
+
+def transport_name(args: argparse.Namespace) -> str:
+    return "WebSocket (binary, cim.v1)" if getattr(args, "transport", "tcp") == "ws" else "TCP"
+
+
 # ---- connections --------------------------------------------------------------------------------
 
 
@@ -158,7 +176,12 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
     probe = ServerProbe(target)
     timeout = args.connect_timeout + args.login_timeout + n / 200 + 60
     lifetime = timeout * 3 + hold + args.heartbeat + 120
-    results: dict[str, Any] = {"connections_asked": args.connections, "connections": n, "notes": notes}
+    results: dict[str, Any] = {
+        "connections_asked": args.connections,
+        "connections": n,
+        "transport": args.transport,
+        "notes": notes,
+    }
     with Generators(k, cpus, lifetime) as gens:
         shares = split(users, k)
         tcp0 = kernel_socket_kib()
@@ -169,8 +192,7 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
             "connect",
             [
                 {
-                    "host": target.host,
-                    "port": target.cim_port,
+                    **endpoint(args, target),
                     "users": share,
                     "concurrency": args.concurrency,
                     "timeout": args.connect_timeout,
@@ -285,7 +307,10 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
         }
     )
     rows: Rows = [
-        ("connections (token login 0x0101)", f"{ok_logins:,} of {n:,} logged in, {k} generator process(es)"),
+        (
+            "connections (token login 0x0101)",
+            f"{ok_logins:,} of {n:,} logged in over {transport_name(args)}, {k} generator process(es)",
+        ),
         (
             "connect rate",
             f"{fmt(results['connects_per_s'])} conn/s ({fmt(connect_wall, ' s', 2)}; CPU server "
@@ -336,7 +361,10 @@ def password_logins(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     _, create_s = create(target, prefix, args.password_logins, password_md5)
 
     async def run() -> tuple[int, float, list[float]]:
-        conns = await asyncio.gather(*(wire.connect(target.host, target.cim_port) for _ in user_names))
+        where = endpoint(args, target)
+        conns = await asyncio.gather(
+            *(wire.connect(where["host"], where["port"], ws_path=where["ws_path"]) for _ in user_names)
+        )
         latencies: list[float] = []
         t0 = time.monotonic()
 
@@ -384,8 +412,7 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
             "p2p_setup",
             [
                 {
-                    "host": target.host,
-                    "port": target.cim_port,
+                    **endpoint(args, target),
                     "pairs": share,
                     "concurrency": args.concurrency,
                     "timeout": args.connect_timeout,
@@ -451,6 +478,7 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
     correct = not mismatches and not events and not setup_errors
     results = {
         "mode": "open" if open_loop else "closed",
+        "transport": args.transport,
         "pairs": pairs_n,
         "generators": k,
         "users_created_s": round(create_s, 2),
@@ -479,7 +507,7 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         f"open loop at {fmt(args.rate)} msgs/s offered" if open_loop else "closed loop, one message in flight per pair"
     )
     rows: Rows = [
-        ("pairs", f"{pairs_n:,} ({mode}), {k} generator process(es)"),
+        ("pairs", f"{pairs_n:,} over {transport_name(args)} ({mode}), {k} generator process(es)"),
         ("window", f"{fmt(args.duration, ' s')} after {fmt(args.warmup, ' s')} warm-up"),
         ("delivered msgs/s", fmt(delivered_per_s)),
         ("send->ack p50/p99/p99.9", fmt_latency(ack_lat) + " ms"),
@@ -507,39 +535,210 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
 # ---- group --------------------------------------------------------------------------------------
 
 
+def group_overrides(members: int) -> dict[str, dict[str, Any]]:
+    """Server config for groups larger than the default limit (200 members, owner included)."""
+    if members <= DEFAULT_GROUP_LIMIT:
+        return {}
+    return {"groups": {"max_normal_members": members, "max_super_members": max(2000, members)}}
+
+
+def create_refusal(errors: list[dict[str, Any]]) -> str:
+    """The server's refusal of GROUP_CREATE, in words (the first one; they are alike)."""
+    first = errors[0]
+    code = first.get("code")
+    if first.get("answer_cmd") == wire.ERROR_RSP and code == pb.kCIM_ERR_NOT_SUPPORTED:
+        return "server does not support groups yet"
+    if code is None:
+        return f"GROUP_CREATE failed: {first.get('error')}"
+    try:
+        name = ErrorCode(code).name
+    except ValueError:
+        name = "?"
+    text = f": {first['text']}" if first.get("text") else ""
+    return f"server answered GROUP_CREATE with 0x{first['answer_cmd']:04x} code {code} ({name}){text}"
+
+
 def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) -> tuple[dict, Rows]:
-    """Groups are not in the server yet: probe GROUP_CREATE (0x0501) and report skipped while the
-    server answers NOT_SUPPORTED."""
-    users, _ = create(target, run_id(), 2)
+    """G groups of M members, one connection per member; each group's first member creates it
+    with GROUP_CREATE, its first ``--senders`` members each keep ``--window`` messages in flight
+    (closed loop).  A message is complete when its sender has the ack and every other member
+    device has the push (and acked it, as clients do): deliveries/s, messages/s and
+    send->last-delivery latency, with every delivery checked exactly once per device."""
+    g_n, m_n = args.groups, args.members
+    n_users = g_n * m_n
+    if n_users > MAX_CONNECTIONS_PER_SERVER:
+        raise ValueError(f"{g_n} groups x {m_n} members is over {MAX_CONNECTIONS_PER_SERVER:,} connections")
+    senders = min(args.senders, m_n)
+    prefix = run_id()
+    users, create_s = create(target, prefix, n_users)
+    groups = [
+        {"index": i, "members": [list(u) for u in users[i * m_n : (i + 1) * m_n]], "senders": senders}
+        for i in range(g_n)
+    ]
+    k = min(max(args.generators, math.ceil(n_users / CONNECTIONS_PER_GENERATOR)), g_n)
+    shares = split(groups, k)  # whole groups per generator: a message completes inside one process
+    probe = ServerProbe(target)
+    setup_timeout = args.connect_timeout + args.login_timeout + n_users / 100 + 60
+    settle = 30.0
+    run_s = args.warmup + args.duration + args.drain
+    lifetime = setup_timeout + settle + run_s + 180
+    with Generators(k, cpus, lifetime) as gens:
+        setup = gens.call(
+            "group_setup",
+            [
+                {
+                    **endpoint(args, target),
+                    "groups": share,
+                    "concurrency": args.concurrency,
+                    "timeout": args.login_timeout,
+                    "settle": settle,
+                }
+                for share in shares
+            ],
+            setup_timeout + settle,
+        )
+        create_errors = [e for r in setup for e in r["create_errors"]]
+        if create_errors:
+            gens.call("close", [{}] * k, 60)
+            reason = create_refusal(create_errors)
+            results = {
+                "skipped": True,
+                "reason": reason,
+                "create_errors": create_errors[:10],
+                "groups": g_n,
+                "members": m_n,
+                "transport": args.transport,
+                "generators": k,
+                "correct": True,
+            }
+            return results, [("group", f"skipped: {reason}")]
+        t0 = time.monotonic() + 0.5
+        win_start, win_end = t0 + args.warmup, t0 + args.warmup + args.duration
+        kwargs = [
+            {
+                "t0": t0,
+                "warmup": args.warmup,
+                "duration": args.duration,
+                "drain": args.drain,
+                "budget": max(1, math.ceil(args.max_messages * len(share) / g_n)),
+                "payload_size": args.size,
+                "window": args.window,
+            }
+            for share in shares
+        ]
+        gens.send("group_run", kwargs)
+        sleep_until(win_start)
+        cpu0, rss0 = probe.cpu(), probe.rss()
+        window = Window()
+        sleep_until(win_end)
+        cpu1, rss1 = probe.cpu(), probe.rss()
+        window.stop()
+        done = gens.gather(run_s + 120)
+        gens.call("close", [{}] * k, 60)
 
-    async def probe() -> tuple[int, int]:
-        conn = await wire.connect(target.host, target.cim_port, timeout=args.connect_timeout)
-        try:
-            code = await wire.login_token(conn, *users[0], timeout=args.login_timeout)
-            if code != wire.SUCCESS:
-                raise RuntimeError(f"login failed: {code}")
-            req = pb.CIMGroupCreateReq(user_id=users[0][0], group_name="bench", member_id_list=[users[1][0]])
-            fut = conn.request(wire.GROUP_CREATE_REQ, req.SerializeToString(), wire.GROUP_CREATE_RSP)
-            cmd, body = await asyncio.wait_for(fut, args.login_timeout)
-            if cmd == wire.ERROR_RSP:
-                return cmd, int(pb.CIMErrorRsp.FromString(body).error_code)
-            return cmd, int(pb.CIMGroupCreateRsp.FromString(body).result_code)
-        finally:
-            conn.close()
-
-    cmd, code = asyncio.run(probe())
-    if cmd == wire.ERROR_RSP and code == pb.kCIM_ERR_NOT_SUPPORTED:
-        reason = "server does not support groups yet"
-    else:
-        reason = f"server answered GROUP_CREATE with 0x{cmd:04x} code {code}; the group load itself is not written yet"
+    total = {key: sum(r[key] for r in done) for key in (
+        "groups", "sent", "acked", "refused", "completed", "deliveries", "deliveries_in_window",
+        "completed_in_window", "unanswered", "acked_not_delivered", "delivered_not_acked", "missing_deliveries",
+        "gap_groups", "missing_ids", "notice_deliveries",
+    )}  # fmt: skip
+    ack_lat = latency_summary(merge_latencies(r["ack_lat"] for r in done))
+    first_lat = latency_summary(merge_latencies(r["first_lat"] for r in done))
+    last_lat = latency_summary(merge_latencies(r["last_lat"] for r in done))
+    events = merge_events(done)
+    setup_errors = merge_events(setup, "errors")
+    setup_events = merge_events(setup, "events")
+    logged_in = sum(r["logged_in"] for r in setup)
+    missing_creation = sum(r["missing_creation_pushes"] for r in setup)
+    server_cpu_s = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    gen_cpu_s = sum(r["cpu"] for r in done)
+    deliveries_per_s = round(total["deliveries_in_window"] / args.duration, 1)
+    msgs_per_s = round(total["completed_in_window"] / args.duration, 1)
+    us_per_delivery = per_op_us(server_cpu_s, total["deliveries_in_window"])
+    receivers = m_n - 1
+    mismatches = {
+        name: total[name]
+        for name in ("refused", "unanswered", "acked_not_delivered", "delivered_not_acked", "missing_deliveries",
+                     "gap_groups", "missing_ids")
+        if total[name]
+    }  # fmt: skip
+    if total["sent"] != total["acked"]:
+        mismatches["sent != acked"] = total["sent"] - total["acked"]
+    if total["completed"] != total["acked"]:
+        mismatches["acked != completed"] = total["acked"] - total["completed"]
+    if total["deliveries"] != total["completed"] * receivers:
+        mismatches["deliveries != completed x receivers"] = total["deliveries"] - total["completed"] * receivers
+    if logged_in != n_users:
+        mismatches["members not logged in"] = n_users - logged_in
+    if missing_creation:
+        mismatches["creation pushes missing"] = missing_creation
+    correct = not mismatches and not events and not setup_errors and not setup_events
     results = {
-        "skipped": True,
-        "reason": reason,
-        "probe": {"answer_cmd": cmd, "code": code},
-        "members": args.members,
-        "correct": True,
+        "transport": args.transport,
+        "groups": g_n,
+        "members": m_n,
+        "senders_per_group": senders,
+        "window_per_sender": args.window,
+        "generators": k,
+        "users_created_s": round(create_s, 2),
+        "logged_in": logged_in,
+        "setup": {
+            "login_s": round(max(r["login_s"] for r in setup), 3),
+            "create_groups_s": round(max(r["create_s"] for r in setup), 3),
+            "group_ids": [gid for r in setup for gid in r["group_ids"]],
+        },
+        "warmup_s": args.warmup,
+        "duration_s": args.duration,
+        "payload_bytes": args.size,
+        **total,
+        "deliveries_per_s": deliveries_per_s,
+        "msgs_per_s": msgs_per_s,
+        "send_to_ack": ack_lat,
+        "send_to_first_delivery": first_lat,
+        "send_to_last_delivery": last_lat,
+        "server_cpu_pct": cpu_share(server_cpu_s, args.duration),
+        "server_cpu_us_per_delivery": us_per_delivery,
+        "deliveries_per_s_at_one_full_core": round(1e6 / us_per_delivery) if us_per_delivery else None,
+        "generator_cpu_pct": cpu_share(gen_cpu_s, args.duration),
+        "generator_cpu_us_per_delivery": per_op_us(gen_cpu_s, total["deliveries_in_window"]),
+        "server_rss_kib": {"window_start": rss0, "window_end": rss1},
+        "window": window.others(args.duration, server_cpu_s, gen_cpu_s),
+        "mismatches": mismatches,
+        "events": events,
+        "setup_errors": {**setup_errors, **setup_events},
+        "correct": correct,
     }
-    return results, [("group", f"skipped: {reason}")]
+    rows: Rows = [
+        (
+            "groups",
+            f"{g_n:,} x {m_n:,} members over {transport_name(args)}, {senders} sender(s) per group with "
+            f"{args.window} message(s) in flight each, {k} generator process(es)",
+        ),
+        ("window", f"{fmt(args.duration, ' s')} after {fmt(args.warmup, ' s')} warm-up"),
+        ("deliveries/s", f"{fmt(deliveries_per_s)} ({fmt(msgs_per_s)} msgs/s x {receivers} receivers)"),
+        ("send->ack p50/p99/p99.9", fmt_latency(ack_lat) + " ms"),
+        ("send->first delivery p50/p99/p99.9", fmt_latency(first_lat) + " ms"),
+        ("send->last delivery p50/p99/p99.9", fmt_latency(last_lat) + " ms"),
+        (
+            "server CPU",
+            f"{fmt(results['server_cpu_pct'], '% of one core')}, {fmt(us_per_delivery, ' us')} per delivery "
+            f"(one full core: {fmt(results['deliveries_per_s_at_one_full_core'])} deliveries/s)",
+        ),
+        (
+            "generators CPU",
+            f"{fmt(results['generator_cpu_pct'], '% of one core (sum)')}, "
+            f"{fmt(results['generator_cpu_us_per_delivery'], ' us')} per delivery",
+        ),
+        ("other processes' CPU", fmt_others(results["window"])),
+        (
+            "sent / acked / completed",
+            f"{total['sent']:,} / {total['acked']:,} / {total['completed']:,} "
+            f"({total['deliveries']:,} deliveries, each device exactly once: "
+            f"{'yes' if not total['missing_deliveries'] and not events else 'NO'})",
+        ),
+        ("server_msg_id gaps", f"{total['gap_groups']} group(s)"),
+        ("correct", "yes" if correct else f"NO: {mismatches} {events} {results['setup_errors']}"),
+    ]
+    return results, rows
 
 
 # ---- offline ------------------------------------------------------------------------------------
@@ -563,8 +762,7 @@ def run_offline(args: argparse.Namespace, target: Target, cpus: list[int] | None
             "offline_setup",
             [
                 {
-                    "host": target.host,
-                    "port": target.cim_port,
+                    **endpoint(args, target),
                     "pairs": share,
                     "concurrency": args.concurrency,
                     "timeout": args.connect_timeout,
@@ -620,6 +818,7 @@ def run_offline(args: argparse.Namespace, target: Target, cpus: list[int] | None
     stored_per_s = round(acked / send_wall, 1) if send_wall > 0 else None
     catch_per_s = round(fetched / catch_wall, 1) if catch_wall > 0 else None
     results = {
+        "transport": args.transport,
         "pairs": pairs_n,
         "generators": k,
         "users_created_s": round(create_s, 2),
@@ -648,7 +847,11 @@ def run_offline(args: argparse.Namespace, target: Target, cpus: list[int] | None
         "correct": correct,
     }
     rows: Rows = [
-        ("pairs / messages", f"{pairs_n:,} offline receivers, {m:,} messages, {args.window} in flight per sender"),
+        (
+            "pairs / messages",
+            f"{pairs_n:,} offline receivers, {m:,} messages, {args.window} in flight per sender, "
+            f"over {transport_name(args)}",
+        ),
         ("stored (acked)", f"{acked:,} of {n_sent:,} sent in {fmt(send_wall, ' s', 2)}: {fmt(stored_per_s)} msgs/s"),
         ("catch-up", f"{fetched:,} messages in {fmt(catch_wall, ' s', 2)}: {fmt(catch_per_s)} msgs/s"),
         ("catch-up per receiver p50/p99", f"{fmt(per_receiver['p50_ms'])} / {fmt(per_receiver['p99_ms'])} ms"),

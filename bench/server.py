@@ -131,6 +131,9 @@ class Target:
     managed: bool = False
     config: dict[str, Any] = field(default_factory=dict)
     cpus: list[int] | None = None
+    # The WebSocket listener (``listen.ws``: any path there); None when the server has none.
+    ws_port: int | None = None
+    ws_path: str = "/"
 
 
 # ---- /proc ----------------------------------------------------------------------------------
@@ -220,21 +223,30 @@ class ManagedServer:
     Always stop it (``with``/``stop``): it is SIGTERMed, then SIGKILLed if it lingers.
     """
 
-    def __init__(self, extra_config: Path | None = None, cpus: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        extra_config: Path | None = None,
+        cpus: list[int] | None = None,
+        overrides: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.extra_config = extra_config
+        self.overrides = overrides or {}
         self.cpus = cpus
         self.dir = Path(tempfile.mkdtemp(prefix="coffeechat-bench-"))
         self.process: subprocess.Popen | None = None
         self.target: Target | None = None
         self.exit_code: int | None = None
 
-    def config(self, cim_port: int, http_port: int, admin_token: str) -> dict[str, Any]:
+    def config(self, cim_port: int, http_port: int, admin_token: str, ws_port: int) -> dict[str, Any]:
+        """The generated config: load limits, then the scenario's ``overrides`` (a group larger
+        than the default member limit), then ``--server-config``; the listeners are the bench's."""
         config: dict[str, Any] = {
             "server": {"node_name": "bench"},
             "listen": {},
             "limits": dict(LOAD_LIMITS),
             "http": {},
         }
+        config = deep_merge(config, self.overrides)
         if self.extra_config is not None:
             with open(self.extra_config, "rb") as f:
                 config = deep_merge(config, tomllib.load(f))
@@ -247,15 +259,19 @@ class ManagedServer:
         config["listen"] = {f.name: [] for f in dataclass_fields(ListenConfig)}
         config["listen"]["cim"] = [f"tcp:{cim_port}:interface=127.0.0.1:backlog={ACCEPT_BACKLOG}"]
         config["listen"]["http"] = [f"tcp:{http_port}:interface=127.0.0.1"]
+        # The WebSocket transport on a port of its own (--transport ws); no browser is involved.
+        config["listen"]["ws"] = [f"tcp:{ws_port}:interface=127.0.0.1:backlog={ACCEPT_BACKLOG}"]
         config.setdefault("http", {})["admin_token"] = admin_token
         return config
 
     def start(self, timeout: float = 60.0) -> Target:
         from coffeechat.config import ConfigError, load_config
 
-        cim_port, http_port = free_port(), free_port()
+        cim_port, http_port, ws_port = free_port(), free_port(), free_port()
+        while len({cim_port, http_port, ws_port}) < 3:
+            http_port, ws_port = free_port(), free_port()
         admin_token = secrets.token_urlsafe(24)
-        config = self.config(cim_port, http_port, admin_token)
+        config = self.config(cim_port, http_port, admin_token, ws_port)
         path = self.dir / "coffeechat.toml"
         path.write_text(to_toml(config))
         try:
@@ -298,9 +314,9 @@ class ManagedServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServerError(f"twistd exited with {self.process.returncode}:\n{self.log_tail()}")
-            if port_open("127.0.0.1", cim_port) and _health(base):
+            if port_open("127.0.0.1", cim_port) and port_open("127.0.0.1", ws_port) and _health(base):
                 self.target = Target(
-                    "127.0.0.1", cim_port, base, admin_token, self.process.pid, True, config, self.cpus
+                    "127.0.0.1", cim_port, base, admin_token, self.process.pid, True, config, self.cpus, ws_port
                 )
                 return self.target
             time.sleep(0.1)

@@ -37,6 +37,9 @@ _MSG_DATA_ACK = wire.MSG_DATA_ACK
 _HEARTBEAT = wire.LOGIN_HEARTBEAT
 _KICKOUT = wire.KICKOUT_NOTIFY
 _HEARTBEAT_FRAME_LEN = _HDR
+_GROUP_CHANGED = wire.GROUP_MEMBER_CHANGED_NOTIFY
+# What a group push is to the generator (see Worker._new_push).
+_PUSH_BENCH, _PUSH_NOTICE, _PUSH_FOREIGN = 0, 1, 2
 
 
 def cpu_now() -> float:
@@ -112,6 +115,59 @@ class Pair:
         self.acked_ids: dict[int, int] = {}  # offline: message number -> server_msg_id
 
 
+class Member:
+    """One member device of a group run: its connection and what it received.
+
+    ``seen`` is a bitmap by server_msg_id (one byte per id, the group's ids are dense and small),
+    which makes the exactly-once check a lookup per delivery and one big-integer AND per device
+    at the end.
+    """
+
+    __slots__ = ("uid", "token", "group", "conn", "seen", "notices", "changed", "acked_sids")
+
+    def __init__(self, uid: int, token: str, group: BenchGroup) -> None:
+        self.uid = uid
+        self.token = token
+        self.group = group
+        self.conn: Conn | None = None
+        self.seen = bytearray(4096)
+        self.notices = 0  # NOTIFICATION messages pushed (the group's creation)
+        self.changed = 0  # GROUP_MEMBER_CHANGED pushes
+        self.acked_sids: list[int] = []  # of the messages this device sent
+
+
+class BenchGroup:
+    """One group of a group run: its members (the first creates it, the first ``senders`` send)
+    and the server_msg_ids seen for it."""
+
+    __slots__ = (
+        "index", "members", "senders", "gid", "created_members", "receivers", "notice_sids", "acked_sids",
+        "sent", "acked", "refused", "completed",
+    )  # fmt: skip
+
+    def __init__(self, index: int, members: list[list], senders: int) -> None:
+        self.index = index
+        self.members = [Member(uid, token, self) for uid, token in members]
+        self.senders = senders
+        self.gid = 0
+        self.created_members = 0
+        self.receivers = 0
+        self.notice_sids: set[int] = set()
+        self.acked_sids: set[int] = set()
+        self.sent = self.acked = self.refused = self.completed = 0
+
+    def missing_creation_pushes(self) -> int:
+        """Creation pushes not yet received by online members: GROUP_MEMBER_CHANGED for everyone,
+        the NOTIFICATION message for everyone but the creator's device (it has it in the answer)."""
+        if not self.gid:
+            return 0
+        online = [m for m in self.members if m.conn is not None]
+        return sum(1 for m in online if m.changed < 1) + sum(1 for m in online[1:] if m.notices < 1)
+
+    def creation_pushes_complete(self) -> bool:
+        return self.missing_creation_pushes() == 0
+
+
 class Worker:
     """One generator process's state across the phases of a scenario."""
 
@@ -123,6 +179,7 @@ class Worker:
         self.events: Counter[str] = Counter()
         self.host = "127.0.0.1"
         self.port = 0
+        self.ws_path: str | None = None  # None: TCP; else the WebSocket path on ``port``
         self.sources: list[str] = []
         self.opened = 0
 
@@ -152,6 +209,11 @@ class Worker:
 
     def _lost(self, conn: Conn) -> None:
         self.events["connection lost"] += 1
+        if conn.why_closed:
+            self.events[f"closed: {conn.why_closed}"[:120]] += 1
+
+    def _endpoint(self, host: str, port: int, ws_path: str | None) -> None:
+        self.host, self.port, self.ws_path = host, port, ws_path
 
     async def _open(self, handler: wire.FrameHandler, timeout: float, errors: Counter) -> Conn | None:
         source = None
@@ -159,7 +221,7 @@ class Worker:
             source = self.sources[self.opened % len(self.sources)]
             self.opened += 1
         try:
-            conn = await wire.connect(self.host, self.port, handler, timeout, source)
+            conn = await wire.connect(self.host, self.port, handler, timeout, source, self.ws_path)
         except (TimeoutError, OSError) as e:
             errors[f"connect: {type(e).__name__}: {e}"[:120]] += 1
             return None
@@ -205,9 +267,10 @@ class Worker:
         concurrency: int,
         timeout: float,
         sources: list[str] | None = None,
+        ws_path: str | None = None,
     ) -> dict[str, Any]:
-        """Open one TCP connection per user (not logged in yet), from ``sources`` in turn if given."""
-        self.host, self.port = host, port
+        """Open one connection per user (not logged in yet), from ``sources`` in turn if given."""
+        self._endpoint(host, port, ws_path)
         self.sources = sources or []
         cpu0 = cpu_now()
         self.users = users
@@ -282,7 +345,7 @@ class Worker:
                 conn = conns[k % n]
                 if not conn.lost:
                     conn.hb_at = now
-                    conn.transport.write(hb)
+                    conn.out(hb)
                 k += 1
             state["sent"] = k
             due = t_start + (k + 0.5) * spacing
@@ -348,9 +411,9 @@ class Worker:
         return {"logged_in": ok, "failed": len(ends) - ok, "t0": t0, "t1": _now(), "errors": dict(errors)}
 
     async def do_p2p_setup(
-        self, host: str, port: int, pairs: list[list], concurrency: int, timeout: float
+        self, host: str, port: int, pairs: list[list], concurrency: int, timeout: float, ws_path: str | None = None
     ) -> dict[str, Any]:
-        self.host, self.port = host, port
+        self._endpoint(host, port, ws_path)
         return await self._setup_pairs(pairs, concurrency, timeout)
 
     def _send(self, pair: Pair, t_sched: float) -> None:
@@ -371,7 +434,7 @@ class Worker:
             msg_data=self.payload,
         ).SerializeToString()
         pair.open[n] = [t_sched, 0.0, 0.0, 0, 0]
-        conn.transport.write(_pack(_HDR + len(body), 1, 0, 0, _MSG_DATA, n % 65534 + 1, 0) + body)
+        conn.out(_pack(_HDR + len(body), 1, 0, 0, _MSG_DATA, n % 65534 + 1, 0) + body)
         self.sent += 1
 
     def _complete(self, pair: Pair, n: int, st: list, t: float) -> None:
@@ -436,7 +499,7 @@ class Worker:
                 session_type=push.session_type,
                 res_code=wire.RES_OK,
             ).SerializeToString()
-            conn.transport.write(_pack(_HDR + len(ack), 1, 0, 0, _MSG_DATA_ACK, seq, 0) + ack)
+            conn.out(_pack(_HDR + len(ack), 1, 0, 0, _MSG_DATA_ACK, seq, 0) + ack)
             if push.from_user_id != pair.s_uid:
                 self.run_events["push from an unexpected sender"] += 1
                 return
@@ -576,13 +639,367 @@ class Worker:
             "events": dict(events),
         }
 
+    # ---- group -----------------------------------------------------------------------------
+
+    async def do_group_setup(
+        self,
+        host: str,
+        port: int,
+        groups: list[dict[str, Any]],
+        concurrency: int,
+        timeout: float,
+        settle: float,
+        ws_path: str | None = None,
+    ) -> dict[str, Any]:
+        """Log every member in (one connection each), then each group's first member creates
+        the group with all the others (GROUP_CREATE, 0x0501), then wait until every member has the
+        creation's pushes (GROUP_MEMBER_CHANGED, and the NOTIFICATION message for all but the
+        creator's device) so that the measured phase starts quiet."""
+        self._endpoint(host, port, ws_path)
+        self.groups = [BenchGroup(g["index"], g["members"], g["senders"]) for g in groups]
+        self.by_gid: dict[int, BenchGroup] = {}
+        self.gmsgs: dict[int, list] = {}
+        self.push_info: dict[bytes, tuple] = {}
+        self.run_events = Counter()
+        errors: Counter[str] = Counter()
+        members = [m for g in self.groups for m in g.members]
+
+        async def one(member: Member) -> None:
+            conn = await self._open(self._member_frame, timeout, errors)
+            if conn is None:
+                return
+            conn.tag = member
+            if await self._login(conn, member.uid, member.token, timeout, errors):
+                member.conn = conn
+
+        t0 = _now()
+        await wire.run_bounded(members, one, concurrency)
+        t_logged = _now()
+        logged_in = sum(1 for m in members if m.conn is not None)
+        create_errors: list[dict[str, Any]] = []
+
+        async def create(group: BenchGroup) -> None:
+            owner = group.members[0]
+            if owner.conn is None:
+                create_errors.append({"group": group.index, "error": "the creator is not logged in"})
+                return
+            others = [m.uid for m in group.members[1:]]
+            body = pb.CIMGroupCreateReq(
+                user_id=owner.uid, group_name=f"bench {group.index}", member_id_list=others
+            ).SerializeToString()
+            try:
+                cmd, answer = await asyncio.wait_for(
+                    owner.conn.request(wire.GROUP_CREATE_REQ, body, wire.GROUP_CREATE_RSP), timeout
+                )
+            except (TimeoutError, ConnectionError) as e:
+                create_errors.append({"group": group.index, "error": f"{type(e).__name__}: {e}"})
+                return
+            if cmd == wire.ERROR_RSP:
+                err = pb.CIMErrorRsp.FromString(answer)
+                create_errors.append(
+                    {"group": group.index, "answer_cmd": cmd, "code": int(err.error_code), "text": err.error_msg}
+                )
+                return
+            rsp = pb.CIMGroupCreateRsp.FromString(answer)
+            if rsp.result_code != wire.SUCCESS or not rsp.group_info.group_id:
+                create_errors.append({"group": group.index, "answer_cmd": cmd, "code": int(rsp.result_code)})
+                return
+            group.gid = rsp.group_info.group_id
+            group.created_members = len(rsp.member_id_list)
+            self.by_gid[group.gid] = group
+
+        t_create = _now()
+        await asyncio.gather(*(create(g) for g in self.groups))
+        t_created = _now()
+        # The creation's pushes: wait (bounded) until every online member has them.
+        deadline = _now() + settle
+        while _now() < deadline and not create_errors:
+            if all(g.creation_pushes_complete() for g in self.groups):
+                break
+            await asyncio.sleep(0.02)
+        missing_notices = sum(g.missing_creation_pushes() for g in self.groups) if not create_errors else 0
+        return {
+            "logged_in": logged_in,
+            "members": len(members),
+            "login_s": t_logged - t0,
+            "create_s": t_created - t_create,
+            "groups_created": sum(1 for g in self.groups if g.gid),
+            "group_ids": [g.gid for g in self.groups],
+            "create_errors": create_errors,
+            "missing_creation_pushes": missing_notices,
+            "errors": dict(errors),
+            "events": dict(self.run_events),
+        }
+
+    def _new_push(self, body: bytes) -> tuple:
+        """Decode a group push once per message (the server sends every member the same bytes) and
+        build the delivery ack every receiver sends back.  The ack leaves ``from_user_id`` out: the
+        server takes the user from the connection, so the same body serves every member."""
+        push = _MsgData.FromString(body)
+        sid = push.server_msg_id
+        ack = _MsgDataAck(
+            to_session_id=push.to_session_id,
+            client_msg_id=push.client_msg_id,
+            server_msg_id=sid,
+            session_type=push.session_type,
+            res_code=wire.RES_OK,
+        ).SerializeToString()
+        group = self.by_gid.get(push.to_session_id)
+        st = None
+        if push.session_type != wire.GROUP or group is None:
+            kind = _PUSH_FOREIGN
+        elif push.msg_type == wire.NOTIFICATION:
+            kind = _PUSH_NOTICE
+            group.notice_sids.add(sid)
+        else:
+            kind = _PUSH_BENCH
+            cid = push.client_msg_id
+            st = self.gmsgs.get(int(cid)) if cid.isdigit() else None
+            if st is None:
+                kind = _PUSH_FOREIGN
+            elif st[7] is not group or push.from_user_id != st[8].uid:
+                self.run_events["push in the wrong group or from the wrong sender"] += 1
+                kind = _PUSH_FOREIGN
+            else:
+                st[6] = sid
+                st[9] = body
+        info = (ack, _HDR + len(ack), sid, st, kind)
+        self.push_info[body] = info
+        return info
+
+    def _member_frame(self, conn: Conn, cmd: int, seq: int, body: bytes) -> None:
+        """The hot path of a group run: one call per delivery to every member device."""
+        if cmd == _MSG_DATA:
+            info = self.push_info.get(body)
+            if info is None:
+                info = self._new_push(body)
+            conn.out(_pack(info[1], 1, 0, 0, _MSG_DATA_ACK, seq, 0) + info[0])
+            member: Member = conn.tag
+            sid = info[2]
+            seen = member.seen
+            if sid >= len(seen):
+                seen.extend(bytes(sid + 4096 - len(seen)))
+            elif seen[sid]:
+                self.run_events["duplicate delivery to a device"] += 1
+                return
+            seen[sid] = 1
+            st = info[3]
+            if st is None:
+                if info[4] == _PUSH_NOTICE:
+                    member.notices += 1
+                else:
+                    self.run_events["delivery of an unknown message"] += 1
+                return
+            if st[8] is member:
+                self.run_events["a device got its own message back"] += 1
+                return
+            self.deliveries += 1
+            if not st[2]:
+                st[2] = _now()
+            left = st[4] - 1
+            st[4] = left
+            if left == 0:
+                t = _now()
+                st[3] = t
+                if st[1]:
+                    self._group_complete(st, t)
+            elif left < 0:
+                self.run_events["more deliveries than receivers"] += 1
+        elif cmd == _MSG_DATA_ACK:
+            self._group_ack(conn, body)
+        elif cmd == _GROUP_CHANGED:
+            conn.tag.changed += 1
+        elif cmd == _KICKOUT:
+            self.run_events["kicked out (0x0802)"] += 1
+        else:
+            self.run_events[f"member got frame 0x{cmd:04x}"] += 1
+
+    def _group_send(self, member: Member, t_sched: float) -> None:
+        conn = member.conn
+        if conn is None or conn.lost:
+            self.run_events["send on a closed connection"] += 1
+            return
+        group = member.group
+        n = self.next_n
+        self.next_n = n + 1
+        body = _MsgData(
+            from_user_id=member.uid,
+            to_session_id=group.gid,
+            client_msg_id=str(n),
+            create_time=self.create_time,
+            msg_type=wire.TEXT,
+            session_type=wire.GROUP,
+            msg_data=self.payload,
+        ).SerializeToString()
+        # [t_send, t_ack, t_first, t_last, receivers left, sid acked, sid pushed, group, sender, push body, n]
+        self.gmsgs[n] = [t_sched, 0.0, 0.0, 0.0, group.receivers, 0, 0, group, member, None, n]
+        conn.out(_pack(_HDR + len(body), 1, 0, 0, _MSG_DATA, n % 65534 + 1, 0) + body)
+        self.sent += 1
+        group.sent += 1
+
+    def _group_ack(self, conn: Conn, body: bytes) -> None:
+        t = _now()
+        ack = _MsgDataAck.FromString(body)
+        cid = ack.client_msg_id
+        st = self.gmsgs.get(int(cid)) if cid.isdigit() else None
+        if st is None or st[1] or st[8] is not conn.tag:
+            self.run_events["duplicate or unexpected ack"] += 1
+            return
+        group: BenchGroup = st[7]
+        if ack.res_code != wire.RES_OK:
+            group.refused += 1
+            self.run_events[f"send refused: error {ack.error_code} {ack.error_msg}"[:100]] += 1
+            del self.gmsgs[int(cid)]
+            if self.closed_loop and t < self.t_stop and self.sent < self.budget:
+                self._group_send(st[8], t)
+            return
+        sid = ack.server_msg_id
+        st[1] = t
+        st[5] = sid
+        if sid in group.acked_sids:
+            self.run_events["server_msg_id acked twice"] += 1
+        group.acked_sids.add(sid)
+        st[8].acked_sids.append(sid)
+        group.acked += 1
+        if st[4] == 0 and st[3]:
+            self._group_complete(st, t)
+
+    def _group_complete(self, st: list, t: float) -> None:
+        """Acked at the sender and delivered to every other member device: record, send the next."""
+        del self.gmsgs[st[10]]
+        if st[9] is not None:
+            self.push_info.pop(st[9], None)
+        st[7].completed += 1
+        self.completed += 1
+        if st[5] != st[6]:
+            self.run_events["ack and push disagree on server_msg_id"] += 1
+        ts = st[0]
+        if self.win_start <= ts < self.win_end:
+            self.ack_lat.append(st[1] - ts)
+            self.first_lat.append(st[2] - ts)
+            self.last_lat.append(st[3] - ts)
+        if self.closed_loop and t < self.t_stop and self.sent < self.budget:
+            self._group_send(st[8], t)
+
+    async def do_group_run(
+        self, t0: float, warmup: float, duration: float, drain: float, budget: int, payload_size: int, window: int
+    ) -> dict[str, Any]:
+        """Closed loop: each sender keeps ``window`` messages in flight; a message is complete when
+        its sender has the ack and every other member device has the push.  Deliveries and
+        completions are counted between the window's two instants (callbacks at those instants
+        read the counters, so the hot path does not look at the clock for that)."""
+        loop = asyncio.get_running_loop()
+        self.payload = (b"coffeechat group benchmark " * (payload_size // 27 + 1))[:payload_size] or b"x"
+        self.create_time = int(time.time())
+        self.win_start = t0 + warmup
+        self.win_end = self.t_stop = t0 + warmup + duration
+        self.closed_loop = True
+        self.budget = budget
+        self.sent = self.completed = self.deliveries = 0
+        self.next_n = 1
+        self.ack_lat = array("d")
+        self.first_lat = array("d")
+        self.last_lat = array("d")
+        self.push_info.clear()  # the creation notices' entries
+        self.run_events = Counter()
+        lost0 = self.events["connection lost"]
+        snap: dict[str, float] = {}
+        for g in self.groups:
+            g.receivers = sum(1 for m in g.members if m.conn is not None) - 1
+
+        def window_start() -> None:
+            snap.update(cpu0=cpu_now(), d0=self.deliveries, c0=self.completed)
+
+        def window_end() -> None:
+            snap.update(cpu1=cpu_now(), d1=self.deliveries, c1=self.completed)
+
+        loop.call_at(self.win_start, window_start)
+        loop.call_at(self.win_end, window_end)
+        await asyncio.sleep(max(0.0, t0 - _now()))
+        now = _now()
+        for _ in range(max(1, window)):
+            for g in self.groups:
+                if not g.gid or g.receivers < 1:
+                    continue
+                for member in g.members[: g.senders]:
+                    if self.sent < budget:
+                        self._group_send(member, now)
+        await asyncio.sleep(max(0.0, self.t_stop - _now()))
+        drain_end = _now() + drain
+        while _now() < drain_end and self.gmsgs:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # late duplicates, if any, still get counted
+        return self._group_result(snap, lost0)
+
+    def _group_result(self, snap: dict[str, float], lost0: int) -> dict[str, Any]:
+        """Totals and the exactly-once checks: each device got each acked message of its group
+        that it did not send once (bitmaps by server_msg_id), each group's ids are dense."""
+        unanswered = acked_not_delivered = delivered_not_acked = 0
+        for st in self.gmsgs.values():
+            if st[1] and st[4] > 0:
+                acked_not_delivered += 1
+            elif not st[1] and st[4] <= 0:
+                delivered_not_acked += 1
+            else:
+                unanswered += 1
+        missing = gap_groups = missing_ids = 0
+        acked = refused = notices = 0
+        for g in self.groups:
+            acked += g.acked
+            refused += g.refused
+            if not g.acked_sids:
+                continue
+            top = max(max(g.acked_sids), max(g.notice_sids, default=0))
+            want = bytearray(top + 1)
+            for sid in g.acked_sids:
+                want[sid] = 1
+            want_bits = int.from_bytes(want, "little")
+            for m in g.members:
+                if m.conn is None:
+                    continue
+                notices += m.notices
+                expected = len(g.acked_sids) - len(m.acked_sids)
+                # bytes are 0 or 1: the AND's set bits are the acked messages this device got
+                got = (int.from_bytes(m.seen[: top + 1], "little") & want_bits).bit_count()
+                missing += expected - got
+            ids = g.acked_sids | g.notice_sids
+            if len(ids) != top or min(ids) != 1:
+                gap_groups += 1
+                missing_ids += top - len(ids)
+        events = Counter(self.run_events)
+        lost = self.events["connection lost"] - lost0
+        if lost:
+            events["connection lost"] += lost
+        return {
+            "groups": sum(1 for g in self.groups if g.gid),
+            "sent": self.sent,
+            "acked": acked,
+            "refused": refused,
+            "completed": self.completed,
+            "deliveries": self.deliveries,
+            "deliveries_in_window": int(snap.get("d1", 0) - snap.get("d0", 0)),
+            "completed_in_window": int(snap.get("c1", 0) - snap.get("c0", 0)),
+            "unanswered": unanswered,
+            "acked_not_delivered": acked_not_delivered,
+            "delivered_not_acked": delivered_not_acked,
+            "missing_deliveries": missing,
+            "gap_groups": gap_groups,
+            "missing_ids": missing_ids,
+            "notice_deliveries": notices,
+            "ack_lat": self.ack_lat.tobytes(),
+            "first_lat": self.first_lat.tobytes(),
+            "last_lat": self.last_lat.tobytes(),
+            "cpu": snap.get("cpu1", 0.0) - snap.get("cpu0", 0.0),
+            "events": dict(events),
+        }
+
     # ---- offline ---------------------------------------------------------------------------
 
     async def do_offline_setup(
-        self, host: str, port: int, pairs: list[list], concurrency: int, timeout: float
+        self, host: str, port: int, pairs: list[list], concurrency: int, timeout: float, ws_path: str | None = None
     ) -> dict[str, Any]:
         """Connect and log in the senders only: the receivers stay offline."""
-        self.host, self.port = host, port
+        self._endpoint(host, port, ws_path)
         return await self._setup_pairs(pairs, concurrency, timeout, receivers=False)
 
     async def do_offline_send(

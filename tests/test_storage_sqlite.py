@@ -12,7 +12,7 @@ from twisted.internet import defer, reactor
 
 from coffeechat.backends import sqlite as sqlite_backend
 from coffeechat.backends.sqlite import SQLiteStore, StoreClosed, create_store
-from coffeechat.interfaces import UserExists
+from coffeechat.interfaces import NotGroupMember, UserExists
 from coffeechat.model import SessionType
 from coffeechat.testing.conformance import T0, StoreConformanceTests, new_group, new_message
 
@@ -400,5 +400,26 @@ async def test_appends_by_another_connection_are_seen(tmp_path):
         assert (await store.append(new_message(1, 2, "b"))).message.seq == 3
         assert store.replays == replays  # noticed up front, not by tripping over seq 2
         assert [m.client_msg_id for m in await store.history("p:1:2", 0, 10)] == ["a", "elsewhere", "b"]
+    finally:
+        await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_group_message_does_not_replay_its_batch(tmp_path):
+    """A refusal is returned by the append, not raised: the other writes of its group-commit batch
+    are not rolled back and replayed."""
+    store = await _open(tmp_path, group_commit_ms=20)
+    try:
+        group = await new_group(store, 1, [2])
+        replays = store.replays
+        ds = [store.append(new_message(1 + i % 2, group.group_id, f"ok{i}", session_type=SessionType.GROUP))
+              for i in range(10)]
+        refused = store.append(new_message(3, group.group_id, "outsider", session_type=SessionType.GROUP))
+        ds += [store.append(new_message(4, 5, f"single{i}")) for i in range(5)]
+        results = await defer.gatherResults(ds)
+        with pytest.raises(NotGroupMember):
+            await refused
+        assert store.replays == replays
+        assert sorted(r.message.seq for r in results[:10]) == list(range(1, 11))
     finally:
         await store.stop()

@@ -56,7 +56,7 @@ MAX_AVATAR = 512
 MAX_IDS_PER_REQUEST = 2000
 GENERATED_NAME_NICKS = 3
 
-# update field -> (notice key, check)
+# Fields of an update: text limits, allowed model values, and their keys in the notice JSON.
 _TEXT_LIMITS = {"name": MAX_NAME, "intro": MAX_INTRO, "announcement": MAX_ANNOUNCEMENT, "avatar": MAX_AVATAR}
 _MODEL_VALUES = {
     "mute_model": {int(v) for v in MuteModel},
