@@ -120,14 +120,16 @@ class MemoryStore:
     def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str) -> defer.Deferred:
         return self._ok(self._tokens.__setitem__, token_hash, [user_id, expires_at, False])
 
-    def user_by_token(self, token_hash: str, now: int) -> defer.Deferred:
-        def owner() -> User | None:
-            token = self._tokens.get(token_hash)
-            if token is None or token[2] or token[1] <= now:
-                return None
-            return self._users.get(token[0])
+    def users_by_tokens(self, token_hashes: list[str], now: int) -> defer.Deferred:
+        def owners() -> dict[str, User]:
+            found = {}
+            for token_hash in token_hashes:
+                token = self._tokens.get(token_hash)
+                if token is not None and not token[2] and token[1] > now and token[0] in self._users:
+                    found[token_hash] = self._users[token[0]]
+            return found
 
-        return self._ok(owner)
+        return self._ok(owners)
 
     def revoke_token(self, token_hash: str) -> defer.Deferred:
         def revoke() -> bool:

@@ -341,9 +341,10 @@ SQL_ADD_TOKEN = (
     "VALUES (?, ?, ?, ?, 0, ?)"
 )
 # A token is valid while now < expires_at.
-SQL_USER_BY_TOKEN = (
-    f"SELECT {', '.join('u.' + c for c in _USER_COLS.split(', '))} FROM tokens AS t "
-    "JOIN users AS u ON u.user_id = t.user_id WHERE t.token_hash = ? AND t.revoked = 0 AND t.expires_at > ?"
+SQL_USERS_BY_TOKENS = (
+    f"SELECT t.token_hash, {', '.join('u.' + c for c in _USER_COLS.split(', '))} FROM tokens AS t "
+    "JOIN users AS u ON u.user_id = t.user_id "
+    "WHERE t.token_hash IN (SELECT value FROM json_each(?)) AND t.revoked = 0 AND t.expires_at > ?"
 )
 # True only for a live token, as the memory backend answers (revoking twice says False).
 SQL_REVOKE_TOKEN = "UPDATE tokens SET revoked = 1 WHERE token_hash = ? AND revoked = 0"
@@ -561,9 +562,8 @@ def _list_users(cur: sqlite3.Cursor, after_id: int, limit: int) -> list[User]:
     return [_row_user(r) for r in cur.execute(SQL_LIST_USERS, (after_id, limit))]
 
 
-def _user_by_token(cur: sqlite3.Cursor, token_hash: str, now: int) -> User | None:
-    row = cur.execute(SQL_USER_BY_TOKEN, (token_hash, now)).fetchone()
-    return None if row is None else _row_user(row)
+def _users_by_tokens(cur: sqlite3.Cursor, token_hashes: str, now: int) -> dict[str, User]:
+    return {r[0]: _row_user(r[1:]) for r in cur.execute(SQL_USERS_BY_TOKENS, (token_hashes, now))}
 
 
 def _history(cur: sqlite3.Cursor, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
@@ -1187,8 +1187,8 @@ class SQLiteStore:
         return self.run_write("add_token", _add_token_txn, token_hash, user_id, created_at,
                               expires_at, label)
 
-    def user_by_token(self, token_hash: str, now: int) -> defer.Deferred:
-        return self.run_read("user_by_token", _user_by_token, token_hash, now)
+    def users_by_tokens(self, token_hashes: list[str], now: int) -> defer.Deferred:
+        return self.run_read("users_by_tokens", _users_by_tokens, json.dumps(list(token_hashes)), now)
 
     def revoke_token(self, token_hash: str) -> defer.Deferred:
         return self.run_write("revoke_token", _revoke_token_txn, token_hash)

@@ -141,8 +141,8 @@ class BenchGroup:
     and the server_msg_ids seen for it."""
 
     __slots__ = (
-        "index", "members", "senders", "gid", "created_members", "receivers", "notice_sids", "acked_sids",
-        "sent", "acked", "refused", "completed",
+        "index", "members", "senders", "gid", "created_members", "receivers", "acked_sids", "sent", "acked",
+        "refused", "completed",
     )  # fmt: skip
 
     def __init__(self, index: int, members: list[list], senders: int) -> None:
@@ -152,7 +152,6 @@ class BenchGroup:
         self.gid = 0
         self.created_members = 0
         self.receivers = 0
-        self.notice_sids: set[int] = set()
         self.acked_sids: set[int] = set()
         self.sent = self.acked = self.refused = self.completed = 0
 
@@ -660,6 +659,7 @@ class Worker:
         self.by_gid: dict[int, BenchGroup] = {}
         self.gmsgs: dict[int, list] = {}
         self.push_info: dict[bytes, tuple] = {}
+        self.notice_sids: dict[int, set[int]] = {}  # group id -> ids of its NOTIFICATION messages
         self.run_events = Counter()
         errors: Counter[str] = Counter()
         members = [m for g in self.groups for m in g.members]
@@ -746,11 +746,12 @@ class Worker:
         ).SerializeToString()
         group = self.by_gid.get(push.to_session_id)
         st = None
-        if push.session_type != wire.GROUP or group is None:
-            kind = _PUSH_FOREIGN
-        elif push.msg_type == wire.NOTIFICATION:
+        if push.session_type == wire.GROUP and push.msg_type == wire.NOTIFICATION:
+            # The creation's notice reaches members before the creator has the group's id.
             kind = _PUSH_NOTICE
-            group.notice_sids.add(sid)
+            self.notice_sids.setdefault(push.to_session_id, set()).add(sid)
+        elif push.session_type != wire.GROUP or group is None:
+            kind = _PUSH_FOREIGN
         else:
             kind = _PUSH_BENCH
             cid = push.client_msg_id
@@ -949,7 +950,8 @@ class Worker:
             refused += g.refused
             if not g.acked_sids:
                 continue
-            top = max(max(g.acked_sids), max(g.notice_sids, default=0))
+            notice_sids = self.notice_sids.get(g.gid, set())
+            top = max(max(g.acked_sids), max(notice_sids, default=0))
             want = bytearray(top + 1)
             for sid in g.acked_sids:
                 want[sid] = 1
@@ -962,7 +964,7 @@ class Worker:
                 # bytes are 0 or 1: the AND's set bits are the acked messages this device got
                 got = (int.from_bytes(m.seen[: top + 1], "little") & want_bits).bit_count()
                 missing += expected - got
-            ids = g.acked_sids | g.notice_sids
+            ids = g.acked_sids | notice_sids
             if len(ids) != top or min(ids) != 1:
                 gap_groups += 1
                 missing_ids += top - len(ids)

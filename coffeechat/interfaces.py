@@ -75,9 +75,10 @@ class IUserStore(Interface):
     def add_token(token_hash: str, user_id: int, created_at: int, expires_at: int, label: str):
         """Remember a login token by its hash; fires with None."""
 
-    def user_by_token(token_hash: str, now: int):
-        """Fire with the User (disabled or not) owning an unexpired, unrevoked token of that hash,
-        or None: token login in one read."""
+    def users_by_tokens(token_hashes: list[str], now: int):
+        """Fire with ``{token hash: User}`` (disabled users included) for the given hashes that
+        are unexpired and unrevoked; unknown ones are left out.  A batch, so that a storm of
+        reconnects costs one read per reactor turn rather than one per login."""
 
     def revoke_token(token_hash: str):
         """Revoke one token; fires with True when it existed."""

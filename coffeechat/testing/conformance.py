@@ -106,8 +106,8 @@ async def _read(store: Any, user_id: int, group: Group) -> tuple[int, int] | Non
 
 async def _owner(store: Any, token_hash: str, now: int) -> int | None:
     """The id of the user a live token belongs to, or None."""
-    user = await store.user_by_token(token_hash, now)
-    return None if user is None else user.user_id
+    users = await store.users_by_tokens([token_hash], now)
+    return users[token_hash].user_id if token_hash in users else None
 
 
 def _seqs(messages: list[Message]) -> list[int]:
@@ -228,6 +228,19 @@ class StoreConformanceTests:
         assert await _owner(store, "unknown", T0) is None
 
     @pytest_twisted.ensureDeferred
+    async def test_tokens_looked_up_in_one_batch(self, store):
+        alice = await store.create_user("alice", "Alice", "", T0)
+        bob = await store.create_user("bob", "Bob", "", T0)
+        await store.add_token("a", alice.user_id, T0, T0 + 100, "")
+        await store.add_token("b", bob.user_id, T0, T0 + 100, "")
+        await store.add_token("old", bob.user_id, T0, T0 + 1, "")
+        await store.add_token("gone", bob.user_id, T0, T0 + 100, "")
+        await store.revoke_token("gone")
+        found = await store.users_by_tokens(["a", "b", "old", "gone", "nope", "a"], T0 + 10)
+        assert {h: u.user_id for h, u in found.items()} == {"a": alice.user_id, "b": bob.user_id}
+        assert await store.users_by_tokens([], T0) == {}
+
+    @pytest_twisted.ensureDeferred
     async def test_revoke_one_token(self, store):
         alice = await store.create_user("alice", "Alice", "", T0)
         await store.add_token("tok-1", alice.user_id, T0, T0 + 100, "a")
@@ -257,10 +270,10 @@ class StoreConformanceTests:
         alice = await store.create_user("alice", "Alice", "", T0)
         await store.add_token("tok", alice.user_id, T0, T0 + 100, "")
         await store.update_user(alice.user_id, disabled=True)
-        user = await store.user_by_token("tok", T0)
+        user = (await store.users_by_tokens(["tok"], T0))["tok"]
         assert (user.user_id, user.name, user.disabled) == (alice.user_id, "alice", True)
         await store.update_user(alice.user_id, disabled=False)
-        assert (await store.user_by_token("tok", T0)).disabled is False
+        assert (await store.users_by_tokens(["tok"], T0))["tok"].disabled is False
 
     # ---- append ------------------------------------------------------------------------------
 
