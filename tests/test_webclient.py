@@ -3,8 +3,9 @@ coffeechat`` in a subprocess (Playwright's sync API cannot run inside the reacto
 process is what users run).
 
 Two people chat in two browser contexts; a third writes from the TCP client library in a
-subprocess. Without Chromium or Playwright the test is skipped, except under CI (env CI set), where
-that is a failure. ``UPDATE_SCREENSHOTS=1`` rewrites the screenshots in docs/images/.
+subprocess. Then three people chat in a group (created, joined and left from the page), with a
+fourth device writing to it over TCP. Without Chromium or Playwright the tests are skipped, except
+under CI (env CI set), where that is a failure. ``UPDATE_SCREENSHOTS=1`` rewrites the screenshots in docs/images/.
 """
 
 from __future__ import annotations
@@ -45,13 +46,14 @@ PASSWORD = "correct horse"
 XSS = "<img src=x onerror=alert(1)>"
 
 # Runs in a subprocess with its own reactor: registers (or reuses) an account over HTTP, logs in
-# over CIM TCP and sends each text to the user id given; prints its user id and the stored ids.
+# over CIM TCP and sends each text to the user (session type 1) or group (2) given; prints its user
+# id and the stored ids.
 TCP_SENDER = """
 import json, sys
 from twisted.internet import defer, task
 from coffeechat.protocols import client
 
-async def main(reactor, cim, http, name, password, to_id, *texts):
+async def main(reactor, cim, http, name, password, session_type, to_id, *texts):
     pw = client.md5_password(password)
     answer = await client.register(reactor, http, name, name.title(), pw)
     assert answer["error_code"] in (200, 9000), answer
@@ -60,7 +62,7 @@ async def main(reactor, cim, http, name, password, to_id, *texts):
     assert rsp.result_code == 200, rsp
     ids = []
     for text in texts:
-        ack = await conn.send_message(int(to_id), text)
+        ack = await conn.send_message(int(to_id), text, session_type=int(session_type))
         assert ack.res_code == 1, ack
         ids.append(ack.server_msg_id)
     print(json.dumps({"user_id": conn.user_id, "ids": ids}))
@@ -124,10 +126,12 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
-    def send_over_tcp(self, sender: str, to_id: int, *texts: str) -> int:
-        """Send texts to ``to_id`` as ``sender`` with the TCP client library; the sender's user id."""
+    def send_over_tcp(self, sender: str, to_id: int, *texts: str, group: bool = False) -> int:
+        """Send texts to ``to_id`` (a user, or a group) as ``sender`` with the TCP client library;
+        the sender's user id."""
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        args = [f"tcp:127.0.0.1:{self.cim}", self.url.rstrip("/"), sender, PASSWORD, str(to_id), *texts]
+        session_type = "2" if group else "1"
+        args = [f"tcp:127.0.0.1:{self.cim}", self.url.rstrip("/"), sender, PASSWORD, session_type, str(to_id), *texts]
         result = subprocess.run(
             [sys.executable, "-c", TCP_SENDER, *args],
             env=env,
@@ -236,6 +240,19 @@ def log_in(b: Browser, page: Any, name: str) -> None:
 
 def conversation(page: Any, peer_id: int) -> Any:
     return page.locator(f'[data-testid="conversation-item"][data-peer-id="{peer_id}"]')
+
+
+def group_item(page: Any, group_id: int) -> Any:
+    return page.locator(f'[data-testid="conversation-item"][data-group-id="{group_id}"]')
+
+
+def pick(page: Any, picker: str, user_id: int) -> None:
+    """Tick a person in one of the pickers (new group, add members)."""
+    page.get_by_test_id(picker).locator(f'[data-testid="pick-item"][data-user-id="{user_id}"] input').check()
+
+
+def last_message(page: Any) -> Any:
+    return page.get_by_test_id("message").last
 
 
 def send(page: Any, text: str) -> None:
@@ -397,6 +414,141 @@ def test_two_people_chat_in_the_browser(server: Server, browser: Browser) -> Non
     assert bob.evaluate("localStorage.getItem('coffeechat.session')") is None
 
     assert b.dialogs == [], b.dialogs  # the markup never ran
+    assert b.problems == [], b.problems
+
+
+def test_group_chat_in_the_browser(server: Server, browser: Browser) -> None:
+    b = browser
+    expect = b.expect
+    alice = b.page(DESKTOP, server.url)
+    bob = b.page(DESKTOP, server.url)
+    carol = b.page(PHONE, server.url)
+    alice_id = register(b, alice, "alice", "Alice")
+    bob_id = register(b, bob, "bobby", "Bob")
+    carol_id = register(b, carol, "carol", "Carol")
+    name = "Weekend trip ⛺"
+
+    # Alice creates a group with Bob from the page: pencil, "New group", a name, Bob ticked.
+    alice.get_by_test_id("new-chat-button").click()
+    alice.get_by_test_id("new-group-button").click()
+    alice.get_by_test_id("group-name-input").fill(name)
+    expect(alice.get_by_test_id("create-group-submit")).to_be_disabled()
+    pick(alice, "group-member-picker", bob_id)
+    alice.get_by_test_id("create-group-submit").click()
+    expect(alice.get_by_test_id("chat-title")).to_have_text(name)
+    expect(alice.get_by_test_id("chat-subtitle")).to_have_text("2 members")
+    expect(alice.get_by_test_id("system-message")).to_have_text([f"You created the group “{name}” with Bob"])
+    created = alice.locator('[data-testid="conversation-item"][data-session-type="2"]')
+    group_id = int(created.get_attribute("data-group-id"))
+
+    # She writes, naming Bob with the @ picker; Bob, with nothing open, sees the group in his list:
+    # its name, the sender in the preview, unread 2 (the creation notice and the message), "@you".
+    alice.get_by_test_id("composer-input").fill("@Bo")
+    alice.get_by_test_id("mention-option").filter(has_text="Bob").click()
+    alice.keyboard.insert_text("are you in for Saturday? ☀️")
+    alice.get_by_test_id("send-button").click()
+    expect(alice.locator('[data-status="sent"]')).to_have_count(1)
+    entry = group_item(bob, group_id)
+    expect(entry.get_by_test_id("unread-badge")).to_have_text("2")
+    expect(entry.get_by_test_id("conversation-name")).to_have_text(name)
+    expect(entry.get_by_test_id("conversation-preview")).to_have_text("Alice: @Bob are you in for Saturday? ☀️")
+    expect(entry.get_by_test_id("mention-marker")).to_have_text("@you")
+    expect(bob).to_have_title("(2) CoffeeChat")
+    # The same from the server after a reload: the list's summary (unread, atMe) and GROUP_INFO.
+    bob.reload()
+    expect(entry.get_by_test_id("conversation-name")).to_have_text(name)
+    expect(entry.get_by_test_id("unread-badge")).to_have_text("2")
+    expect(entry.get_by_test_id("mention-marker")).to_have_text("@you")
+    expect(entry.get_by_test_id("conversation-preview")).to_have_text("Alice: @Bob are you in for Saturday? ☀️")
+
+    # Bob opens it: the notice as a system line, Alice's message under her name; the badge goes,
+    # and Alice's message counts as read by everyone who could see it (✓✓).
+    entry.click()
+    expect(bob.get_by_test_id("system-message")).to_have_text([f"Alice created the group “{name}” with you"])
+    expect(bob.get_by_test_id("message-text")).to_have_text(["@Bob are you in for Saturday? ☀️"])
+    expect(bob.get_by_test_id("message-sender")).to_have_text(["Alice"])
+    expect(bob.get_by_test_id("history-start")).to_have_text("This is the start of the group.")
+    expect(entry.get_by_test_id("unread-badge")).to_have_count(0)
+    expect(entry.get_by_test_id("mention-marker")).to_have_count(0)
+    expect(alice.locator('[data-status="read"]')).to_have_count(1)
+    send(bob, "Count me in! 🎒")
+    expect(last_message(alice).get_by_test_id("message-text")).to_have_text("Count me in! 🎒")
+    expect(last_message(alice).get_by_test_id("message-sender")).to_have_text("Bob")
+    expect(group_item(alice, group_id).get_by_test_id("unread-badge")).to_have_count(0)  # open: read at once
+
+    # Alice invites Carol from the group panel.
+    alice.get_by_test_id("group-info-button").click()
+    expect(alice.get_by_test_id("member-name")).to_have_text(["Alice (you)", "Bob"])
+    alice.get_by_test_id("invite-button").click()
+    expect(alice.get_by_test_id("invite-picker").get_by_test_id("pick-item")).to_have_count(1)  # only Carol is not in
+    pick(alice, "invite-picker", carol_id)
+    alice.get_by_test_id("invite-submit").click()
+    expect(alice.get_by_test_id("system-message").last).to_have_text("You invited Carol")
+    expect(bob.get_by_test_id("system-message").last).to_have_text("Alice invited Carol")
+    send(alice, "Welcome, Carol! 👋")
+
+    # The member list: the three, Alice the owner.
+    expect(alice.get_by_test_id("member-name")).to_have_text(["Alice (you)", "Bob", "Carol"])
+    expect(alice.get_by_test_id("member-role")).to_have_text(["Owner"])
+    owner = alice.locator('[data-testid="member-item"][data-role="owner"]')
+    expect(owner).to_have_attribute("data-user-id", str(alice_id))
+    expect(alice.get_by_test_id("chat-subtitle")).to_have_text("3 members")
+
+    # Carol, on her phone, has the group: the invitation and what came after it, nothing from before
+    # she joined (the server refuses it; the page says so instead of "Loading…").
+    entry = group_item(carol, group_id)
+    expect(entry.get_by_test_id("unread-badge")).to_have_text("2")
+    entry.click()
+    expect(carol.get_by_test_id("conversation-list")).to_be_hidden()
+    expect(carol.get_by_test_id("system-message")).to_have_text(["Alice invited you"])
+    expect(carol.get_by_test_id("message-text")).to_have_text(["Welcome, Carol! 👋"])
+    expect(carol.get_by_test_id("history-start")).to_have_text("Messages from before you joined are not shown.")
+    assert "Count me in" not in carol.get_by_test_id("message-list").inner_text()
+
+    # Carol also writes from a terminal (the TCP client library, her second device): every page
+    # shows it, hers as her own.
+    server.send_over_tcp("carol", group_id, "Hello from the terminal 🖥️", group=True)
+    for page in (alice, bob, carol):
+        expect(last_message(page).get_by_test_id("message-text")).to_have_text("Hello from the terminal 🖥️")
+    expect(last_message(alice).get_by_test_id("message-sender")).to_have_text("Carol")
+    expect(last_message(carol)).to_have_attribute("data-mine", "true")
+    send(bob, "Hi Carol 😊")
+    expect(last_message(carol).get_by_test_id("message-sender")).to_have_text("Bob")
+    expect(last_message(alice).get_by_test_id("message-text")).to_have_text("Hi Carol 😊")
+    b.screenshot(alice, "webclient-group-desktop")
+    b.screenshot(carol, "webclient-group-phone")
+    carol.get_by_test_id("group-info-button").click()  # the panel covers the phone's screen
+    expect(carol.get_by_test_id("member-name")).to_have_text(["Alice", "Carol (you)", "Bob"])
+    b.screenshot(carol, "webclient-group-members-phone")
+    carol.get_by_test_id("group-panel-close").click()
+    expect(carol.get_by_test_id("group-panel")).to_be_hidden()
+
+    # Bob leaves. The group is gone from his list; Alice and Carol see "Bob left", and Alice's
+    # member list follows.
+    bob.get_by_test_id("group-info-button").click()
+    bob.get_by_test_id("leave-group-button").click()
+    expect(bob.get_by_test_id("leave-confirm-text")).to_contain_text(f"Leave “{name}”?")
+    bob.get_by_test_id("leave-confirm-button").click()
+    expect(group_item(bob, group_id)).to_have_count(0)
+    expect(bob.get_by_test_id("chat-empty")).to_be_visible()
+    expect(alice.get_by_test_id("system-message").last).to_have_text("Bob left")
+    expect(carol.get_by_test_id("system-message").last).to_have_text("Bob left")
+    expect(alice.get_by_test_id("member-name")).to_have_text(["Alice (you)", "Carol"])
+    expect(alice.get_by_test_id("chat-subtitle")).to_have_text("2 members")
+    send(alice, "Bob will be missed")
+    expect(last_message(carol).get_by_test_id("message-text")).to_have_text("Bob will be missed")
+
+    # After a reload, the group is still not Bob's; Alice's list still shows it, by name.
+    bob.reload()
+    expect(bob.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
+    expect(bob.get_by_test_id("conversation-item")).to_have_count(0)
+    expect(group_item(bob, group_id)).to_have_count(0)
+    alice.reload()
+    expect(alice.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
+    expect(group_item(alice, group_id).get_by_test_id("conversation-name")).to_have_text(name)
+    expect(group_item(alice, group_id).get_by_test_id("conversation-preview")).to_have_text("You: Bob will be missed")
+
+    assert b.dialogs == [], b.dialogs
     assert b.problems == [], b.problems
 
 

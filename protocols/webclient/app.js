@@ -1,8 +1,9 @@
-// The CoffeeChat web client: login and registration, the conversation list, one chat view.
+// The CoffeeChat web client: login and registration, the conversation list (people and groups),
+// one chat view, group management (create, invite, members, leave).
 //
-// Everything shown that came from a user (names, messages) goes into the page through
-// textContent or createElement, never innerHTML, so nothing anyone types can run as markup.
-// State lives in plain objects below; render functions redraw from it after each change.
+// Everything shown that came from a user (names, messages, group names) goes into the page
+// through textContent or createElement, never innerHTML, so nothing anyone types can run as
+// markup. State lives in plain objects below; render functions redraw from it after each change.
 
 import { md5Hex } from "./md5.js";
 import {
@@ -11,66 +12,138 @@ import {
   NoAnswerError,
   ServerError,
   base64ToText,
+  decodeMsgData,
   num,
   textToBase64,
   utf8Length,
 } from "./protocol.js";
 
 const STORAGE_KEY = "coffeechat.session";
+const GROUPS_KEY = "coffeechat.groups."; // + user id: the group info cache (names, versions)
 const PAGE_SIZE = 30; // history messages per LIST_MSG_REQ when scrolling back
+const SYNC_PAGE = 100; // per page when catching up (the server's default history_page_max)
 const CATCH_UP_PAGES = 5; // past this many pages missed, drop the cached history and start anew
 const MAX_TEXT_BYTES = 12 * 1024; // the server's default limits.max_text_bytes
+const READ_COUNTS_ASKED = 10; // own group messages (the newest) whose read count is asked for
+const READ_COUNT_WATCH = 9 * 60 * 1000; // the server notifies changes for 10 minutes after asking
 const SINGLE = 1; // kCIM_SESSION_TYPE_SINGLE
+const GROUP = 2; // kCIM_SESSION_TYPE_GROUP
 const TEXT = 1; // kCIM_MSG_TYPE_TEXT
+const NOTIFICATION = 9; // kCIM_MSG_TYPE_NOTIFACATION: group changes, JSON {notificationType, data}
 const STATUS_READ = 2; // kCIM_MSG_STATUS_READ
 const RES_OK = 1; // kCIM_RES_CODE_OK
+const CHANGE_ADD = 1; // kCIM_GROUP_MEMBER_CHANGED_TYPE_ADD
+const CHANGE_DEL = 2; // kCIM_GROUP_MEMBER_CHANGED_TYPE_DEL (DEFAULT, 0: a role changed)
+const ROLE_MEMBER = 1;
+const ROLE_ADMIN = 2;
+const ROLE_OWNER = 3;
+const MUTE_ALL = 1; // kCIM_GROUP_MUTE_MODEL_ALL: only the owner and admins may write
+const JOIN_NEED_AUTH = 1; // kCIM_GROUP_JOIN_MODEL_NEED_AUTH: only the owner and admins may invite
+const JOIN_REJECT = 2; // kCIM_GROUP_JOIN_MODEL_REJECT: nobody may
+const INVITE_NEEDS_CONSENT = 1; // kCIM_GROUP_BE_INVITE_MODEL_NEED_AGREE: the server takes no invitations
 const PHONE = window.matchMedia("(max-width: 720px)");
 const EMOJI = ["😀", "😂", "😊", "😍", "🤔", "😎", "😢", "😮", "👍", "👎", "🙏", "👏", "🎉", "❤️", "🔥", "☕", "✅", "👋", "🚀", "🍕"];
 const TYPE_LABELS = { 2: "File", 3: "Photo", 4: "Voice message", 5: "Video", 6: "Location", 8: "Tip", 10: "Call" };
+const ROLE_LABELS = { [ROLE_OWNER]: "Owner", [ROLE_ADMIN]: "Admin" };
 
 // ---- state ---------------------------------------------------------------------------------
 
 const state = {
   session: null, // {userId, userName, nickName, token, expiresAt}
   users: new Map(), // userId -> nick name
-  chats: new Map(), // peer's userId -> chat (see newChat)
-  openPeer: 0, // the conversation in the chat view, 0 = none
+  chats: new Map(), // chat key ("u7" a person, "g3" a group) -> chat (see newChat)
+  groups: new Map(), // group id -> group (see groupFor)
+  openKey: "", // the conversation in the chat view, "" = none
   screen: "list", // on a phone only one of "list" and "chat" shows
+  sidebar: "list", // "list" | "users" (new chat) | "new-group"
+  groupPanel: "", // the open group's side panel: "" | "members" | "invite"
+  leaving: false, // the leave confirmation shows
   notice: "",
 };
-const outbox = new Map(); // clientMsgId -> {peerId, text, inFlight}: sent, not yet acknowledged
+const outbox = new Map(); // clientMsgId -> {key, text, mentions, atAll, inFlight}: sent, not acknowledged
+const picked = { create: new Set(), invite: new Set() }; // user ids ticked in the two pickers
+const composerMentions = new Map(); // userId -> nick picked with "@" for the message being written
+const exited = new Set(); // groups left from this device: later pushes about them are ignored
 let connection = null;
 let activity = 0; // counts conversation updates, to order the list within the same second
 
-function newChat(peerId) {
+const keyOf = (type, id) => (type === GROUP ? `g${id}` : `u${id}`);
+
+function newChat(type, id) {
   return {
-    peerId,
+    key: keyOf(type, id),
+    type,
+    id, // the peer's user id, or the group id
     messages: new Map(), // serverMsgId -> message, for the part of the history we hold
     pending: new Map(), // clientMsgId -> own message awaiting its ack
     loaded: false, // holds the newest page (else only the summary from the list is known)
+    startReached: false, // a page came back short: nothing older can be seen
     oldest: 0, // lowest serverMsgId held
     latest: 0, // newest serverMsgId of the conversation that we know of
     myRead: 0, // our read position (unread = latest - myRead, as the server counts)
-    peerRead: 0, // the peer's read position: our messages up to it show ✓✓
-    preview: null, // {text, time, fromMe, seq}: the newest message, for the list
+    peerRead: 0, // 1:1: the peer's read position: our messages up to it show ✓✓
+    mentionSeq: 0, // groups: the newest message mentioning us (an "@you" until read past it)
+    readCounts: new Map(), // groups: seq of an own message -> {read, members}
+    askedCounts: new Map(), // groups: own messages whose read count was asked for -> when (ms)
+    left: "", // groups: "" a member, "removed" (kicked, dismissed) or "left" (from another device)
+    joined: false, // groups: we were just added; the next message is the first we may see
+    preview: null, // the newest message, for the list
     touched: 0, // the value of `activity` when the conversation last moved up the list
     loadingOlder: false,
     syncing: null, // the running catch-up, so that two do not overlap
   };
 }
 
-function chatFor(peerId) {
-  let chat = state.chats.get(peerId);
+function chatFor(type, id) {
+  const key = keyOf(type, id);
+  let chat = state.chats.get(key);
   if (!chat) {
-    chat = newChat(peerId);
-    state.chats.set(peerId, chat);
+    chat = newChat(type, id);
+    state.chats.set(key, chat);
   }
   return chat;
 }
 
+/** What we know of a group; the name comes from GROUP_INFO (cached in localStorage). */
+function groupFor(groupId) {
+  let group = state.groups.get(groupId);
+  if (!group) {
+    group = {
+      id: groupId,
+      name: "",
+      version: 0,
+      ownerId: 0,
+      memberCount: 0,
+      muteModel: 0,
+      joinModel: 0,
+      beInviteModel: 0,
+      members: null, // userId -> role, once asked for (GROUP_LIST_MEMBER)
+      left: false,
+    };
+    state.groups.set(groupId, group);
+  }
+  return group;
+}
+
 const me = () => (state.session ? state.session.userId : 0);
 const unreadOf = (chat) => Math.max(0, chat.latest - chat.myRead);
+const mentionsMe = (chat) => chat.type === GROUP && chat.mentionSeq > chat.myRead;
 const nameOf = (userId) => state.users.get(userId) || `User ${userId}`;
+const openChatState = () => (state.openKey ? state.chats.get(state.openKey) || null : null);
+const openGroup = () => {
+  const chat = openChatState();
+  return chat && chat.type === GROUP ? groupFor(chat.id) : null;
+};
+
+function chatName(chat) {
+  if (chat.type !== GROUP) return nameOf(chat.id);
+  return groupFor(chat.id).name || "Group";
+}
+
+function roleOf(group, userId) {
+  if (group.members?.has(userId)) return group.members.get(userId);
+  return userId === group.ownerId ? ROLE_OWNER : 0;
+}
 
 // ---- DOM helpers -----------------------------------------------------------------------------
 
@@ -87,10 +160,16 @@ function el(tag, { cls, testid, text, attrs } = {}, ...children) {
   return node;
 }
 
-function avatar(userId, name) {
-  // The colour comes from the id so a person keeps it everywhere; the letter is text.
+function avatar(id, name, { group = false, big = false } = {}) {
+  // The colour comes from the id so a person (or group) keeps it everywhere; the letter is text.
   const initial = Array.from((name || "?").trim())[0] || "?";
-  return el("span", { cls: `avatar c${userId % 8}`, text: initial.toUpperCase(), attrs: { "aria-hidden": "true" } });
+  // Groups take the palette from another starting point: group 1 and user 1 look different.
+  const cls = `avatar c${(id + (group ? 3 : 0)) % 8}${group ? " group" : ""}${big ? " big" : ""}`;
+  return el("span", { cls, text: initial.toUpperCase(), attrs: { "aria-hidden": "true" } });
+}
+
+function chatAvatar(chat) {
+  return avatar(chat.id, chatName(chat), { group: chat.type === GROUP });
 }
 
 function formatTime(seconds, withDate = false) {
@@ -108,6 +187,85 @@ function messageText(type, data) {
   return `[${TYPE_LABELS[type] || "Message"}]`;
 }
 
+/** "Bob", "Bob and Carol", "Bob, Carol and Dan". */
+function joinNames(names) {
+  if (names.length <= 1) return names.join("");
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+const capitalize = (text) => (text ? text[0].toUpperCase() + text.slice(1) : text);
+
+/**
+ * The line a NOTIFICATION message shows ("Alice invited Carol"), from its JSON
+ * {notificationType, data} (docs/groups.md); "You"/"you" for the reader.
+ */
+function noticeText(message) {
+  const notice = message.notice;
+  if (!notice) return "The group changed";
+  const data = notice.data || {};
+  const person = (userId, nick, subject) => {
+    if (userId && userId === me()) return subject ? "You" : "you";
+    return nick || (userId ? nameOf(userId) : "Someone");
+  };
+  const people = (ids, nicks) =>
+    joinNames((Array.isArray(ids) ? ids : []).map((id, i) => person(num(id), Array.isArray(nicks) ? nicks[i] : "", false)));
+  const actorId = message.from;
+  const actor = (id = actorId) => person(num(id), num(id) === actorId ? message.nick : "", true);
+  switch (num(notice.notificationType)) {
+    case 1: {
+      const owner = person(num(data.owner) || actorId, data.ownerNick, true);
+      const created = `${owner} created the group “${data.groupName || ""}”`;
+      const others = people(data.ids, data.nickNames);
+      return others ? `${created} with ${others}` : created;
+    }
+    case 2:
+      return `${actor(data.userId || actorId)} invited ${people(data.ids, data.nickNames)}`;
+    case 3:
+      return `${actor(data.ownerUserId || actorId)} removed ${people(data.ids, data.nickNames)}`;
+    case 4: {
+      const left = `${capitalize(people(data.ids, data.nickNames))} left`;
+      if (!data.owner) return left;
+      const owner = num(data.owner);
+      return `${left}; ${person(owner, "", false)} ${owner === me() ? "are" : "is"} now the owner`;
+    }
+    case 5: {
+      const who = actor(data.userId || actorId);
+      const parts = [];
+      if ("groupName" in data) parts.push(`renamed the group to “${data.groupName}”`);
+      if ("announcement" in data) parts.push(data.announcement ? "changed the announcement" : "removed the announcement");
+      if ("groupIntro" in data) parts.push("changed the group description");
+      if ("groupAvatar" in data) parts.push("changed the group picture");
+      if ("muteModel" in data) {
+        const muted = num(data.muteModel) === MUTE_ALL;
+        parts.push(muted ? "allowed only admins to send messages" : "allowed everyone to send messages");
+      }
+      if ("joinModel" in data || "beInviteModel" in data) parts.push("changed who can add members");
+      if (Array.isArray(data.adminIds)) {
+        parts.push(`made ${people(data.adminIds, [])} ${data.adminIds.length > 1 ? "admins" : "an admin"}`);
+      }
+      if (Array.isArray(data.memberIds)) parts.push(`removed ${people(data.memberIds, [])} as admin`);
+      return `${who} ${parts.length ? joinNames(parts) : "changed the group"}`;
+    }
+    case 6:
+      return `${actor()} dismissed the group`;
+    default:
+      return "The group changed";
+  }
+}
+
+function parseNotice(type, data) {
+  if (type !== NOTIFICATION) return null;
+  try {
+    const notice = JSON.parse(base64ToText(data));
+    return notice && typeof notice === "object" ? notice : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The text a message shows: its own, or a notification's line. */
+const shownText = (message) => (message.type === NOTIFICATION ? noticeText(message) : message.text);
+
 function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID(); // only in secure contexts (https, localhost)
   const b = crypto.getRandomValues(new Uint8Array(16));
@@ -117,7 +275,7 @@ function uuid() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-// ---- stored login ----------------------------------------------------------------------------
+// ---- stored login and group cache ----------------------------------------------------------------
 
 function loadSession() {
   try {
@@ -132,6 +290,49 @@ function loadSession() {
 
 function saveSession(session) {
   localStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+}
+
+/** Group names and versions from the last visit: the list shows names before the server answers,
+ * and GROUP_INFO is asked only for groups whose version moved. */
+function loadGroupCache() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(GROUPS_KEY + me()) || "[]");
+    for (const item of Array.isArray(saved) ? saved : []) {
+      const group = groupFor(num(item.id));
+      Object.assign(group, {
+        name: String(item.name || ""),
+        version: num(item.version),
+        ownerId: num(item.ownerId),
+        memberCount: num(item.memberCount),
+        muteModel: num(item.muteModel),
+        joinModel: num(item.joinModel),
+        beInviteModel: num(item.beInviteModel),
+      });
+    }
+  } catch {
+    // unreadable: asked for again
+  }
+}
+
+function saveGroupCache() {
+  if (!state.session) return;
+  const items = [...state.groups.values()]
+    .filter((g) => g.name && !g.left)
+    .map(({ id, name, version, ownerId, memberCount, muteModel, joinModel, beInviteModel }) => ({
+      id,
+      name,
+      version,
+      ownerId,
+      memberCount,
+      muteModel,
+      joinModel,
+      beInviteModel,
+    }));
+  try {
+    localStorage.setItem(GROUPS_KEY + me(), JSON.stringify(items));
+  } catch {
+    // storage full or refused: the cache is only an optimisation
+  }
 }
 
 // ---- HTTP: register, log in, log out -----------------------------------------------------------
@@ -153,6 +354,21 @@ const LOGIN_ERRORS = {
   [ErrorCode.RATE_LIMITED]: "Too many attempts. Wait a minute and try again.",
   [ErrorCode.USER_DISABLED]: "This account is disabled.",
 };
+
+const GROUP_ERRORS = {
+  [ErrorCode.FORBIDDEN]: "You are not allowed to do that in this group.",
+  [ErrorCode.NOT_FOUND]: "This group no longer exists.",
+  [ErrorCode.USER_NOT_EXIST]: "One of those people does not exist.",
+  [ErrorCode.GROUP_FULL]: "The group is full.",
+  [ErrorCode.TOO_MANY_GROUPS]: "Someone is in too many groups already.",
+  [ErrorCode.NOT_SUPPORTED]: "This group does not take invitations.",
+  [ErrorCode.RATE_LIMITED]: "Too many requests. Wait a moment and try again.",
+};
+
+function groupErrorText(error) {
+  if (error instanceof ServerError) return GROUP_ERRORS[error.code] || error.message;
+  return "No connection to the server. Try again.";
+}
 
 const NAME_PATTERN = /^[A-Za-z0-9_.@-]{5,32}$/;
 
@@ -237,6 +453,7 @@ function startSession(session) {
   state.session = session;
   state.users.set(session.userId, session.nickName);
   state.notice = "";
+  loadGroupCache();
   if (!connection) connection = createConnection();
   connection.start();
   showScreen("main");
@@ -247,12 +464,19 @@ function startSession(session) {
 function endSession(message) {
   connection?.stop();
   localStorage.removeItem(STORAGE_KEY);
+  if (state.session) localStorage.removeItem(GROUPS_KEY + me());
   state.session = null;
   state.users.clear();
   state.chats.clear();
-  state.openPeer = 0;
+  state.groups.clear();
+  state.openKey = "";
   state.screen = "list";
+  state.sidebar = "list";
+  state.groupPanel = "";
+  state.leaving = false;
   outbox.clear();
+  exited.clear();
+  composerMentions.clear();
   $("message-list").replaceChildren();
   messageNodes.clear();
   showScreen("login");
@@ -292,21 +516,33 @@ function setNotice(text) {
 
 // ---- catching up -------------------------------------------------------------------------------
 
-/** After each (re)connect: names, the conversation list, whatever the held histories missed,
- * then the sends that were waiting for a connection. */
+/** After each (re)connect: names, groups, the conversation list, whatever the held histories
+ * missed, then the sends that were waiting for a connection. */
 async function catchUp() {
   try {
     await loadUsers();
+    await loadGroups().catch((e) => {
+      if (e instanceof NoAnswerError) throw e;
+      console.warn("the group list failed", e); // 1:1 chats still work
+    });
     const rsp = await connection.request("LIST_RECENT_CONTACT_SESSION_REQ", { latestUpdateTime: 0 });
     // The list comes most recent first: apply it oldest first so ties keep the server's order.
     for (const entry of (rsp.contactSessionList || []).slice().reverse()) applySummary(entry);
     render();
-    const open = state.openPeer ? chatFor(state.openPeer) : null;
-    const fresh = open && !open.loaded ? open : null;
+    const open = openChatState();
+    const fresh = open && !open.loaded && !open.left ? open : null;
     if (fresh) await loadNewest(fresh);
-    for (const chat of state.chats.values()) if (chat.loaded && chat !== fresh) await syncNewest(chat);
+    for (const chat of [...state.chats.values()]) {
+      if (!chat.loaded || chat === fresh || chat.left) continue;
+      chat.askedCounts.clear(); // the server's read-count watches may have ended meanwhile
+      await syncNewest(chat).catch((e) => {
+        if (e instanceof NoAnswerError) throw e; // offline again
+      });
+    }
+    if (openGroup()) loadMembers(openGroup().id).catch(() => {});
     flushOutbox();
     markReadIfVisible();
+    requestReadCounts(openChatState());
   } catch (e) {
     if (!(e instanceof NoAnswerError)) console.warn("catch-up failed", e);
     // Offline again: the next reconnect catches up anew.
@@ -324,56 +560,197 @@ async function loadUsers() {
   return users;
 }
 
+/** Send a group request; its answer's body, or ServerError when its resultCode is not 200. */
+async function groupRequest(name, body) {
+  const rsp = await connection.request(name, body);
+  const code = num(rsp.resultCode);
+  if (code !== ErrorCode.SUCCESS) throw new ServerError(code, `error ${code}`, name);
+  return rsp;
+}
+
+/** The user's groups (GROUP_LIST: ids and versions), and the info of those whose version moved.
+ * A group no longer listed was left (or we were removed) while we were away. */
+async function loadGroups() {
+  const rsp = await groupRequest("GROUP_LIST_REQ", {});
+  const listed = new Map((rsp.groupVersionList || []).map((v) => [num(v.groupId), num(v.groupVersion)]));
+  for (const group of [...state.groups.values()]) {
+    if (!listed.has(group.id)) forgetGroup(group.id, "removed");
+  }
+  const stale = [];
+  for (const [groupId, version] of listed) {
+    const group = groupFor(groupId);
+    group.left = false;
+    const chat = chatFor(GROUP, groupId);
+    chat.left = "";
+    if (!group.name || group.version !== version) stale.push(group);
+  }
+  if (stale.length) await fetchGroupInfo(stale);
+  saveGroupCache();
+}
+
+/** GROUP_INFO for these groups; the server answers those whose version differs from ours. */
+async function fetchGroupInfo(groups) {
+  const rsp = await groupRequest("GROUP_INFO_REQ", {
+    groupVersionList: groups.map((g) => ({ groupId: String(g.id), groupVersion: g.name ? g.version : 0 })),
+  });
+  for (const info of rsp.groupInfoList || []) applyGroupInfo(info);
+  saveGroupCache();
+}
+
+function applyGroupInfo(info) {
+  const group = groupFor(num(info.groupId));
+  group.name = info.groupName || group.name || "Group";
+  group.version = num(info.groupVersion);
+  group.ownerId = num(info.groupOwnerId);
+  group.memberCount = num(info.memberCount);
+  group.muteModel = num(info.muteModel);
+  group.joinModel = num(info.joinModel);
+  group.beInviteModel = num(info.beInviteModel);
+  group.left = false;
+  return group;
+}
+
+const infoWanted = new Set(); // group ids whose info to ask for, in one request per turn
+
+/** Ask (soon, batched) for the info of a group whose version moved or whose name we lack. */
+function refreshGroupInfo(groupId) {
+  infoWanted.add(groupId);
+  if (infoWanted.size > 1) return;
+  queueMicrotask(() => {
+    const groups = [...infoWanted].map(groupFor);
+    infoWanted.clear();
+    if (!connection?.online) return; // the next catch-up asks
+    fetchGroupInfo(groups)
+      .then(render)
+      .catch(() => {});
+  });
+}
+
+/** The members and their roles (GROUP_LIST_MEMBER), for the panel, badges and @mentions. */
+async function loadMembers(groupId) {
+  const rsp = await groupRequest("GROUP_LIST_MEMBER_REQ", { groupId: String(groupId) });
+  const group = groupFor(groupId);
+  const members = new Map();
+  if (rsp.memberList?.length) for (const m of rsp.memberList) members.set(num(m.userId), num(m.role) || ROLE_MEMBER);
+  else for (const id of rsp.memberIdList || []) members.set(num(id), num(id) === group.ownerId ? ROLE_OWNER : ROLE_MEMBER);
+  group.members = members;
+  group.memberCount = members.size;
+  for (const [userId, role] of members) if (role === ROLE_OWNER) group.ownerId = userId;
+  if ([...members.keys()].some((id) => !state.users.has(id))) await loadUsers().catch(() => {});
+  render();
+  return members;
+}
+
+/** Drop a group from this device. The open one stays in view, marked as left. */
+function forgetGroup(groupId, how) {
+  const key = keyOf(GROUP, groupId);
+  if (state.openKey === key && how !== "exited") {
+    markLeft(groupId, how);
+    return;
+  }
+  state.groups.delete(groupId);
+  state.chats.delete(key);
+  for (const [clientMsgId, item] of outbox) if (item.key === key) outbox.delete(clientMsgId);
+  if (state.openKey === key) {
+    state.openKey = "";
+    state.screen = "list";
+    state.groupPanel = "";
+    state.leaving = false;
+    $("message-list").replaceChildren();
+    messageNodes.clear();
+  }
+  saveGroupCache();
+}
+
+/** We are no longer in a group (removed, or left on another device): it stays, read-only. */
+function markLeft(groupId, how) {
+  const group = groupFor(groupId);
+  group.left = true;
+  group.members = null;
+  const chat = chatFor(GROUP, groupId);
+  chat.left = how;
+  if (state.openKey === chat.key) {
+    state.groupPanel = "";
+    state.leaving = false;
+  }
+  saveGroupCache();
+}
+
 /** One entry of the conversation list: the newest message and the unread count. */
 function applySummary(entry) {
-  if (num(entry.sessionType) !== SINGLE) return; // groups are not supported yet
-  const chat = chatFor(num(entry.sessionId));
+  const type = num(entry.sessionType);
+  if (type !== SINGLE && type !== GROUP) return;
+  const id = num(entry.sessionId);
+  if (type === GROUP) {
+    const group = groupFor(id);
+    if (!group.name) refreshGroupInfo(id);
+  }
+  const chat = chatFor(type, id);
   const latest = num(entry.serverMsgId);
   chat.latest = Math.max(chat.latest, latest);
   // The server counts unread as latest - read position; keep a position we moved ourselves.
   chat.myRead = Math.max(chat.myRead, latest - num(entry.unreadCnt));
+  if (type === GROUP) chat.mentionSeq = entry.atMe ? Math.max(chat.mentionSeq, chat.latest) : 0;
   if (latest && (!chat.preview || latest >= chat.preview.seq)) {
     chat.touched = ++activity;
+    const msgType = num(entry.msgType);
     chat.preview = {
       seq: latest,
-      text: messageText(num(entry.msgType), entry.msgData),
+      from: num(entry.msgFromUserId),
+      type: msgType,
+      text: messageText(msgType, entry.msgData),
+      notice: parseNotice(msgType, entry.msgData),
+      nick: "",
       time: num(entry.msgTimeStamp) || num(entry.updatedTime),
-      fromMe: num(entry.msgFromUserId) === me(),
     };
   }
 }
 
 function fromInfo(info) {
+  const type = num(info.msgType);
   return {
     seq: num(info.serverMsgId),
     clientMsgId: info.clientMsgId || "",
     from: num(info.fromUserId),
+    nick: info.fromNickName || "",
     time: num(info.createTime),
-    type: num(info.msgType),
-    text: messageText(num(info.msgType), info.msgData),
+    type,
+    text: messageText(type, info.msgData),
+    notice: parseNotice(type, info.msgData),
     status: num(info.msgStatus),
   };
 }
 
 async function fetchPage(chat, endMsgId, limit) {
   const rsp = await connection.request("LIST_MSG_REQ", {
-    sessionType: SINGLE,
-    sessionId: String(chat.peerId),
+    sessionType: chat.type,
+    sessionId: String(chat.id),
     endMsgId: String(endMsgId),
     limitCount: limit,
   });
   const page = (rsp.msgList || []).map(fromInfo).filter((m) => m.seq > 0);
   page.sort((a, b) => a.seq - b.seq);
   for (const message of page) addMessage(chat, message);
+  // A short page holds everything back to the first message we may see: in a group, the one
+  // at which we joined (the server shows nobody what was said before they came).
+  if (page.length < limit) chat.startReached = true;
+  if (page.some((m) => !state.users.has(m.from))) {
+    loadUsers()
+      .then(() => render())
+      .catch(() => {});
+  }
   return page;
 }
+
+const atStart = (chat) => chat.loaded && (chat.startReached || (chat.oldest > 0 && chat.oldest <= 1));
 
 /** The newest page of a conversation we have not held yet. */
 async function loadNewest(chat) {
   const page = await fetchPage(chat, 0, PAGE_SIZE);
   chat.loaded = true;
-  if (!page.length) chat.oldest = 1; // nothing there: the history starts here
+  if (!page.length) chat.oldest = chat.oldest || 1; // nothing there: the history starts here
   render({ toBottom: true });
+  requestReadCounts(chat);
 }
 
 /** Page backwards from the newest message until we meet what we already hold (a gap in the
@@ -389,9 +766,10 @@ function syncNewest(chat) {
           // Too much missed to page through: keep only the newest pages (scrolling back loads more).
           for (const seq of chat.messages.keys()) if (seq <= top) chat.messages.delete(seq);
           chat.oldest = Math.min(...chat.messages.keys());
+          chat.startReached = false;
           break;
         }
-        const page = await fetchPage(chat, end, 100);
+        const page = await fetchPage(chat, end, SYNC_PAGE);
         if (!page.length || page[0].seq <= top + 1) break;
         end = page[0].seq;
       }
@@ -399,6 +777,7 @@ function syncNewest(chat) {
       chat.syncing = null;
     }
     render();
+    requestReadCounts(chat);
   })();
   return chat.syncing;
 }
@@ -415,6 +794,7 @@ function contiguousTop(chat) {
 function addMessage(chat, message) {
   const mine = message.from === me();
   const known = chat.messages.get(message.seq);
+  if (known && !message.nick) message.nick = known.nick;
   chat.messages.set(message.seq, known ? { ...known, ...message } : message);
   chat.oldest = chat.oldest ? Math.min(chat.oldest, message.seq) : message.seq;
   chat.latest = Math.max(chat.latest, message.seq);
@@ -428,7 +808,8 @@ function addMessage(chat, message) {
   }
   if (!chat.preview || message.seq > chat.preview.seq) chat.touched = ++activity;
   if (!chat.preview || message.seq >= chat.preview.seq) {
-    chat.preview = { seq: message.seq, text: message.text, time: message.time, fromMe: mine };
+    const { seq, from, type, text, notice, nick, time } = message;
+    chat.preview = { seq, from, type, text, notice, nick, time };
   }
 }
 
@@ -447,53 +828,159 @@ function remember(chat, message) {
 function handlePush(name, body) {
   if (name === "MSG_DATA") receiveMessage(body);
   else if (name === "MSG_READ_NOTIFY") receiveReadNotify(body);
+  else if (name === "GROUP_MEMBER_CHANGED_NOTIFY") receiveGroupChange(body);
+  else if (name === "GROUP_READ_COUNT_NOTIFY") receiveReadCount(body);
 }
 
 function receiveMessage(body) {
+  const type = num(body.sessionType) || SINGLE;
   const from = num(body.fromUserId);
-  const peerId = from === me() ? num(body.toSessionId) : from;
-  const seq = num(body.serverMsgId);
+  const id = type === GROUP || from === me() ? num(body.toSessionId) : from;
   // The delivery ack, first: without it the server sends the message again, then gives up on us.
   connection.send("MSG_DATA_ACK", {
     fromUserId: String(me()),
-    toSessionId: String(peerId),
+    toSessionId: String(id),
     clientMsgId: body.clientMsgId || "",
-    serverMsgId: String(seq),
-    sessionType: num(body.sessionType) || SINGLE,
+    serverMsgId: String(num(body.serverMsgId)),
+    sessionType: type,
     resCode: RES_OK,
   });
-  if (num(body.sessionType) !== SINGLE && num(body.sessionType) !== 0) return;
+  if (type !== SINGLE && type !== GROUP) return;
+  storeIncoming(type, id, body);
+}
+
+/** A message pushed to us, or the notification attached to the answer of our own group change. */
+function storeIncoming(type, id, body) {
+  const from = num(body.fromUserId);
+  const seq = num(body.serverMsgId);
+  if (!seq) return;
   if (from !== me() && body.fromNickName) state.users.set(from, body.fromNickName);
-  const chat = chatFor(peerId);
+  if (type === GROUP) {
+    // A notice about a group this device has dropped (we left it here) brings nothing back.
+    if (exited.has(id) || (!state.chats.has(keyOf(GROUP, id)) && state.groups.get(id)?.left)) return;
+    if (!groupFor(id).name) refreshGroupInfo(id);
+  }
+  const chat = chatFor(type, id);
+  if (chat.joined) {
+    // The server put our read position just before the notice of our joining (what was said
+    // before is not unread, nor visible): the first message after the ADD.
+    chat.joined = false;
+    chat.myRead = Math.max(chat.myRead, seq - 1);
+  }
   const gap = chat.loaded && seq > contiguousTop(chat) + 1;
-  remember(chat, fromInfo({ ...body, msgStatus: 0 }));
+  const message = fromInfo({ ...body, msgStatus: 0 });
+  remember(chat, message);
+  if (type === GROUP) {
+    const atMe = (body.atUserList || []).some((u) => num(u) === me());
+    if (from !== me() && (atMe || body.atAll)) chat.mentionSeq = Math.max(chat.mentionSeq, seq);
+    if (message.notice) applyNotice(chat, message);
+  }
   render();
   if (gap) syncNewest(chat).catch(() => {}); // ids are dense: we missed some, fetch them
   markReadIfVisible();
+  if (from === me()) requestReadCounts(chat); // written on another device
+}
+
+/** What a notification says that the info we hold should reflect at once (GROUP_INFO follows). */
+function applyNotice(chat, message) {
+  const data = message.notice.data || {};
+  const group = groupFor(chat.id);
+  const kind = num(message.notice.notificationType);
+  if (kind === 5 && typeof data.groupName === "string" && data.groupName) group.name = data.groupName;
+  if (kind === 5 && "muteModel" in data) group.muteModel = num(data.muteModel);
+  if (kind === 6 && chat.left) chat.left = "dismissed";
 }
 
 function receiveReadNotify(body) {
   const reader = num(body.userId);
   const seq = num(body.msgId);
+  const type = num(body.sessionType) || SINGLE;
   if (reader === me()) {
     // We read it on another device: clear the badge here too.
-    const chat = chatFor(num(body.sessionId));
-    chat.myRead = Math.max(chat.myRead, seq);
-  } else {
-    const chat = chatFor(reader); // the peer read our messages up to seq
+    const chat = state.chats.get(keyOf(type, num(body.sessionId)));
+    if (chat) chat.myRead = Math.max(chat.myRead, seq);
+  } else if (type === SINGLE) {
+    const chat = chatFor(SINGLE, reader); // the peer read our messages up to seq
     chat.peerRead = Math.max(chat.peerRead, seq);
   }
   render();
 }
 
+/** GROUP_MEMBER_CHANGED_NOTIFY: someone joined, left, was removed or got a new role, or the group
+ * info changed (empty list). The member list follows at once; GROUP_INFO is asked for when the
+ * version moved; if we are the one removed, the group is left. */
+function receiveGroupChange(body) {
+  const groupId = num(body.groupId);
+  if (!groupId) return;
+  const version = num(body.groupVersion);
+  const changes = (body.changedList || []).map((c) => ({ userId: num(c.userId), type: num(c.type), role: num(c.role) }));
+  const group = groupFor(groupId);
+  const mine = changes.find((c) => c.userId === me());
+  if (mine?.type === CHANGE_DEL) {
+    if (exited.has(groupId)) return; // our own exit: its answer removes the group
+    if (state.chats.has(keyOf(GROUP, groupId))) markLeft(groupId, num(body.userId) === me() ? "left" : "removed");
+    else forgetGroup(groupId, "removed");
+    render();
+    return;
+  }
+  if (mine?.type === CHANGE_ADD) {
+    exited.delete(groupId); // invited again
+    group.left = false;
+    const chat = chatFor(GROUP, groupId);
+    chat.left = "";
+    chat.joined = true;
+  }
+  if (group.members) {
+    for (const change of changes) {
+      if (change.type === CHANGE_DEL) group.members.delete(change.userId);
+      else group.members.set(change.userId, change.role || ROLE_MEMBER);
+      if (change.type !== CHANGE_DEL && change.role === ROLE_OWNER) group.ownerId = change.userId;
+    }
+    group.memberCount = group.members.size;
+  }
+  if (version !== group.version || !group.name) refreshGroupInfo(groupId);
+  // The open group's members come again from the server: the changes above may race others.
+  if (openGroup() === group) loadMembers(groupId).catch(() => {});
+  render();
+}
+
+function receiveReadCount(body) {
+  const chat = state.chats.get(keyOf(GROUP, num(body.groupId)));
+  if (!chat) return;
+  chat.readCounts.set(num(body.msgId), { read: num(body.readCount), members: num(body.memberCount) });
+  if (state.openKey === chat.key) renderMessages({});
+}
+
+/** Ask how many members read our newest group messages; the server then tells us as it changes
+ * (GROUP_READ_COUNT_NOTIFY, coalesced, for ten minutes). */
+function requestReadCounts(chat) {
+  if (!chat || chat.type !== GROUP || chat.left || !connection?.online || state.openKey !== chat.key) return;
+  const own = [...chat.messages.values()]
+    .filter((m) => m.from === me() && m.type !== NOTIFICATION)
+    .sort((a, b) => b.seq - a.seq)
+    .slice(0, READ_COUNTS_ASKED);
+  for (const message of own) {
+    const counts = chat.readCounts.get(message.seq);
+    if (counts && counts.members && counts.read >= counts.members) continue; // complete
+    // The server tells us of changes for ten minutes after we ask; ask again after that.
+    if (Date.now() - (chat.askedCounts.get(message.seq) ?? -Infinity) < READ_COUNT_WATCH) continue;
+    chat.askedCounts.set(message.seq, Date.now());
+    groupRequest("GROUP_READ_COUNT_REQ", { groupId: String(chat.id), msgId: String(message.seq) })
+      .then((rsp) => {
+        chat.readCounts.set(message.seq, { read: num(rsp.readCount), members: num(rsp.memberCount) });
+        if (state.openKey === chat.key) renderMessages({});
+      })
+      .catch(() => chat.askedCounts.delete(message.seq));
+  }
+}
+
 // ---- sending and reading -------------------------------------------------------------------------
 
-function sendText(peerId, text) {
+function sendText(chat, text, mentions = [], atAll = false) {
   const clientMsgId = uuid();
-  const chat = chatFor(peerId);
   const time = Math.floor(Date.now() / 1000);
   chat.pending.set(clientMsgId, { seq: 0, clientMsgId, from: me(), time, type: TEXT, text, status: 0 });
-  outbox.set(clientMsgId, { peerId, text, inFlight: false });
+  outbox.set(clientMsgId, { key: chat.key, text, mentions, atAll, inFlight: false });
   render({ toBottom: true });
   trySend(clientMsgId);
 }
@@ -501,20 +988,27 @@ function sendText(peerId, text) {
 async function trySend(clientMsgId) {
   const item = outbox.get(clientMsgId);
   if (!item || item.inFlight || !connection?.online) return; // sent after the next reconnect
+  const chat = state.chats.get(item.key);
+  if (!chat) {
+    outbox.delete(clientMsgId);
+    return;
+  }
   item.inFlight = true;
-  const chat = chatFor(item.peerId);
   let ack;
   try {
     // Resending the same clientMsgId is safe: the server stores a message once per id.
-    ack = await connection.request("MSG_DATA", {
+    const body = {
       fromUserId: String(me()),
-      toSessionId: String(item.peerId),
+      toSessionId: String(chat.id),
       clientMsgId,
       createTime: Math.floor(Date.now() / 1000),
       msgType: TEXT,
-      sessionType: SINGLE,
+      sessionType: chat.type,
       msgData: textToBase64(item.text),
-    });
+    };
+    if (item.mentions.length) body.atUserList = item.mentions.map(String);
+    if (item.atAll) body.atAll = true;
+    ack = await connection.request("MSG_DATA", body);
   } catch (e) {
     item.inFlight = false;
     if (e instanceof ServerError) failSend(chat, clientMsgId, e.message);
@@ -529,10 +1023,13 @@ async function trySend(clientMsgId) {
     remember(chat, { ...sent, seq: num(ack.serverMsgId), time, status: 0 });
     chat.pending.delete(clientMsgId);
     render();
+    requestReadCounts(chat);
   } else if (num(ack.errorCode) === ErrorCode.RATE_LIMITED) {
     setTimeout(() => trySend(clientMsgId), 2000);
   } else {
-    failSend(chat, clientMsgId, ack.errorMsg || "not sent");
+    const code = num(ack.errorCode);
+    const why = chat.type === GROUP && code === ErrorCode.FORBIDDEN ? "you cannot write in this group" : ack.errorMsg;
+    failSend(chat, clientMsgId, why || "not sent");
   }
 }
 
@@ -549,78 +1046,184 @@ function flushOutbox() {
 
 /** Tell the server (and so the peer) we read the open conversation, if a person can see it. */
 function markReadIfVisible() {
-  const chat = state.openPeer ? state.chats.get(state.openPeer) : null;
-  if (!chat || !connection?.online || document.visibilityState !== "visible") return;
+  const chat = openChatState();
+  if (!chat || chat.left || !connection?.online || document.visibilityState !== "visible") return;
   if (PHONE.matches && state.screen !== "chat") return;
   if (chat.latest <= chat.myRead) return;
-  connection.send("MSG_READ_ACK", { sessionType: SINGLE, sessionId: String(chat.peerId), msgId: String(chat.latest) });
+  connection.send("MSG_READ_ACK", { sessionType: chat.type, sessionId: String(chat.id), msgId: String(chat.latest) });
   chat.myRead = chat.latest;
   renderConversations();
 }
 
+// ---- groups: create, invite, leave ---------------------------------------------------------------
+
+async function createGroup(event) {
+  event.preventDefault();
+  const members = [...picked.create];
+  if (!members.length) return;
+  const button = $("create-group-submit");
+  button.disabled = true;
+  $("group-create-error").textContent = "";
+  try {
+    const rsp = await groupRequest("GROUP_CREATE_DEFAULT_REQ", {
+      groupName: $("group-name-input").value.trim(),
+      memberIdList: members.map(String),
+    });
+    const group = applyGroupInfo(rsp.groupInfo || {});
+    saveGroupCache();
+    const notice = decodeMsgData(rsp.attachNotificatinoMsg);
+    if (notice) storeIncoming(GROUP, group.id, notice);
+    $("group-create-form").reset();
+    picked.create.clear();
+    state.sidebar = "list";
+    openChat(chatFor(GROUP, group.id).key);
+  } catch (e) {
+    $("group-create-error").textContent = groupErrorText(e);
+  } finally {
+    renderGroupCreate();
+  }
+}
+
+async function inviteMembers(event) {
+  event.preventDefault();
+  const group = openGroup();
+  const members = [...picked.invite];
+  if (!group || !members.length) return;
+  $("invite-submit").disabled = true;
+  $("invite-error").textContent = "";
+  try {
+    const rsp = await groupRequest("GROUP_INVITE_MEMBER_REQ", {
+      groupId: String(group.id),
+      memberIdList: members.map(String),
+    });
+    const notice = decodeMsgData(rsp.attachNotificatinoMsg);
+    if (notice) storeIncoming(GROUP, group.id, notice);
+    picked.invite.clear();
+    state.groupPanel = "members";
+    await loadMembers(group.id);
+  } catch (e) {
+    $("invite-error").textContent = groupErrorText(e);
+  } finally {
+    render();
+  }
+}
+
+async function leaveGroup() {
+  const group = openGroup();
+  if (!group) return;
+  $("leave-confirm-button").disabled = true;
+  $("group-panel-error").textContent = "";
+  exited.add(group.id);
+  try {
+    await groupRequest("GROUP_EXIT_REQ", { groupId: String(group.id) });
+    forgetGroup(group.id, "exited");
+  } catch (e) {
+    if (e instanceof ServerError && (e.code === ErrorCode.FORBIDDEN || e.code === ErrorCode.NOT_FOUND)) {
+      forgetGroup(group.id, "exited"); // not in it anyway
+    } else {
+      exited.delete(group.id);
+      $("group-panel-error").textContent = groupErrorText(e);
+    }
+  } finally {
+    $("leave-confirm-button").disabled = false;
+    state.leaving = false;
+    render();
+  }
+}
+
+function showGroupPanel(which) {
+  const group = openGroup();
+  if (!group || group.left) return;
+  state.groupPanel = which;
+  state.leaving = false;
+  $("group-panel-error").textContent = "";
+  $("invite-error").textContent = "";
+  if (which === "invite") picked.invite.clear();
+  render();
+  loadMembers(group.id).catch((e) => {
+    $("group-panel-error").textContent = groupErrorText(e);
+  });
+  if (which === "invite") loadUsers().then(render, () => {});
+}
+
+function closeGroupPanel() {
+  state.groupPanel = "";
+  state.leaving = false;
+  render();
+}
+
 // ---- opening conversations -------------------------------------------------------------------
 
-function openChat(peerId) {
-  if (state.openPeer !== peerId) {
-    state.openPeer = peerId;
+function openChat(key) {
+  if (state.openKey !== key) {
+    state.openKey = key;
+    state.groupPanel = "";
+    state.leaving = false;
+    composerMentions.clear();
+    $("mention-picker").hidden = true;
     $("message-list").replaceChildren();
     messageNodes.clear();
   }
   state.screen = "chat";
-  const chat = chatFor(peerId);
+  const chat = state.chats.get(key);
   render({ toBottom: true });
-  if (!chat.loaded && connection?.online) {
+  if (!chat) return;
+  if (!chat.loaded && !chat.left && connection?.online) {
     loadNewest(chat)
       .then(() => fillViewport(chat))
       .catch(() => {});
   }
+  if (chat.type === GROUP && !chat.left && connection?.online) loadMembers(chat.id).catch(() => {});
+  requestReadCounts(chat);
   markReadIfVisible();
   if (!PHONE.matches) $("composer-input").focus(); // on a phone that would cover half the chat with the keyboard
 }
 
 function closeChat() {
   state.screen = "list";
+  state.groupPanel = "";
   render();
 }
 
 /** Load older messages while the view is not yet full enough to scroll. */
 async function fillViewport(chat) {
   const list = $("message-list");
-  while (state.openPeer === chat.peerId && chat.oldest > 1 && list.scrollHeight <= list.clientHeight + 40) {
+  while (state.openKey === chat.key && !atStart(chat) && list.scrollHeight <= list.clientHeight + 40) {
     if (!(await loadOlder(chat))) break;
   }
 }
 
 async function loadOlder(chat) {
-  if (chat.loadingOlder || !chat.loaded || chat.oldest <= 1 || !connection?.online) return false;
+  if (chat.loadingOlder || !chat.loaded || atStart(chat) || chat.left || !connection?.online) return false;
   chat.loadingOlder = true;
   renderMessages({});
   try {
     const page = await fetchPage(chat, chat.oldest, PAGE_SIZE);
-    if (!page.length) chat.oldest = 1; // ids are dense, so this only happens if history was deleted
     return page.length > 0;
   } catch {
     return false;
   } finally {
     chat.loadingOlder = false;
-    if (state.openPeer === chat.peerId) renderMessages({ keepAnchor: true });
+    if (state.openKey === chat.key) renderMessages({ keepAnchor: true });
   }
 }
 
-async function showUserList() {
-  $("user-panel").hidden = false;
-  $("conversation-panel").hidden = true;
-  renderUsers([...state.users.keys()]);
+async function showSidebar(which) {
+  state.sidebar = which;
+  if (which === "new-group") {
+    picked.create.clear();
+    $("group-create-form").reset();
+    $("group-create-error").textContent = "";
+  }
+  render();
+  if (which === "list") return;
   try {
-    renderUsers(await loadUsers());
+    await loadUsers();
+    render();
   } catch {
     // offline: the names we know will do
   }
-}
-
-function hideUserList() {
-  $("user-panel").hidden = true;
-  $("conversation-panel").hidden = false;
+  if (which === "new-group" && !PHONE.matches) $("group-name-input").focus();
 }
 
 // ---- rendering ---------------------------------------------------------------------------------
@@ -636,11 +1239,12 @@ function render(options = {}) {
   $("me-name").textContent = state.session.nickName;
   $("me-user-name").textContent = `@${state.session.userName}`;
   $("me-avatar").replaceChildren(avatar(me(), state.session.nickName));
-  $("main-screen").classList.toggle("show-chat", state.screen === "chat" && state.openPeer !== 0);
+  $("main-screen").classList.toggle("show-chat", state.screen === "chat" && state.openKey !== "");
   renderStatus();
-  renderConversations();
+  renderSidebar();
   renderChatHeader();
   renderMessages(options);
+  renderGroupPanel();
 }
 
 const STATE_LABELS = { online: "Online", connecting: "Connecting…", offline: "Offline, reconnecting…", stopped: "Offline" };
@@ -655,9 +1259,18 @@ function renderStatus() {
   $("notice-text").textContent = state.notice;
 }
 
+function renderSidebar() {
+  $("conversation-panel").hidden = state.sidebar !== "list";
+  $("user-panel").hidden = state.sidebar !== "users";
+  $("group-create-panel").hidden = state.sidebar !== "new-group";
+  renderConversations();
+  if (state.sidebar === "users") renderUsers();
+  if (state.sidebar === "new-group") renderGroupCreate();
+}
+
 function sortedChats() {
   return [...state.chats.values()]
-    .filter((chat) => chat.latest > 0 || chat.peerId === state.openPeer || chat.pending.size > 0)
+    .filter((chat) => chat.latest > 0 || chat.key === state.openKey || chat.pending.size > 0 || chat.type === GROUP)
     .sort((a, b) => {
       // Newest first; a conversation without messages yet (just started) on top.
       const byTime = (b.preview ? b.preview.time : Infinity) - (a.preview ? a.preview.time : Infinity);
@@ -665,16 +1278,24 @@ function sortedChats() {
     });
 }
 
+function previewText(chat) {
+  const preview = chat.preview;
+  if (!preview) return "No messages yet";
+  if (preview.type === NOTIFICATION) return noticeText(preview);
+  const mine = preview.from === me();
+  if (chat.type === GROUP) return `${mine ? "You" : preview.nick || nameOf(preview.from)}: ${preview.text}`;
+  return `${mine ? "You: " : ""}${preview.text}`;
+}
+
 function renderConversations() {
   const chats = sortedChats();
   const items = chats.map((chat) => {
-    const unread = unreadOf(chat);
-    const name = nameOf(chat.peerId);
-    const preview = chat.preview;
+    const unread = chat.left ? 0 : unreadOf(chat);
+    const name = chatName(chat);
     const button = el(
       "button",
       { cls: "conversation", attrs: { type: "button" } },
-      avatar(chat.peerId, name),
+      chatAvatar(chat),
       el(
         "span",
         { cls: "conversation-body" },
@@ -682,65 +1303,166 @@ function renderConversations() {
           "span",
           { cls: "conversation-top" },
           el("span", { cls: "conversation-name", testid: "conversation-name", text: name }),
-          el("span", { cls: "conversation-time", text: formatTime(preview?.time) }),
+          el("span", { cls: "conversation-time", text: formatTime(chat.preview?.time) }),
         ),
         el(
           "span",
           { cls: "conversation-bottom" },
-          el("span", {
-            cls: "conversation-preview",
-            testid: "conversation-preview",
-            text: preview ? `${preview.fromMe ? "You: " : ""}${preview.text}` : "No messages yet",
-          }),
+          el("span", { cls: "conversation-preview", testid: "conversation-preview", text: previewText(chat) }),
+          chat.left ? el("span", { cls: "tag", testid: "left-marker", text: "Left" }) : "",
+          mentionsMe(chat) && unread ? el("span", { cls: "mention-marker", testid: "mention-marker", text: "@you" }) : "",
           unread ? el("span", { cls: "badge", testid: "unread-badge", text: unread > 99 ? "99+" : String(unread) }) : "",
         ),
       ),
     );
-    button.addEventListener("click", () => openChat(chat.peerId));
+    button.addEventListener("click", () => openChat(chat.key));
     const item = el("li", { testid: "conversation-item" }, button);
-    item.dataset.peerId = String(chat.peerId);
-    item.classList.toggle("active", chat.peerId === state.openPeer);
+    item.dataset.sessionType = String(chat.type);
+    if (chat.type === GROUP) item.dataset.groupId = String(chat.id);
+    else item.dataset.peerId = String(chat.id);
+    item.classList.toggle("active", chat.key === state.openKey);
     item.classList.toggle("unread", unread > 0);
+    item.classList.toggle("left", Boolean(chat.left));
     return item;
   });
   $("conversation-list").replaceChildren(...items);
   $("conversations-empty").hidden = items.length > 0;
-  const total = chats.reduce((sum, chat) => sum + unreadOf(chat), 0);
+  const total = chats.reduce((sum, chat) => sum + (chat.left ? 0 : unreadOf(chat)), 0);
   document.title = total ? `(${total}) CoffeeChat` : "CoffeeChat";
 }
 
-function renderUsers(userIds) {
-  const items = userIds
-    .filter((userId) => userId !== me())
-    .sort((a, b) => nameOf(a).localeCompare(nameOf(b)))
-    .map((userId) => {
-      const button = el(
-        "button",
-        { cls: "user", attrs: { type: "button" } },
-        avatar(userId, nameOf(userId)),
-        el("span", { cls: "user-name", testid: "user-name", text: nameOf(userId) }),
-      );
-      button.addEventListener("click", () => {
-        hideUserList();
-        openChat(userId);
+function otherUsers(exclude = new Set()) {
+  return [...state.users.keys()]
+    .filter((userId) => userId !== me() && !exclude.has(userId))
+    .sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+}
+
+function renderUsers() {
+  const users = otherUsers();
+  const list = $("user-list");
+  const signature = JSON.stringify(users.map((userId) => [userId, nameOf(userId)]));
+  $("users-empty").hidden = users.length > 0;
+  if (list.dataset.signature === signature) return; // unchanged: keep the nodes (and clicks on them)
+  list.dataset.signature = signature;
+  const items = users.map((userId) => {
+    const button = el(
+      "button",
+      { cls: "user", attrs: { type: "button" } },
+      avatar(userId, nameOf(userId)),
+      el("span", { cls: "user-name", testid: "user-name", text: nameOf(userId) }),
+    );
+    button.addEventListener("click", () => {
+      state.sidebar = "list";
+      openChat(chatFor(SINGLE, userId).key);
+    });
+    const item = el("li", { testid: "user-item" }, button);
+    item.dataset.userId = String(userId);
+    return item;
+  });
+  list.replaceChildren(...items);
+}
+
+/** A list of people with checkboxes; `chosen` holds the ticked ids. The items are rebuilt only
+ * when the people change, so a redraw (a message arriving) never swallows a click. */
+function renderPicker(list, userIds, chosen, onChange) {
+  for (const userId of [...chosen]) if (!userIds.includes(userId)) chosen.delete(userId);
+  const signature = JSON.stringify(userIds.map((userId) => [userId, nameOf(userId)]));
+  if (list.dataset.signature !== signature) {
+    list.dataset.signature = signature;
+    const items = userIds.map((userId) => {
+      const box = el("input", { attrs: { type: "checkbox", "aria-label": nameOf(userId) } });
+      box.addEventListener("change", () => {
+        if (box.checked) chosen.add(userId);
+        else chosen.delete(userId);
+        box.closest("li").classList.toggle("picked", box.checked);
+        onChange();
       });
-      const item = el("li", { testid: "user-item" }, button);
+      const label = el(
+        "label",
+        { cls: "user pick" },
+        avatar(userId, nameOf(userId)),
+        el("span", { cls: "user-name", testid: "pick-name", text: nameOf(userId) }),
+        box,
+      );
+      const item = el("li", { testid: "pick-item" }, label);
       item.dataset.userId = String(userId);
       return item;
     });
-  $("user-list").replaceChildren(...items);
-  $("users-empty").hidden = items.length > 0;
+    list.replaceChildren(...items);
+  }
+  for (const item of list.children) {
+    const ticked = chosen.has(num(item.dataset.userId));
+    item.querySelector("input").checked = ticked;
+    item.classList.toggle("picked", ticked);
+  }
+}
+
+function renderGroupCreate() {
+  const users = otherUsers();
+  renderPicker($("group-member-picker"), users, picked.create, updateCreateButton);
+  $("group-picker-empty").hidden = users.length > 0;
+  updateCreateButton();
+}
+
+function updateCreateButton() {
+  const count = picked.create.size;
+  $("create-group-submit").disabled = count === 0;
+  $("create-group-submit").textContent = count ? `Create group (${count + 1} members)` : "Create group";
+}
+
+function updateInviteButton() {
+  const count = picked.invite.size;
+  $("invite-submit").disabled = count === 0;
+  $("invite-submit").textContent = count ? `Add ${count} ${count === 1 ? "person" : "people"}` : "Add";
 }
 
 function renderChatHeader() {
-  const open = state.openPeer !== 0;
+  const chat = openChatState();
+  const open = chat !== null;
   $("chat-empty").hidden = open;
   $("chat-header").hidden = !open;
-  $("composer").hidden = !open;
   $("message-list").hidden = !open;
-  if (!open) return;
-  $("chat-title").textContent = nameOf(state.openPeer);
-  $("chat-avatar").replaceChildren(avatar(state.openPeer, nameOf(state.openPeer)));
+  const writable = open && !chat.left && canWrite(chat);
+  $("composer").hidden = !open || Boolean(chat.left);
+  $("left-note").hidden = !open || !chat.left;
+  if (!open) {
+    $("composer").hidden = true;
+    return;
+  }
+  $("chat-title").textContent = chatName(chat);
+  $("chat-avatar").replaceChildren(chatAvatar(chat));
+  const isGroup = chat.type === GROUP;
+  $("group-info-button").hidden = !isGroup || Boolean(chat.left);
+  $("chat-subtitle").hidden = !isGroup;
+  if (isGroup) {
+    const group = groupFor(chat.id);
+    const count = group.members ? group.members.size : group.memberCount;
+    $("chat-subtitle").textContent = chat.left ? "Not a member" : count ? `${count} member${count === 1 ? "" : "s"}` : "";
+  }
+  $("left-note").textContent = {
+    left: "You left this group.",
+    removed: "You are no longer a member of this group.",
+    dismissed: "This group was dismissed.",
+  }[chat.left] || "";
+  const input = $("composer-input");
+  input.disabled = !writable;
+  $("send-button").disabled = !writable;
+  $("emoji-button").disabled = !writable;
+  input.placeholder = writable ? "Message" : "Only admins can send messages";
+}
+
+/** Whether we may add people (docs/groups.md: join_model REJECT: nobody; NEED_AUTH: the owner
+ * and admins; be_invite_model NEED_AGREE: no invitations at all). */
+function canInvite(group) {
+  if (group.joinModel === JOIN_REJECT || group.beInviteModel === INVITE_NEEDS_CONSENT) return false;
+  return group.joinModel !== JOIN_NEED_AUTH || roleOf(group, me()) >= ROLE_ADMIN;
+}
+
+/** Whether we may write in a chat (a group muted for members: only the owner and admins). */
+function canWrite(chat) {
+  if (chat.type !== GROUP) return true;
+  const group = groupFor(chat.id);
+  return group.muteModel !== MUTE_ALL || roleOf(group, me()) >= ROLE_ADMIN;
 }
 
 const messageNodes = new Map(); // key -> <li>, reused between renders of the open chat
@@ -748,25 +1470,58 @@ const messageNodes = new Map(); // key -> <li>, reused between renders of the op
 function statusOf(chat, message) {
   if (message.failed) return { text: "!", label: `Not sent: ${message.failed}`, cls: "failed" };
   if (!message.seq) return { text: "🕓", label: "Sending", cls: "sending" };
+  if (chat.type === GROUP) {
+    const counts = chat.readCounts.get(message.seq);
+    if (!counts || counts.members === 0) return { text: "✓", label: "Sent", cls: "sent" };
+    if (counts.read >= counts.members) return { text: "✓✓", label: "Read by everyone", cls: "read" };
+    return { text: "✓", label: `Read by ${counts.read} of ${counts.members}`, cls: "sent" };
+  }
   if (message.seq <= chat.peerRead) return { text: "✓✓", label: "Read", cls: "read" };
   return { text: "✓", label: "Sent", cls: "sent" };
 }
 
+function systemNode(message) {
+  const key = `s${message.seq}`;
+  let node = messageNodes.get(key);
+  if (!node) {
+    node = el("li", { cls: "system", testid: "system-message" }, el("span"));
+    node.dataset.seq = String(message.seq);
+    messageNodes.set(key, node);
+  }
+  node.firstChild.textContent = noticeText(message); // names may have arrived since
+  return { key, node };
+}
+
 function messageNode(chat, message) {
+  if (message.type === NOTIFICATION) return systemNode(message);
   const key = message.seq ? `s${message.seq}` : `c${message.clientMsgId}`;
   const mine = message.from === me();
   let node = messageNodes.get(key);
   if (!node) {
     const meta = el("span", { cls: "meta" }, el("time", { text: formatTime(message.time, true) }));
-    node = el(
-      "li",
-      { cls: mine ? "message mine" : "message theirs", testid: "message" },
-      el("span", { cls: "bubble" }, el("span", { cls: "text", testid: "message-text", text: message.text }), meta),
-    );
+    const bubble = el("span", { cls: "bubble" });
+    if (chat.type === GROUP && !mine) {
+      const nick = message.nick || nameOf(message.from);
+      bubble.append(el("span", { cls: `sender t${message.from % 8}`, testid: "message-sender", text: nick }));
+    }
+    bubble.append(el("span", { cls: "text", testid: "message-text" }), meta);
+    node = el("li", { cls: mine ? "message mine" : "message theirs", testid: "message" }, bubble);
+    if (mine && chat.type === GROUP) meta.append(el("span", { cls: "readers", testid: "read-count" }));
     if (mine) meta.append(el("span", { cls: "status", testid: "message-status" }));
     node.dataset.mine = String(mine);
+    node.dataset.from = String(message.from);
     if (message.seq) node.dataset.seq = String(message.seq);
     messageNodes.set(key, node);
+  }
+  const sender = node.querySelector(".sender");
+  if (sender) sender.textContent = message.nick || nameOf(message.from);
+  // The text, with mentions set apart once the members' names are known.
+  const textNode = node.querySelector(".text");
+  const members = chat.type === GROUP ? groupFor(chat.id).members : null;
+  const version = members ? [...members.keys()].join() : "-";
+  if (textNode.dataset.members !== version) {
+    textNode.dataset.members = version;
+    textNode.replaceChildren(...withMentions(chat, message.text));
   }
   if (mine) {
     const status = statusOf(chat, message);
@@ -775,15 +1530,47 @@ function messageNode(chat, message) {
     span.className = `status ${status.cls}`;
     span.title = status.label;
     span.dataset.status = status.cls;
+    const readers = node.querySelector(".readers");
+    if (readers) {
+      const counts = chat.readCounts.get(message.seq);
+      const partly = counts && counts.read > 0 && counts.read < counts.members;
+      readers.textContent = partly ? `${counts.read}/${counts.members}` : "";
+      readers.title = partly ? status.label : "";
+    }
   }
   return { key, node };
+}
+
+/** A group message's text with its "@Name"s (members, and @all) set apart: text nodes only. */
+function withMentions(chat, text) {
+  const group = chat.type === GROUP ? groupFor(chat.id) : null;
+  if (!group || !text.includes("@")) return [text];
+  const names = [...(group.members ? group.members.keys() : [])].map(nameOf).filter(Boolean);
+  names.push("all");
+  const escaped = names.sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const pattern = new RegExp(`(^|\\s)(@(?:${escaped.join("|")}))(?=$|[\\s.,!?:;])`, "g");
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(pattern)) {
+    const start = match.index + match[1].length;
+    if (start > last) parts.push(text.slice(last, start));
+    parts.push(el("span", { cls: "mention", text: match[2] }));
+    last = start + match[2].length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
+function historyStartText(chat) {
+  if (chat.type !== GROUP) return "This is the start of your conversation.";
+  return chat.oldest > 1 ? "Messages from before you joined are not shown." : "This is the start of the group.";
 }
 
 /** Redraw the open chat's messages, keeping the reader's place: at the bottom when they were at
  * the bottom, on the same message when older ones were added above. */
 function renderMessages({ toBottom = false, keepAnchor = false }) {
   const list = $("message-list");
-  const chat = state.openPeer ? state.chats.get(state.openPeer) : null;
+  const chat = openChatState();
   if (!chat) return;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
   const before = { height: list.scrollHeight, top: list.scrollTop };
@@ -792,13 +1579,19 @@ function renderMessages({ toBottom = false, keepAnchor = false }) {
   ordered.push(...chat.pending.values());
   const wanted = new Set();
   const nodes = [];
-  if (chat.loaded && chat.oldest <= 1) {
-    nodes.push(el("li", { cls: "history-edge", testid: "history-start", text: "This is the start of your conversation." }));
-  } else if (chat.loadingOlder || !chat.loaded) {
+  if (atStart(chat)) {
+    nodes.push(el("li", { cls: "history-edge", testid: "history-start", text: historyStartText(chat) }));
+  } else if ((chat.loadingOlder || !chat.loaded) && !chat.left) {
     nodes.push(el("li", { cls: "history-edge", testid: "history-loading", text: "Loading…" }));
   }
+  let previous = null;
   for (const message of ordered) {
     const { key, node } = messageNode(chat, message);
+    // In a group, the sender's name shows once above a run of their messages.
+    const continued =
+      previous !== null && previous.type !== NOTIFICATION && message.type !== NOTIFICATION && previous.from === message.from;
+    node.classList.toggle("continued", continued);
+    previous = message;
     wanted.add(key);
     nodes.push(node);
   }
@@ -807,6 +1600,141 @@ function renderMessages({ toBottom = false, keepAnchor = false }) {
 
   if (keepAnchor) list.scrollTop = before.top + (list.scrollHeight - before.height);
   else if (toBottom || atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function renderGroupPanel() {
+  const chat = openChatState();
+  const group = openGroup();
+  const show = Boolean(group && state.groupPanel && !chat.left);
+  $("group-panel").hidden = !show;
+  $("main-screen").classList.toggle("show-panel", show);
+  if (!show) return;
+  const inviting = state.groupPanel === "invite";
+  $("group-members-view").hidden = inviting;
+  $("invite-view").hidden = !inviting;
+  $("group-panel-title").textContent = inviting ? "Add members" : "Group info";
+  $("group-panel-avatar").replaceChildren(avatar(group.id, group.name, { group: true, big: true }));
+  $("group-panel-name").textContent = group.name || "Group";
+  const members = group.members;
+  const count = members ? members.size : group.memberCount;
+  $("group-member-count").textContent = count ? `${count} member${count === 1 ? "" : "s"}` : "";
+  if (inviting) {
+    const users = otherUsers(new Set(members ? members.keys() : []));
+    renderPicker($("invite-picker"), users, picked.invite, updateInviteButton);
+    $("invite-empty").hidden = users.length > 0 || !members;
+    updateInviteButton();
+    return;
+  }
+  // Owner, admins, then members; ourselves first among equals, the others by name.
+  const byRank = ([a, ra], [b, rb]) => rb - ra || (b === me()) - (a === me()) || nameOf(a).localeCompare(nameOf(b));
+  const ordered = members ? [...members.entries()].sort(byRank) : [];
+  const items = ordered.map(([userId, role]) => {
+    const label = ROLE_LABELS[role];
+    const item = el(
+      "li",
+      { cls: "member", testid: "member-item" },
+      avatar(userId, nameOf(userId)),
+      el("span", {
+        cls: "member-name",
+        testid: "member-name",
+        text: userId === me() ? `${nameOf(userId)} (you)` : nameOf(userId),
+      }),
+      label ? el("span", { cls: `role ${label.toLowerCase()}`, testid: "member-role", text: label }) : "",
+    );
+    item.dataset.userId = String(userId);
+    item.dataset.role = label ? label.toLowerCase() : "member";
+    return item;
+  });
+  $("member-list").replaceChildren(...items);
+  $("invite-button").hidden = !canInvite(group);
+  $("leave-group-button").hidden = state.leaving;
+  $("leave-confirm").hidden = !state.leaving;
+  const ownerNote = roleOf(group, me()) === ROLE_OWNER && count > 1 ? " The longest-standing member becomes the owner." : "";
+  const question = `Leave “${group.name || "this group"}”? You will no longer get its messages.`;
+  $("leave-confirm-text").textContent = question + ownerNote;
+}
+
+// ---- @mentions --------------------------------------------------------------------------------
+
+let mentionQuery = null; // {start, text}: the "@word" before the caret, or null
+let mentionActive = 0;
+
+/** The people an "@" in a group message can name: members but us, matching what follows the @. */
+function mentionOptions() {
+  const group = openGroup();
+  if (!group?.members || mentionQuery === null) return [];
+  const query = mentionQuery.text.toLowerCase();
+  const options = [...group.members.keys()]
+    .filter((userId) => userId !== me() && nameOf(userId).toLowerCase().includes(query))
+    .sort((a, b) => nameOf(a).localeCompare(nameOf(b)))
+    .map((userId) => ({ userId, label: nameOf(userId) }));
+  if (roleOf(group, me()) >= ROLE_ADMIN && "everyone all".includes(query)) options.push({ userId: 0, label: "Everyone" });
+  return options.slice(0, 8);
+}
+
+function updateMentionQuery() {
+  const input = $("composer-input");
+  const chat = openChatState();
+  const before = input.value.slice(0, input.selectionStart ?? input.value.length);
+  const match = chat?.type === GROUP ? /(^|\s)@([^\s@]{0,30})$/.exec(before) : null;
+  mentionQuery = match ? { start: before.length - match[2].length - 1, text: match[2] } : null;
+  mentionActive = 0;
+  renderMentionPicker();
+}
+
+function renderMentionPicker() {
+  const picker = $("mention-picker");
+  const options = mentionOptions();
+  picker.hidden = options.length === 0;
+  if (picker.hidden) return;
+  mentionActive = Math.min(mentionActive, options.length - 1);
+  picker.replaceChildren(
+    ...options.map((option, index) => {
+      const button = el(
+        "button",
+        { cls: "mention-option", testid: "mention-option", attrs: { type: "button", role: "option" } },
+        option.userId ? avatar(option.userId, option.label) : el("span", { cls: "avatar all", text: "@" }),
+        el("span", { text: option.label }),
+      );
+      button.dataset.userId = String(option.userId);
+      button.setAttribute("aria-selected", String(index === mentionActive));
+      button.addEventListener("mousedown", (event) => event.preventDefault()); // keep the caret
+      button.addEventListener("click", () => pickMention(option));
+      return button;
+    }),
+  );
+}
+
+function pickMention(option) {
+  const input = $("composer-input");
+  if (mentionQuery === null) return;
+  const end = input.selectionStart ?? input.value.length;
+  const text = option.userId ? `@${option.label} ` : "@all ";
+  input.setRangeText(text, mentionQuery.start, end, "end");
+  if (option.userId) composerMentions.set(option.userId, option.label);
+  mentionQuery = null;
+  $("mention-picker").hidden = true;
+  input.focus();
+  autoGrow(input);
+}
+
+/** Keys for the mention list while it shows; true when the key was used. */
+function mentionKey(event) {
+  if ($("mention-picker").hidden) return false;
+  const options = mentionOptions();
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    mentionActive = (mentionActive + (event.key === "ArrowDown" ? 1 : options.length - 1)) % options.length;
+    renderMentionPicker();
+  } else if ((event.key === "Enter" || event.key === "Tab") && !event.isComposing) {
+    pickMention(options[mentionActive]);
+  } else if (event.key === "Escape") {
+    mentionQuery = null;
+    $("mention-picker").hidden = true;
+  } else {
+    return false;
+  }
+  event.preventDefault();
+  return true;
 }
 
 // ---- wiring ------------------------------------------------------------------------------------
@@ -840,15 +1768,25 @@ function submitMessage(event) {
   event.preventDefault();
   const input = $("composer-input");
   const text = input.value.replace(/^\s*\n|\s+$/g, "");
-  if (!text.trim() || !state.openPeer) return;
+  const chat = openChatState();
+  if (!text.trim() || !chat || chat.left) return;
   if (utf8Length(text) > MAX_TEXT_BYTES) {
     setNotice("That message is too long to send.");
     return;
   }
-  sendText(state.openPeer, text);
+  let mentions = [];
+  let atAll = false;
+  if (chat.type === GROUP) {
+    // Only the names still in the text are mentioned.
+    mentions = [...composerMentions].filter(([, nick]) => text.includes(`@${nick}`)).map(([userId]) => userId);
+    atAll = /(^|\s)@all(\s|$)/.test(text) && roleOf(groupFor(chat.id), me()) >= ROLE_ADMIN;
+  }
+  sendText(chat, text, mentions, atAll);
+  composerMentions.clear();
   input.value = "";
   autoGrow(input);
   $("emoji-picker").hidden = true;
+  $("mention-picker").hidden = true;
 }
 
 function wire() {
@@ -856,28 +1794,58 @@ function wire() {
   $("register-tab").addEventListener("click", () => setLoginMode(true));
   $("login-form").addEventListener("submit", submitLogin);
   $("logout-button").addEventListener("click", logout);
-  $("new-chat-button").addEventListener("click", showUserList);
-  $("user-list-close").addEventListener("click", hideUserList);
+  $("new-chat-button").addEventListener("click", () => showSidebar("users"));
+  $("user-list-close").addEventListener("click", () => showSidebar("list"));
+  $("new-group-button").addEventListener("click", () => showSidebar("new-group"));
+  $("group-create-close").addEventListener("click", () => showSidebar("users"));
+  $("group-create-form").addEventListener("submit", createGroup);
   $("back-button").addEventListener("click", closeChat);
+  $("group-info-button").addEventListener("click", () => (state.groupPanel ? closeGroupPanel() : showGroupPanel("members")));
+  $("group-panel-close").addEventListener("click", () => {
+    if (state.groupPanel === "invite") showGroupPanel("members");
+    else closeGroupPanel();
+  });
+  $("invite-button").addEventListener("click", () => showGroupPanel("invite"));
+  $("invite-cancel").addEventListener("click", () => showGroupPanel("members"));
+  $("invite-view").addEventListener("submit", inviteMembers);
+  $("leave-group-button").addEventListener("click", () => {
+    state.leaving = true;
+    renderGroupPanel();
+  });
+  $("leave-cancel").addEventListener("click", () => {
+    state.leaving = false;
+    renderGroupPanel();
+  });
+  $("leave-confirm-button").addEventListener("click", leaveGroup);
   $("notice-close").addEventListener("click", () => setNotice(""));
   $("composer").addEventListener("submit", submitMessage);
   $("emoji-button").addEventListener("click", () => {
     $("emoji-picker").hidden = !$("emoji-picker").hidden;
   });
   document.addEventListener("click", (event) => {
-    if (!$("composer").contains(event.target)) $("emoji-picker").hidden = true;
+    if (!$("composer").contains(event.target)) {
+      $("emoji-picker").hidden = true;
+      $("mention-picker").hidden = true;
+    }
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") $("emoji-picker").hidden = true;
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    $("emoji-picker").hidden = true;
+    if (state.groupPanel && $("mention-picker").hidden) closeGroupPanel();
   });
   const input = $("composer-input");
-  input.addEventListener("input", () => autoGrow(input));
+  input.addEventListener("input", () => {
+    autoGrow(input);
+    updateMentionQuery();
+  });
+  input.addEventListener("click", updateMentionQuery);
   input.addEventListener("keydown", (event) => {
+    if (mentionKey(event)) return;
     // Enter sends, Shift+Enter starts a new line; not while an input method is composing.
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) submitMessage(event);
   });
   $("message-list").addEventListener("scroll", () => {
-    const chat = state.openPeer ? state.chats.get(state.openPeer) : null;
+    const chat = openChatState();
     if (chat && $("message-list").scrollTop < 120) loadOlder(chat);
   });
   document.addEventListener("visibilitychange", () => {

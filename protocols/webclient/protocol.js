@@ -29,6 +29,30 @@ export const Cmd = Object.freeze({
   MSG_GET_LATEST_MSG_ID_RSP: 0x0306,
   MSG_GET_BY_MSG_ID_REQ: 0x0307,
   MSG_GET_BY_MSG_ID_RSP: 0x0308,
+  GROUP_CREATE_DEFAULT_REQ: 0x0501,
+  GROUP_CREATE_DEFAULT_RSP: 0x0502,
+  GROUP_DISBINGDING_REQ: 0x0503,
+  GROUP_DISBINGDING_RSP: 0x0504,
+  GROUP_EXIT_REQ: 0x0505,
+  GROUP_EXIT_RSP: 0x0506,
+  GROUP_LIST_REQ: 0x0507,
+  GROUP_LIST_RSP: 0x0508,
+  GROUP_INFO_REQ: 0x0509,
+  GROUP_INFO_RSP: 0x0510, // sic: not 0x050A
+  GROUP_INVITE_MEMBER_REQ: 0x0511,
+  GROUP_INVITE_MEMBER_RSP: 0x0512,
+  GROUP_KICK_OUT_MEMBER_REQ: 0x0513,
+  GROUP_KICK_OUT_MEMBER_RSP: 0x0514,
+  GROUP_MEMBER_CHANGED_NOTIFY: 0x0515,
+  GROUP_LIST_MEMBER_REQ: 0x0516,
+  GROUP_LIST_MEMBER_RSP: 0x0517,
+  GROUP_UPDATE_REQ: 0x0518,
+  GROUP_UPDATE_RSP: 0x0519,
+  GROUP_SET_ADMIN_REQ: 0x051a,
+  GROUP_SET_ADMIN_RSP: 0x051b,
+  GROUP_READ_COUNT_REQ: 0x051c,
+  GROUP_READ_COUNT_RSP: 0x051d,
+  GROUP_READ_COUNT_NOTIFY: 0x051e,
   FRIEND_QUERY_USER_LIST_REQ: 0x0601,
   FRIEND_QUERY_USER_LIST_RSP: 0x0602,
   ERROR_RSP: 0x0801,
@@ -48,6 +72,18 @@ const RESPONSE_OF = {
   MSG_GET_LATEST_MSG_ID_REQ: "MSG_GET_LATEST_MSG_ID_RSP",
   MSG_GET_BY_MSG_ID_REQ: "MSG_GET_BY_MSG_ID_RSP",
   FRIEND_QUERY_USER_LIST_REQ: "FRIEND_QUERY_USER_LIST_RSP",
+  // Group requests are answered with their own type, failures too (resultCode != 200).
+  GROUP_CREATE_DEFAULT_REQ: "GROUP_CREATE_DEFAULT_RSP",
+  GROUP_DISBINGDING_REQ: "GROUP_DISBINGDING_RSP",
+  GROUP_EXIT_REQ: "GROUP_EXIT_RSP",
+  GROUP_LIST_REQ: "GROUP_LIST_RSP",
+  GROUP_INFO_REQ: "GROUP_INFO_RSP",
+  GROUP_INVITE_MEMBER_REQ: "GROUP_INVITE_MEMBER_RSP",
+  GROUP_KICK_OUT_MEMBER_REQ: "GROUP_KICK_OUT_MEMBER_RSP",
+  GROUP_LIST_MEMBER_REQ: "GROUP_LIST_MEMBER_RSP",
+  GROUP_UPDATE_REQ: "GROUP_UPDATE_RSP",
+  GROUP_SET_ADMIN_REQ: "GROUP_SET_ADMIN_RSP",
+  GROUP_READ_COUNT_REQ: "GROUP_READ_COUNT_RSP",
 };
 
 // Error codes (CIMErrorCode) the client acts on.
@@ -57,9 +93,16 @@ export const ErrorCode = Object.freeze({
   LOGIN_INVALID_USER_OR_PWD: 2003,
   USER_ALREADY_EXIST: 9000,
   USER_INVALID_PARAMETER: 9001,
+  USER_NOT_EXIST: 9002,
+  FORBIDDEN: 10004,
   RATE_LIMITED: 10007,
+  NOT_FOUND: 10009,
   USER_DISABLED: 10010,
+  INVALID_ARGUMENT: 10011,
+  NOT_SUPPORTED: 10012,
   SESSION_REPLACED: 10014,
+  GROUP_FULL: 10018,
+  TOO_MANY_GROUPS: 10019,
 });
 
 // Enum names as the JSON mapping may write them; numbers pass through unchanged.
@@ -70,8 +113,14 @@ const ENUM_VALUES = {
   kCIM_ERR_LOGIN_INVALID_USER_TOKEN: 2002,
   kCIM_ERR_LOGIN_INVALID_USER_OR_PWD: 2003,
   kCIM_ERROR_USER_NOT_EXIST: 9002,
+  kCIM_ERR_FORBIDDEN: 10004,
+  kCIM_ERR_MSG_TOO_LARGE: 10005,
+  kCIM_ERR_INVALID_MSG: 10006,
   kCIM_ERR_RATE_LIMITED: 10007,
+  kCIM_ERR_NOT_FOUND: 10009,
   kCIM_ERR_USER_DISABLED: 10010,
+  kCIM_ERR_INVALID_ARGUMENT: 10011,
+  kCIM_ERR_NOT_SUPPORTED: 10012,
   kCIM_ERR_SESSION_REPLACED: 10014,
   kCIM_ERR_SERVER_SHUTDOWN: 10015,
   kCIM_ERR_IDLE_TIMEOUT: 10016,
@@ -85,9 +134,29 @@ const ENUM_VALUES = {
   kCIM_MSG_TYPE_AUDIO: 4,
   kCIM_MSG_TYPE_VIDEO: 5,
   kCIM_MSG_TYPE_LOCATION: 6,
+  kCIM_MSG_TYPE_ROBOT: 7,
+  kCIM_MSG_TYPE_TIPS: 8,
+  kCIM_MSG_TYPE_NOTIFACATION: 9, // sic
+  kCIM_MSG_TYPE_AVCHAT: 10,
   kCIM_MSG_STATUS_UNREAD: 1,
   kCIM_MSG_STATUS_READ: 2,
   kCIM_MSG_STATUS_SENT: 5,
+  kCIM_GROUP_MEMBER_CHANGED_TYPE_DEFAULT: 0,
+  kCIM_GROUP_MEMBER_CHANGED_TYPE_ADD: 1,
+  kCIM_GROUP_MEMBER_CHANGED_TYPE_DEL: 2,
+  kCIM_GROUP_MEMBER_ROLE_UNKNOWN: 0,
+  kCIM_GROUP_MEMBER_ROLE_MEMBER: 1,
+  kCIM_GROUP_MEMBER_ROLE_ADMIN: 2,
+  kCIM_GROUP_MEMBER_ROLE_OWNER: 3,
+  kCIM_GROUP_TYPE_GROUP_NORMAL: 1,
+  kCIM_GROUP_TYPE_GROUP_SUPER: 2,
+  kCIM_GROUP_JOIN_MODEL_DEFAULT: 0,
+  kCIM_GROUP_JOIN_MODEL_NEED_AUTH: 1,
+  kCIM_GROUP_JOIN_MODEL_REJECT: 2,
+  kCIM_GROUP_BE_INVITE_MODEL_DEFAULT: 0,
+  kCIM_GROUP_BE_INVITE_MODEL_NEED_AGREE: 1,
+  kCIM_GROUP_MUTE_MODEL_DEFAULT: 0,
+  kCIM_GROUP_MUTE_MODEL_ALL: 1,
 };
 
 /** A number from a JSON field: uint64 arrive as strings, enums possibly as names, defaults absent. */
@@ -127,6 +196,73 @@ export function base64ToText(data) {
 
 export function utf8Length(text) {
   return new TextEncoder().encode(text).length;
+}
+
+// ---- the one protobuf message read in the browser ----------------------------------------------
+
+/**
+ * A serialized CIMMsgData (a group command's answer carries the NOTIFICATION message it caused,
+ * attachNotificatinoMsg, as protobuf bytes, base64 in JSON) in the JSON mapping's shape, as a
+ * MSG_DATA push would carry it; null if it cannot be read.
+ */
+export function decodeMsgData(base64) {
+  let bytes;
+  try {
+    bytes = Uint8Array.from(atob((base64 || "").replace(/-/g, "+").replace(/_/g, "/")), (ch) => ch.charCodeAt(0));
+  } catch {
+    return null;
+  }
+  if (!bytes.length) return null;
+  let pos = 0;
+  const varint = () => {
+    // Numbers, not BigInt: ids stay far below 2^53. Multiplying keeps bits above 31.
+    let value = 0;
+    for (let scale = 1; pos < bytes.length; scale *= 128) {
+      const byte = bytes[pos++];
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) return value;
+    }
+    throw new RangeError("truncated varint");
+  };
+  const chunk = () => {
+    const length = varint();
+    if (pos + length > bytes.length) throw new RangeError("truncated field");
+    pos += length;
+    return bytes.subarray(pos - length, pos);
+  };
+  const toBase64 = (part) => btoa(Array.from(part, (b) => String.fromCharCode(b)).join(""));
+  const text = (part) => new TextDecoder("utf-8").decode(part);
+  const out = { atUserList: [] };
+  try {
+    while (pos < bytes.length) {
+      const key = varint();
+      const field = Math.floor(key / 8);
+      const wire = key % 8;
+      if (wire === 0) {
+        const value = varint();
+        const names = { 1: "fromUserId", 3: "toSessionId", 5: "serverMsgId", 6: "createTime", 7: "msgType", 8: "sessionType" };
+        if (field === 10) out.atUserList.push(String(value));
+        else if (field === 11) out.atAll = value !== 0;
+        else if (names[field]) out[names[field]] = [1, 3, 5].includes(field) ? String(value) : value;
+      } else if (wire === 2) {
+        const part = chunk();
+        if (field === 2) out.fromNickName = text(part);
+        else if (field === 4) out.clientMsgId = text(part);
+        else if (field === 9) out.msgData = toBase64(part);
+        else if (field === 10) {
+          // packed repeated uint64
+          const end = pos;
+          pos -= part.length;
+          while (pos < end) out.atUserList.push(String(varint()));
+        }
+      } else if (wire === 5) pos += 4;
+      else if (wire === 1) pos += 8;
+      else throw new RangeError(`wire type ${wire}`);
+    }
+  } catch {
+    return null;
+  }
+  return out;
 }
 
 // ---- errors --------------------------------------------------------------------------------
