@@ -36,6 +36,7 @@ setup(
         "protobuf>=7.35.1",
         "sqlite-utils>=3.36",
         "autobahn[twisted]>=23",
+        "psycopg[binary]>=3.1",
     ],
     extras_require={
         "test": [
@@ -54,6 +55,7 @@ setup(
         "coffeechat.storage": [
             "sqlite = coffeechat.backends.sqlite:create_store",
             "memory = coffeechat.backends.memory:create_store",
+            "postgres = coffeechat.backends.postgres:create_store",
         ],
     },
 )

@@ -59,6 +59,7 @@ class StorageConfig:
     max_batch: int = 512
     reader_threads: int = 4
     synchronous: str = "full"
+    dsn: str = ""  # PostgreSQL (backend "postgres"): libpq connection string or URI
 
     def validate(self) -> None:
         if self.group_commit_ms < 0:

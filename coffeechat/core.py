@@ -124,6 +124,7 @@ def build_core(config: Config, reactor: IReactorThreads) -> ChatCore:
         "max_batch": s.max_batch,
         "reader_threads": s.reader_threads,
         "synchronous": s.synchronous,
+        "dsn": s.dsn,
     }
     store = storage_factory(s.backend)(reactor, options)
     presence = presence_factory(config.presence.backend)()

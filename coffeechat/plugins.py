@@ -16,6 +16,7 @@ from coffeechat.config import ConfigError
 BUILTIN_STORAGE = {
     "sqlite": "coffeechat.backends.sqlite:create_store",
     "memory": "coffeechat.backends.memory:create_store",
+    "postgres": "coffeechat.backends.postgres:create_store",
 }
 BUILTIN_PRESENCE = {"memory": "coffeechat.backends.presence_memory:MemoryPresence"}
 TRANSPORTS = {
