@@ -5,7 +5,7 @@
     coffeechat-bench p2p --pairs 500 --transport ws           # the same over WebSocket (cim.v1)
     coffeechat-bench connections --connections 19000 --generators 2 --hold 60
     coffeechat-bench offline --pairs 50 --messages 20000
-    coffeechat-bench group --groups 5 --members 200           # fan-out: deliveries/s
+    coffeechat-bench group --groups 5 --members 200           # fan-out: deliveries/s (20 senders per group)
 
 By default it starts its own server (``twistd -n coffeechat`` with a temporary data dir and a
 generated config, pinned to the first CPU, generators on the others); ``--target``, ``--http``
@@ -97,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=200,
         help="members per group, creator included (default 200, the server's default limit; more raises it)",
     )
-    p.add_argument("--senders", type=int, default=1, help="members sending in each group (default 1)")
+    p.add_argument(
+        "--senders",
+        type=int,
+        default=20,
+        help="members sending in each group, each with --window messages in flight (default 20: with "
+        "several messages in flight a reactor turn sends each member several pushes at once)",
+    )
     p.add_argument("--window", type=int, default=1, help="messages in flight per sender (default 1)")
 
     p = sub.add_parser("offline", parents=[common], help="messages to offline users, then their catch-up")

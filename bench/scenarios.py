@@ -21,7 +21,16 @@ from coffeechat.errors import ErrorCode
 from . import wire
 from .pool import Generators, split
 from .report import fmt, fmt_latency, latency_summary, merge_latencies
-from .server import Target, cpu_seconds, create_users, kernel_socket_kib, machine_cpu_seconds, open_fds, rss_kib
+from .server import (
+    Target,
+    cpu_seconds,
+    create_users,
+    kernel_socket_kib,
+    machine_cpu_seconds,
+    open_fds,
+    rss_kib,
+    thread_cpu_seconds,
+)
 from .wire import pb
 
 # One server process cannot hold more than this (20,000 open files per process here, minus its
@@ -59,6 +68,18 @@ class ServerProbe:
     def fds(self) -> int | None:
         return open_fds(self.pid) if self.pid else None
 
+    def threads(self) -> dict[int, float] | None:
+        return thread_cpu_seconds(self.pid) if self.pid else None
+
+    def split(self, before: dict[int, float] | None, after: dict[int, float] | None, wall: float) -> dict | None:
+        """% of one core used by the reactor (the main thread) and by all other threads (the
+        SQLite writer, readers) between two :meth:`threads` samples: who saturates first."""
+        if not before or not after or wall <= 0:
+            return None
+        main = after.get(self.pid, 0.0) - before.get(self.pid, 0.0)
+        rest = sum(v - before.get(tid, 0.0) for tid, v in after.items() if tid != self.pid)
+        return {"reactor_thread_pct": round(100 * main / wall, 1), "other_threads_pct": round(100 * rest / wall, 1)}
+
 
 class Window:
     """Machine-wide CPU over a measurement window, to show what else ran meanwhile: other
@@ -84,6 +105,15 @@ class Window:
 
 def fmt_others(others: dict[str, float | None]) -> str:
     return f"{fmt(others['other_processes_cpu_pct'], '%')} of one core (VM steal {fmt(others['steal_pct'], '%')})"
+
+
+def fmt_threads(split: dict | None) -> str:
+    if not split:
+        return "-"
+    return (
+        f"reactor (main thread) {fmt(split['reactor_thread_pct'], '%')}, "
+        f"SQLite writer + readers {fmt(split['other_threads_pct'], '%')}"
+    )
 
 
 def per_op_us(cpu_s: float | None, ops: int) -> float | None:
@@ -439,10 +469,10 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
             )
         gens.send("p2p_run", kwargs)
         sleep_until(win_start)
-        cpu0, rss0 = probe.cpu(), probe.rss()
+        cpu0, rss0, threads0 = probe.cpu(), probe.rss(), probe.threads()
         window = Window()
         sleep_until(win_end)
-        cpu1, rss1 = probe.cpu(), probe.rss()
+        cpu1, rss1, threads1 = probe.cpu(), probe.rss(), probe.threads()
         window.stop()
         done = gens.gather(run_s + 120)
         gens.call("close", [{}] * k, 60)
@@ -493,6 +523,7 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         "send_to_delivery": del_lat,
         "send_lag": lag,
         "server_cpu_pct": server_cpu,
+        "server_cpu_by_thread": probe.split(threads0, threads1, args.duration),
         "server_cpu_us_per_msg": us_per_msg,
         "msgs_per_s_at_one_full_core": round(1e6 / us_per_msg) if us_per_msg else None,
         "generator_cpu_pct": gen_cpu,
@@ -523,6 +554,7 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
             f"{fmt(server_cpu, '% of one core')}, {fmt(us_per_msg, ' us')} per message "
             f"(one full core: {fmt(results['msgs_per_s_at_one_full_core'])} msgs/s)",
         ),
+        ("server CPU by thread", fmt_threads(results["server_cpu_by_thread"])),
         ("generators CPU", fmt(gen_cpu, "% of one core (sum)")),
         ("other processes' CPU", fmt_others(others)),
         ("sent / acked / delivered", f"{total['sent']:,} / {total['acked']:,} / {total['delivered']:,}"),
@@ -628,10 +660,10 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
         ]
         gens.send("group_run", kwargs)
         sleep_until(win_start)
-        cpu0, rss0 = probe.cpu(), probe.rss()
+        cpu0, rss0, threads0 = probe.cpu(), probe.rss(), probe.threads()
         window = Window()
         sleep_until(win_end)
-        cpu1, rss1 = probe.cpu(), probe.rss()
+        cpu1, rss1, threads1 = probe.cpu(), probe.rss(), probe.threads()
         window.stop()
         done = gens.gather(run_s + 120)
         gens.call("close", [{}] * k, 60)
@@ -696,6 +728,7 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
         "send_to_first_delivery": first_lat,
         "send_to_last_delivery": last_lat,
         "server_cpu_pct": cpu_share(server_cpu_s, args.duration),
+        "server_cpu_by_thread": probe.split(threads0, threads1, args.duration),
         "server_cpu_us_per_delivery": us_per_delivery,
         "deliveries_per_s_at_one_full_core": round(1e6 / us_per_delivery) if us_per_delivery else None,
         "generator_cpu_pct": cpu_share(gen_cpu_s, args.duration),
@@ -723,6 +756,7 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
             f"{fmt(results['server_cpu_pct'], '% of one core')}, {fmt(us_per_delivery, ' us')} per delivery "
             f"(one full core: {fmt(results['deliveries_per_s_at_one_full_core'])} deliveries/s)",
         ),
+        ("server CPU by thread", fmt_threads(results["server_cpu_by_thread"])),
         (
             "generators CPU",
             f"{fmt(results['generator_cpu_pct'], '% of one core (sum)')}, "

@@ -162,6 +162,24 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float] | None:
+    """utime + stime of each thread of a process by thread id (/proc/<pid>/task/<tid>/stat): the
+    server's main thread runs the reactor, the others are its SQLite writer and reader threads."""
+    out: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return out
+
+
 def machine_cpu_seconds() -> tuple[float, float] | None:
     """(busy, steal) CPU seconds of the whole machine since boot (/proc/stat), all cores summed:
     what the server and generators did not use of ``busy`` went to other processes."""
@@ -254,8 +272,8 @@ class ManagedServer:
         config.setdefault("server", {})["data_dir"] = str(self.dir / "data")
         from coffeechat.config import ListenConfig
 
-        # Every other transport the server knows (its list grows) is turned off: the benchmark
-        # must not collide on their default ports, and it does not load them.
+        # Transports the benchmark does not load (the server's list grows) are turned off, so that
+        # it never collides on their default ports; CIM, HTTP and WebSocket get free ports.
         config["listen"] = {f.name: [] for f in dataclass_fields(ListenConfig)}
         config["listen"]["cim"] = [f"tcp:{cim_port}:interface=127.0.0.1:backlog={ACCEPT_BACKLOG}"]
         config["listen"]["http"] = [f"tcp:{http_port}:interface=127.0.0.1"]

@@ -89,6 +89,8 @@ def test_p2p_closed_loop_every_acked_message_is_delivered_once(tmp_path):
     assert r["send_to_delivery"]["count"] > 0 and r["send_to_ack"]["count"] == r["send_to_delivery"]["count"]
     assert r["send_to_delivery"]["p50_ms"] <= r["send_to_delivery"]["p99_ms"] <= r["send_to_delivery"]["max_ms"]
     assert r["delivered_per_s"] > 0 and r["server_cpu_pct"] is not None and r["generator_cpu_pct"] is not None
+    threads = r["server_cpu_by_thread"]  # the reactor thread and the others (SQLite writer, readers)
+    assert threads["reactor_thread_pct"] >= 0 and threads["other_threads_pct"] >= 0
     assert r["correct"] is True
 
 
@@ -105,13 +107,139 @@ def test_p2p_open_loop_sends_on_schedule_and_reports_latency(tmp_path):
     assert r["correct"] is True
 
 
-def test_group_is_skipped_until_the_server_has_groups(tmp_path):
-    code, doc, text = bench(tmp_path, "--scenario", "group", json_to_stdout=True)
+def test_p2p_over_websocket_counts_like_tcp(tmp_path):
+    code, doc, text = bench(tmp_path, "p2p", "--transport", "ws", "--pairs", "5", "--duration", "2", "--warmup", "0.5")
+    r = check_document(doc, "p2p")
+    assert code == 0, text
+    assert doc["transport"] == r["transport"] == "ws"
+    assert doc["server"]["config"]["listen"]["ws"]  # the bench's server listens for WebSocket
+    assert r["mode"] == "closed" and r["pairs"] == 5 and r["logged_in"] == 10
+    assert r["sent"] > 0
+    assert r["sent"] == r["acked"] == r["delivered"] == r["completed"]
+    assert r["gap_pairs"] == 0 and r["missing_ids"] == 0
+    assert r["mismatches"] == {} and r["events"] == {} and r["setup_errors"] == {}
+    assert 0 < r["completed_in_window"] <= r["completed"]
+    assert r["send_to_delivery"]["count"] > 0
+    assert r["correct"] is True
+    assert "over WebSocket (binary, cim.v1)" in text
+
+
+def test_group_every_member_device_gets_every_message_once(tmp_path):
+    code, doc, text = bench(
+        tmp_path,
+        "--scenario",
+        "group",
+        "--groups",
+        "2",
+        "--members",
+        "5",
+        "--senders",
+        "2",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        json_to_stdout=True,
+    )
     r = check_document(doc, "group")
     assert code == 0, text
-    assert r["skipped"] is True
-    assert r["reason"] == "server does not support groups yet"
-    assert "skipped: server does not support groups yet" in text
+    assert "skipped" not in r
+    assert r["groups"] == 2 and r["members"] == 5 and r["senders_per_group"] == 2 and r["logged_in"] == 10
+    assert len(set(r["setup"]["group_ids"])) == 2 and 0 not in r["setup"]["group_ids"]
+    assert r["sent"] > 0
+    assert r["sent"] == r["acked"] == r["completed"]
+    assert r["deliveries"] == r["completed"] * 4  # every member device but the sender's
+    assert r["missing_deliveries"] == 0 and r["gap_groups"] == 0 and r["missing_ids"] == 0
+    assert r["notice_deliveries"] == 2 * 4  # the creation notice, to all but the creator's device
+    assert r["mismatches"] == {} and r["events"] == {} and r["setup_errors"] == {}
+    assert 0 < r["deliveries_in_window"] <= r["deliveries"]
+    assert 0 < r["completed_in_window"] <= r["completed"]
+    last = r["send_to_last_delivery"]
+    assert last["count"] > 0 and r["send_to_ack"]["count"] == last["count"]
+    assert r["send_to_first_delivery"]["p50_ms"] <= last["p50_ms"] <= last["max_ms"]
+    assert r["deliveries_per_s"] > 0 and r["server_cpu_pct"] is not None and r["generator_cpu_pct"] is not None
+    assert r["correct"] is True
+    assert "exactly once: yes" in text
+
+
+def test_group_refusals_are_reported_as_skipped_and_large_groups_raise_the_limit():
+    from coffeechat.bench.scenarios import create_refusal, group_overrides
+    from coffeechat.bench.wire import ERROR_RSP, GROUP_CREATE_RSP
+
+    not_supported = {"group": 0, "answer_cmd": ERROR_RSP, "code": 10012, "text": "groups are not supported"}
+    assert create_refusal([not_supported]) == "server does not support groups yet"
+    full = {"group": 0, "answer_cmd": GROUP_CREATE_RSP, "code": 10018}
+    assert create_refusal([full]) == "server answered GROUP_CREATE with 0x0502 code 10018 (GROUP_FULL)"
+    assert group_overrides(200) == {}
+    assert group_overrides(500)["groups"]["max_normal_members"] == 500
+
+
+def test_websocket_client_framing():
+    """The generator's own WebSocket client: RFC 6455's handshake example, masking, and what it
+    does with server frames (fragments, ping, close) - on a fake transport, no server needed."""
+    from coffeechat.bench import wire
+
+    assert wire.ws_accept(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    frame = wire.ws_frame(0x2, b"hello", key=0x37FA213D)
+    assert frame[:2] == b"\x82\x85" and frame[2:6] == (0x37FA213D).to_bytes(4, "little")
+    assert bytes(b ^ frame[2 + i % 4] for i, b in enumerate(frame[6:])) == b"hello"
+
+    class Transport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+        def close(self) -> None:
+            self.closed = True
+
+        def abort(self) -> None:
+            self.closed = True
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+    got: list[tuple[int, int, bytes]] = []
+    conn = wire.WsConn(lambda c, cmd, seq, body: got.append((cmd, seq, body)), "127.0.0.1:1", "/")
+    transport = Transport()
+
+    async def handshake() -> None:
+        conn.connection_made(transport)
+        request = transport.written[0].decode()
+        assert request.startswith("GET / HTTP/1.1\r\n") and "Sec-WebSocket-Protocol: cim.v1\r\n" in request
+        key = request.split("Sec-WebSocket-Key: ")[1].split("\r\n")[0].encode()
+        answer = (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {wire.ws_accept(key).decode()}\r\nSec-WebSocket-Protocol: cim.v1\r\n\r\n"
+        ).encode()
+        cim = wire.frame(wire.LOGIN_HEARTBEAT, 7)
+        # the answer and a first binary message in one read, split mid-frame
+        data = answer + b"\x82" + bytes([len(cim)]) + cim
+        conn.data_received(data[:-5])
+        conn.data_received(data[-5:])
+        await conn.opened
+
+    import asyncio
+
+    asyncio.run(handshake())
+    assert got == [(wire.LOGIN_HEARTBEAT, 7, b"")]
+    # a fragmented message with a ping between its fragments
+    cim = wire.frame(wire.MSG_DATA, 9, b"body")
+    conn.data_received(b"\x02\x05" + cim[:5] + b"\x89\x02hi" + b"\x80" + bytes([len(cim) - 5]) + cim[5:])
+    assert got[-1] == (wire.MSG_DATA, 9, b"body")
+    pong = transport.written[-1]
+    assert pong[0] == 0x8A and pong[1] == 0x82 and bytes(b ^ pong[2 + i % 4] for i, b in enumerate(pong[6:])) == b"hi"
+    # frames out are masked binary messages holding exactly one CIM frame
+    conn.out(cim)
+    out = transport.written[-1]
+    assert out[0] == 0x82 and out[1] == 0x80 | len(cim)
+    assert bytes(b ^ out[2 + i % 4] for i, b in enumerate(out[6:])) == cim
+    # the server closes: answered with the same code, the connection ends
+    conn.data_received(b"\x88\x05\x03\xe8" + b"bye")
+    assert transport.written[-1][0] == 0x88 and transport.closed
+    assert conn.why_closed == "WebSocket close 1000 bye"
 
 
 def test_offline_messages_are_all_caught_up(tmp_path):
