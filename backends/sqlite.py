@@ -36,11 +36,12 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlite_utils
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from coffeechat.backends.threaded import _NEW, _RUNNING, _STARTING, _STOP, _STOPPED, ThreadedStore
 from coffeechat.interfaces import (
     GroupForbidden,
     GroupFull,
@@ -772,12 +773,10 @@ def _conversation_entry(cur: sqlite3.Cursor, user_id: int, conv: str) -> Convers
 # The store
 # --------------------------------------------------------------------------------------------
 
-_NEW, _STARTING, _RUNNING, _STOPPING, _STOPPED = range(5)
-_STOP = object()  # writer queue sentinel: everything queued before it is written first
 
 
 @implementer(IStore)
-class SQLiteStore:
+class SQLiteStore(ThreadedStore):
     """IStore on one SQLite file.
 
     Counters, so group commit can be observed: ``commits`` (write transactions, one per
@@ -877,72 +876,6 @@ class SQLiteStore:
         ready.addCallbacks(started, failed)
         return ready
 
-    def stop(self) -> defer.Deferred:
-        """Refuse new work, write everything already queued, finish reads in flight, close.
-
-        Idempotent: every call fires once the store is closed."""
-        if self._state == _NEW:
-            self._state = _STOPPED
-        if self._state == _STOPPED:
-            return defer.succeed(None)
-        d: defer.Deferred = defer.Deferred()
-        self._stop_waiters.append(d)
-        if self._state == _RUNNING:
-            self._begin_stop()
-        return d
-
-    def _begin_stop(self) -> None:
-        """Readers first (finish reads in flight, close their connections), then the writer,
-        whose connection is the last one and so checkpoints the WAL into the database."""
-        self._state = _STOPPING
-        if self._shutdown_trigger is not None:
-            try:
-                self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
-            except (ValueError, KeyError, TypeError):
-                pass
-            self._shutdown_trigger = None
-        if self._reads_in_flight:
-            self._reads_drained = d = defer.Deferred()
-        else:
-            d = defer.succeed(None)
-        d.addCallback(self._close_readers)
-        d.addCallback(self._stop_writer)
-        d.addBoth(self._fully_stopped)
-
-    def _close_readers(self, _: object) -> None:
-        if self._pool is not None:
-            self._pool.stop()  # every worker is idle by now, so this joins at once
-            self._pool = None
-        with self._reader_conns_lock:
-            conns, self._reader_conns = self._reader_conns, []
-        for conn in conns:
-            conn.close()
-
-    def _stop_writer(self, _: object) -> defer.Deferred | None:
-        if not self._writer_alive:
-            return None
-        self._writer_done = done = defer.Deferred()
-        self._put(_STOP)  # queued after every write already accepted: they are written first
-        return done
-
-    def _fully_stopped(self, result: object) -> None:
-        self._state = _STOPPED
-        self._fire_stop_waiters(result if isinstance(result, Failure) else None)
-
-    def _fire_stop_waiters(self, failure: Failure | None = None) -> None:
-        waiters, self._stop_waiters = self._stop_waiters, []
-        for d in waiters:
-            if failure is None:
-                d.callback(None)
-            else:
-                d.errback(failure)
-
-    def _closed(self) -> defer.Deferred:
-        state = {_NEW: "not started", _STARTING: "starting", _STOPPING: "stopping"}.get(
-            self._state, "stopped"
-        )
-        return defer.fail(StoreClosed(f"{self!r} is {state}"))
-
     # ---- the writer thread -------------------------------------------------------------------
 
     def _writer_main(self, ready: defer.Deferred) -> None:
@@ -969,24 +902,6 @@ class SQLiteStore:
             except sqlite3.Error:
                 pass
             call(self._writer_exited, clean)
-
-    def _writer_exited(self, clean: bool) -> None:
-        """Reactor thread: the writer is gone; fail whatever it can no longer write."""
-        self._writer_alive = False
-        if not clean and self._state == _RUNNING:
-            self._begin_stop()  # refuse new work from now on
-        leftovers = []
-        while True:
-            try:
-                op = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if op is not _STOP:
-                leftovers.append((op[2], False, Failure(StoreClosed(f"{self!r} writer exited"))))
-        self._fire(leftovers)
-        if self._writer_done is not None:
-            d, self._writer_done = self._writer_done, None
-            d.callback(None)
 
     def _writer_loop(self, conn: sqlite3.Connection) -> None:
         q = self._queue
@@ -1104,14 +1019,6 @@ class SQLiteStore:
                 record((d, True, value))
         return results
 
-    @staticmethod
-    def _fire(results: list) -> None:
-        for d, ok, value in results:
-            if ok:
-                d.callback(value)
-            else:
-                d.errback(value)
-
     # ---- entry points ------------------------------------------------------------------------
 
     def run_write(self, description: str, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
@@ -1126,15 +1033,6 @@ class SQLiteStore:
         self._put((fn, args, d))
         return d
 
-    def run_read(self, description: str, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
-        """Run ``fn(cursor, *args)`` on a reader thread (own connection, autocommit)."""
-        if self._state != _RUNNING:
-            return self._closed()
-        self._reads_in_flight += 1
-        d = threads.deferToThreadPool(self._reactor, self._pool, self._in_reader, fn, args)
-        d.addBoth(self._read_done)
-        return d
-
     def _in_reader(self, fn: Callable[..., Any], args: tuple) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -1147,13 +1045,6 @@ class SQLiteStore:
             return fn(cur, *args)
         finally:
             cur.close()
-
-    def _read_done(self, result: object) -> object:
-        self._reads_in_flight -= 1
-        if self._reads_in_flight == 0 and self._reads_drained is not None:
-            d, self._reads_drained = self._reads_drained, None
-            d.callback(None)
-        return result
 
     # ---- IUserStore --------------------------------------------------------------------------
 
