@@ -14,13 +14,13 @@ from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH
 
-from coffeechat.core import build_core
 from coffeechat.errors import ErrorCode
 from coffeechat.protocols import client as cim_client
 from coffeechat.protocols.cim import Cmd
 from coffeechat.service import NodeService
 
 from .conftest import node_config
+from .conftest import start_node as start_live_node
 
 # readBody warns about Agent's own response transport (a Twisted wrinkle, not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
@@ -34,13 +34,9 @@ def md5(password: str) -> str:
 
 
 async def start_node(tmp_path, admin_token: str = ADMIN) -> NodeService:
-    from twisted.internet import reactor
-
-    config = node_config(tmp_path, **{"http.admin_token": admin_token})
-    node = NodeService(build_core(config, reactor), reactor)
-    node.startService()
-    await node.started
-    return node
+    """A real node (the shared fixture's) with this test's admin token."""
+    live = await start_live_node(node_config(tmp_path, **{"http.admin_token": admin_token}))
+    return live.node
 
 
 class ChunkedProducer:
