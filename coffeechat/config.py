@@ -72,13 +72,31 @@ class StorageConfig:
 
 @dataclass
 class PresenceConfig:
-    """[presence]: who is online.  "memory" serves one node."""
+    """[presence]: who is online, and the node-to-node path.  "memory" serves one node; "redis"
+    lets several nodes (active + standby, or N active) share presence and deliver to each other."""
 
     backend: str = "memory"
+    redis: str = "redis://127.0.0.1:6379/0"  # redis://[:password@]host:port/db
+    sentinels: list[str] = field(default_factory=list)  # ["host:port", ...]: find the master through Sentinel
+    sentinel_master: str = "mymaster"
+    key_prefix: str = "coffeechat:"
+    lease_seconds: float = 20.0  # a dead node's users look offline within this (+ lease/4)
+    timeout: float = 5.0  # a Redis command that takes longer fails
+    publish_queue: int = 10000  # node-to-node payloads kept while Redis is unreachable
 
     def validate(self) -> None:
-        if self.backend not in ("memory",):
-            raise ConfigError(f"presence.backend: unknown backend {self.backend!r} (known: memory)")
+        if self.backend not in ("memory", "redis"):
+            raise ConfigError(f"presence.backend: unknown backend {self.backend!r} (known: memory, redis)")
+        if not self.redis.startswith(("redis://", "unix://")):
+            raise ConfigError("presence.redis must be a redis:// or unix:// URL")
+        for address in self.sentinels:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"presence.sentinels: {address!r} is not host:port")
+        if self.lease_seconds < 2:
+            raise ConfigError("presence.lease_seconds must be at least 2")
+        _positive("presence.timeout", self.timeout)
+        _positive("presence.publish_queue", self.publish_queue)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from coffeechat.cluster import Cluster
 from coffeechat.config import Config
 from coffeechat.errors import ErrorCode
 from coffeechat.handlers.accounts import AccountHandler
@@ -21,7 +22,7 @@ from coffeechat.handlers.group_state import GroupCache
 from coffeechat.handlers.groups import GroupHandler
 from coffeechat.handlers.messages import MessageHandler, UserDirectory
 from coffeechat.handlers.readcount import GroupReadCounter
-from coffeechat.interfaces import IPresence, IStore
+from coffeechat.interfaces import IClusterBus, IPresence, IStore
 from coffeechat.router import Router
 from coffeechat.timing import TimingWheel
 
@@ -62,7 +63,23 @@ class ChatCore:
             store, self.group_cache, self.messages, self.read_counts, self.router, reactor, config.groups
         )
         self._device_ids = itertools.count(1)
-        self._node = config.server.node_name or f"{os.uname().nodename}-{os.getpid()}"
+        self._node = presence.node
+        self.cluster: Cluster | None = None
+        if IClusterBus.providedBy(presence):
+            self.cluster = Cluster(
+                presence,
+                presence,
+                self.router,
+                store,
+                self.group_cache,
+                reactor,
+                forget_group=self.group_cache.forget,
+                reads_elsewhere=self.read_counts.read_moved_elsewhere,
+                disconnect_user=self._disconnect_local,
+            )
+            self.router.cluster = self.cluster
+            self.group_cache.on_change = self.cluster.group_changed
+            self.read_counts.on_read = self.cluster.read_moved
         self._flusher = task.LoopingCall(self.messages.deliveries.flush)
         self._flusher.clock = reactor
         self.running = False
@@ -70,6 +87,26 @@ class ChatCore:
     def _run_in_cpu_pool(self, f, *args) -> defer.Deferred:
         assert self._cpu_pool is not None
         return threads.deferToThreadPool(self.reactor, self._cpu_pool, f, *args)
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    def disconnect_user(self, user_id: int, code: int, reason: str) -> int:
+        """Close every device of ``user_id``, on this node and on the others; returns how many
+        were closed here."""
+        if self.cluster is not None:
+            self.cluster.disconnect_user(user_id, code, reason)
+        return self._disconnect_local(user_id, code, reason)
+
+    def _disconnect_local(self, user_id: int, code: int, reason: str) -> int:
+        devices = self.router.devices_of(user_id)
+        for device in devices:
+            try:
+                device.disconnect(code, reason)
+            except Exception:
+                log.failure("disconnecting device {device} failed", device=device.device_id)
+        return len(devices)
 
     def new_device_id(self) -> str:
         """A device id unique across the cluster: node name plus a counter."""
@@ -91,8 +128,11 @@ class ChatCore:
 
     @defer.inlineCallbacks
     def start(self):
-        """Open storage, then start the timers."""
+        """Open storage, join presence (and the cluster), then start the timers."""
         yield self.open()
+        yield self.presence.start(self.router)
+        if self.cluster is not None:
+            yield self.cluster.start()
         self.wheel.start()
         self._flusher.start(DELIVERY_FLUSH_INTERVAL, now=False)
         self.running = True
@@ -108,6 +148,12 @@ class ChatCore:
         if self._flusher.running:
             self._flusher.stop()
         yield self.messages.deliveries.flush()
+        if self.cluster is not None:
+            self.cluster.stop()
+        try:
+            yield self.presence.stop()
+        except Exception:
+            log.failure("leaving presence failed")
         yield self.close()
         log.info("chat core stopped")
 
@@ -127,5 +173,11 @@ def build_core(config: Config, reactor: IReactorThreads) -> ChatCore:
         "dsn": s.dsn,
     }
     store = storage_factory(s.backend)(reactor, options)
-    presence = presence_factory(config.presence.backend)()
+    presence = presence_factory(config.presence.backend)(reactor, config.presence, node_name(config))
     return ChatCore(config, reactor, store, presence)
+
+
+def node_name(config: Config) -> str:
+    """This node's name: ``server.node_name``, else host name and process id (set a stable
+    name in a cluster, so that a restarted node finds and cleans up its own entries)."""
+    return config.server.node_name or f"{os.uname().nodename}-{os.getpid()}"

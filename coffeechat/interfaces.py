@@ -232,9 +232,36 @@ class IDevice(Interface):
         """Close the connection, telling the client why (an ErrorCode) when the transport can."""
 
 
+class ILocalDevices(Interface):
+    """What a node holds right now (the :class:`~coffeechat.router.Router` provides it): a shared
+    presence backend re-writes these entries after it lost its server (a Redis restart) and
+    reports the counts in its lease."""
+
+    user_count = Attribute("number of users with at least one device on this node")
+    device_count = Attribute("number of devices on this node")
+
+    def all_devices():
+        """A list of the :class:`IDevice` connected to this node."""
+
+
 class IPresence(Interface):
-    """Who is online and with which devices.  In-process by default; shared (Redis) when several
-    nodes serve the same users."""
+    """Who is online, on which node and with which devices.  In-process by default; shared
+    (Redis) when several nodes serve the same users.
+
+    A shared presence holds a lease per node that the node renews; the entries of a node whose
+    lease ran out are not reported (and are reaped), so a dead node's users look offline within
+    the lease time.  Every method that returns a Deferred fires with its result or fails; none
+    waits forever on a lost server.
+    """
+
+    node = Attribute("the name of this node (unique in the cluster)")
+
+    def start(local: ILocalDevices):
+        """Connect, clean up what an earlier process of this node name left, register this
+        node's lease and keep renewing it; fires when registered (or fails)."""
+
+    def stop():
+        """Remove this node's entries and lease and disconnect; fires when done."""
 
     def device_online(user_id: int, device_id: str, client_type: int):
         """Record that a device of ``user_id`` is connected to this node; fires with None."""
@@ -243,7 +270,52 @@ class IPresence(Interface):
         """Record that the device went away; fires with None."""
 
     def devices_of(user_id: int):
-        """Fire with a list of ``(node, device_id, client_type)`` of the user's online devices."""
+        """Fire with a list of ``(node, device_id, client_type)`` of the user's online devices
+        on live nodes (this one included)."""
+
+    def locate(user_ids):
+        """Fire with ``{user_id: set of node names}`` for those of ``user_ids`` that have devices
+        on live nodes *other than this one* (users with none are left out).  One round trip
+        for the whole batch."""
+
+    def live_nodes():
+        """The names of the nodes whose lease is current, as last seen (synchronous, cached;
+        refreshed at least every lease/4 and whenever a node announces itself)."""
 
     def online_count():
-        """Fire with the number of online users this presence knows of."""
+        """Fire with the number of online users in the cluster (the sum of the live nodes'
+        reports; exact for one node)."""
+
+    def nodes():
+        """Fire with a list of :class:`~coffeechat.model.NodeInfo`, one per registered node,
+        the dead ones (lease expired, not yet reaped) included with ``alive`` False."""
+
+
+class IClusterReceiver(Interface):
+    """What a node does with what other nodes send it (the core's ``Cluster`` provides it)."""
+
+    def received(payload: bytes):
+        """A payload published to this node (or to all nodes) arrived."""
+
+    def resumed(lost_at: float):
+        """The subscription was lost at ``lost_at`` (reactor seconds) and is back: anything
+        published to this node meanwhile may be lost, so the node catches up from storage."""
+
+
+class IClusterBus(Interface):
+    """Node-to-node messages: one channel per node and one for all, never a broadcast of every
+    message.  Delivery is best-effort (Redis pub/sub may drop): correctness never depends on it."""
+
+    def listen(receiver: IClusterReceiver):
+        """Subscribe to this node's channel and the all-nodes channel; fires once subscribed.
+        Re-subscribes by itself after a lost connection and then calls ``receiver.resumed``."""
+
+    def publish(node: str, payload: bytes):
+        """Send ``payload`` to ``node``'s channel.  Never fails: while the server is unreachable
+        payloads wait in a bounded queue (oldest dropped first) and go out on reconnection."""
+
+    def broadcast(payload: bytes):
+        """Send ``payload`` to every node's all-nodes channel (this one included), as publish."""
+
+    def stop():
+        """Unsubscribe and disconnect; fires when done."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 
 class SessionType(IntEnum):
@@ -289,3 +290,14 @@ class Push:
     kind: str
     payload: object
     encoded: dict = field(default_factory=dict)
+
+
+class NodeInfo(NamedTuple):
+    """One node of a cluster as the shared presence sees it (``coffeechat nodes`` shows these)."""
+
+    name: str
+    alive: bool
+    online_users: int
+    devices: int
+    started_at: float  # Unix seconds
+    lease_left: float  # seconds until the lease runs out (<= 0: dead)

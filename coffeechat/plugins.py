@@ -18,7 +18,10 @@ BUILTIN_STORAGE = {
     "memory": "coffeechat.backends.memory:create_store",
     "postgres": "coffeechat.backends.postgres:create_store",
 }
-BUILTIN_PRESENCE = {"memory": "coffeechat.backends.presence_memory:MemoryPresence"}
+BUILTIN_PRESENCE = {
+    "memory": "coffeechat.backends.presence_memory:create_presence",
+    "redis": "coffeechat.backends.presence_redis:create_presence",
+}
 TRANSPORTS = {
     "cim": "coffeechat.protocols.tcp:CIMServerFactory",
     "http": "coffeechat.protocols.http:create_site",
@@ -44,6 +47,7 @@ def storage_factory(name: str) -> Any:
 
 
 def presence_factory(name: str) -> Any:
+    """The ``create_presence(reactor, presence_config, node_name)`` of the presence backend ``name``."""
     if name not in BUILTIN_PRESENCE:
         raise ConfigError(f"presence.backend: unknown backend {name!r} (known: {', '.join(BUILTIN_PRESENCE)})")
     return load_object(BUILTIN_PRESENCE[name])

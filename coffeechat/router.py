@@ -13,14 +13,16 @@ log = Logger()
 class Router:
     """Tracks the local devices of each user and routes pushes to them.
 
-    Presence (who is online anywhere) is told of every change; delivery to devices on other
-    nodes goes through the cluster path, which this single-node router does not need.
+    Presence (who is online anywhere) is told of every change.  In a cluster, :attr:`cluster`
+    (a :class:`coffeechat.cluster.Cluster`) also takes every push, for the user's devices on
+    other nodes; on a single node it is None and costs nothing.
     """
 
     def __init__(self, presence: IPresence, max_devices: int) -> None:
         self.presence = presence
         self.max_devices = max_devices
         self._devices: dict[int, list[IDevice]] = {}
+        self.cluster = None
 
     def attach(self, device: IDevice) -> list[IDevice]:
         """Register a freshly logged-in device; return the oldest devices it displaces when the
@@ -30,10 +32,17 @@ class Router:
         displaced = []
         while len(devices) > self.max_devices:
             displaced.append(devices.pop(0))
-        self.presence.device_online(device.user_id, device.device_id, device.client_type)
+        self.presence.device_online(device.user_id, device.device_id, device.client_type).addErrback(
+            self._presence_failed
+        )
         for old in displaced:
-            self.presence.device_offline(old.user_id, old.device_id)
+            self.presence.device_offline(old.user_id, old.device_id).addErrback(self._presence_failed)
         return displaced
+
+    @staticmethod
+    def _presence_failed(failure) -> None:
+        """A shared presence that is down: the node re-writes its devices when it is back."""
+        log.warn("presence update failed: {error}", error=failure.getErrorMessage())
 
     def detach(self, device: IDevice) -> None:
         """Forget a device that disconnected (a no-op if it was displaced already)."""
@@ -43,7 +52,7 @@ class Router:
         devices.remove(device)
         if not devices:
             del self._devices[device.user_id]
-        self.presence.device_offline(device.user_id, device.device_id)
+        self.presence.device_offline(device.user_id, device.device_id).addErrback(self._presence_failed)
 
     def devices_of(self, user_id: int) -> list[IDevice]:
         return list(self._devices.get(user_id, ()))
@@ -52,7 +61,14 @@ class Router:
         return user_id in self._devices
 
     def push(self, user_id: int, push: Push, except_device: IDevice | None = None) -> int:
-        """Send ``push`` to every local device of ``user_id`` but ``except_device``; return how many."""
+        """Send ``push`` to every device of ``user_id`` but ``except_device``, here and (in a
+        cluster) on other nodes; return how many local devices got it."""
+        if self.cluster is not None:
+            self.cluster.route(user_id, push)
+        return self.push_local(user_id, push, except_device)
+
+    def push_local(self, user_id: int, push: Push, except_device: IDevice | None = None) -> int:
+        """Send ``push`` to every device of ``user_id`` on this node but ``except_device``."""
         devices = self._devices.get(user_id)
         if not devices:
             return 0

@@ -379,14 +379,9 @@ class AdminUser(AdminResource):
         uid = self.user_id
         await self.core.accounts.set_disabled(uid, True)
         revoked = await self.core.accounts.revoke_all_tokens(uid)
-        devices = self.core.router.devices_of(uid)
-        for device in devices:
-            try:
-                device.disconnect(ErrorCode.USER_DISABLED, "account disabled")
-            except Exception:
-                log.failure("admin: disconnecting device {device} failed", device=device.device_id)
-        log.info("admin: disabled user {uid} ({n} devices disconnected)", uid=uid, n=len(devices))
-        return 200, ok(user_id=uid, disabled=True, revoked_tokens=revoked, disconnected=len(devices))
+        disconnected = self.core.disconnect_user(uid, ErrorCode.USER_DISABLED, "account disabled")
+        log.info("admin: disabled user {uid} ({n} devices disconnected here)", uid=uid, n=disconnected)
+        return 200, ok(user_id=uid, disabled=True, revoked_tokens=revoked, disconnected=disconnected)
 
     async def do_enable(self, request: IRequest) -> Answer:
         await self.core.accounts.set_disabled(self.user_id, False)

@@ -13,7 +13,7 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from coffeechat.backends.memory import MemoryStore
-from coffeechat.backends.presence_memory import MemoryPresence
+from coffeechat.backends.presence_memory import MemoryHub, MemoryPresence
 from coffeechat.config import load_config
 from coffeechat.core import ChatCore
 from coffeechat.protocols.cim import Cmd, decode_body, pb
@@ -97,16 +97,22 @@ class Conn:
 
 
 class MemoryNode:
-    """A core with memory storage on a MemoryReactorClock."""
+    """A core with memory storage on a MemoryReactorClock.  Several nodes of one cluster share a
+    clock, a store and a :class:`~coffeechat.backends.presence_memory.MemoryHub`
+    (:func:`memory_cluster`)."""
 
-    def __init__(self, **overrides) -> None:
+    def __init__(self, clock=None, store=None, presence=None, **overrides) -> None:
         settings = {"auth.scrypt_n": 16, "listen.cim": [], "listen.http": [], "listen.ws": []}
         settings.update(overrides)
         self.config = load_config(None, settings)
-        self.clock = MemoryReactorClock()
-        self.store = MemoryStore()
+        self.clock = clock or MemoryReactorClock()
+        self.store = store or MemoryStore()
         self.core = ChatCore(
-            self.config, self.clock, self.store, MemoryPresence(), run_cpu=lambda f, *a: defer.maybeDeferred(f, *a)
+            self.config,
+            self.clock,
+            self.store,
+            presence or MemoryPresence(),
+            run_cpu=lambda f, *a: defer.maybeDeferred(f, *a),
         )
         self.core.start()
         self.factory = CIMServerFactory(self.core)
@@ -131,3 +137,13 @@ class MemoryNode:
         if hasattr(results[0], "raiseException"):
             results[0].raiseException()
         return results[0]
+
+
+def memory_cluster(names=("n1", "n2"), **overrides) -> tuple[MemoryHub, list[MemoryNode]]:
+    """Nodes sharing one clock, one memory store and one hub: a cluster in one process."""
+    clock = MemoryReactorClock()
+    store = MemoryStore()
+    hub = MemoryHub(clock)
+    nodes = [MemoryNode(clock=clock, store=store, presence=hub.presence(name), **overrides) for name in names]
+    clock.advance(0)
+    return hub, nodes

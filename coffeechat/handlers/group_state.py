@@ -11,6 +11,7 @@ decides only who gets pushes, answers permission pre-checks and history visibili
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -97,6 +98,8 @@ class GroupCache:
         self._states: OrderedDict[int, GroupState] = OrderedDict()
         self._loading: dict[int, list[defer.Deferred]] = {}
         self._pending: dict[int, list[GroupChange]] = {}
+        self._stale: set[int] = set()
+        self.on_change: Callable[[int], None] | None = None  # in a cluster: tell the other nodes
 
     def get(self, group_id: int) -> defer.Deferred:
         """Fire with the GroupState (dismissed groups included), or None if there is no group."""
@@ -132,7 +135,10 @@ class GroupCache:
             state = GroupState(group, members)
             for change in pending:
                 state.apply(change)
-            self._put(state)
+            if group_id in self._stale:  # changed elsewhere while loading: serve it, do not keep it
+                self._stale.discard(group_id)
+            else:
+                self._put(state)
         for d in waiters:
             d.callback(state)
 
@@ -158,7 +164,16 @@ class GroupCache:
         state = self._states.get(group_id)
         if state is not None:
             state.apply(change)
+        if self.on_change is not None:
+            self.on_change(group_id)
         return state
+
+    def forget(self, group_id: int | None = None) -> None:
+        """Drop the cached group (every group for None): another node changed it."""
+        ids = list(self._states) if group_id is None else [group_id]
+        for gid in ids:
+            self._states.pop(gid, None)
+        self._stale.update(self._loading if group_id is None else [g for g in ids if g in self._loading])
 
     def __len__(self) -> int:
         return len(self._states)

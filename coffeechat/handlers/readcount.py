@@ -11,6 +11,7 @@ frame, not 2000.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -62,6 +63,7 @@ class GroupReadCounter:
         self._by_user: dict[int, OrderedDict[tuple[int, int], None]] = {}  # oldest first
         self._dirty: set[tuple[int, int]] = set()
         self._armed = False
+        self.on_read: Callable[[int, int, int], None] | None = None  # in a cluster: tell the other nodes
         self.notifies = 0  # pushes sent, for tests and metrics
 
     async def watch(self, sender_id: int, group_id: int, seq: int) -> tuple[int, int]:
@@ -103,6 +105,15 @@ class GroupReadCounter:
         """A member's read position in a group went from ``before`` to ``after`` (``before`` 0
         when unknown: a member who sends a message has read everything before it).  Counts
         already complete (everyone read) cannot grow: they are not counted again."""
+        if self.on_read is not None:
+            self.on_read(group_id, before, after)
+        self._mark(group_id, reader_id, before, after)
+
+    def read_moved_elsewhere(self, group_id: int, before: int, after: int) -> None:
+        """Members read the group on other nodes (coalesced: readers unknown)."""
+        self._mark(group_id, 0, before, after)
+
+    def _mark(self, group_id: int, reader_id: int, before: int, after: int) -> None:
         per_group = self._watches.get(group_id)
         if not per_group:
             return
