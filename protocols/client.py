@@ -1,4 +1,4 @@
-"""A small client for CoffeeChat's CIM v1 protocol, for the test-suite and load tests.
+"""A small client for CoffeeChat's CIM v1 protocol, for the test-suite, load tests and bots.
 
 It speaks the frames over TCP (``connect(reactor, "tcp:127.0.0.1:8000")``) or over WebSocket,
 binary or JSON (``connect(reactor, "ws://127.0.0.1:8001/", encoding="json")``), with one API.
@@ -6,16 +6,22 @@ Requests and responses are matched by frame seq; anything else the server sends 
 in :attr:`CIMClient.pushes` until :meth:`CIMClient.next_push` takes it.  The client is lean on
 purpose (no logging, no per-frame work beyond decoding) so that one process can drive many
 connections.
+
+:class:`ResilientClient` is a session on top of it that outlives connections: a list of
+servers, failover with backoff and jitter, resuming by token, catch-up by seq, exactly-once and
+in-order delivery per conversation, and resending unacknowledged messages (docs/client.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 import uuid
 import warnings
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
 from typing import Any
@@ -35,6 +41,8 @@ from twisted.internet.endpoints import HostnameEndpoint, clientFromString, conne
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
@@ -50,7 +58,14 @@ from .websocket import (
 )
 
 __all__ = [
+    "Backoff",
+    "ChatMessage",
     "CIMClient",
+    "ClientStopped",
+    "KickedOut",
+    "LoginRefused",
+    "ResilientClient",
+    "SeqTracker",
     "ServerError",
     "WebSocketCIMClient",
     "WebSocketClosed",
@@ -547,7 +562,13 @@ class WebSocketCIMClient(CIMClient):
         self.max_frame_bytes = max_frame_bytes
         self.websocket: _ClientWebSocket | None = None
         self.subprotocol: str | None = None
-        self._opened: Deferred = Deferred()
+        self._opened: Deferred = Deferred(self._cancel_opening)
+
+    def _cancel_opening(self, d: Deferred) -> None:
+        """Cancelling :func:`connect` during the WebSocket handshake closes the socket."""
+        websocket = self.websocket
+        if websocket is not None and websocket.transport is not None:
+            websocket.transport.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
         raise RuntimeError("a WebSocket client receives messages, not bytes")
@@ -678,3 +699,956 @@ def http_login(reactor: Any, base_url: str, name: str, password_md5: str) -> Def
     """``POST {base_url}/api/login``; fires with the JSON answer."""
     payload = {"userName": name, "userPwd": password_md5}
     return _post_json(reactor, base_url.rstrip("/") + "/api/login", payload)
+
+
+# -- resilient sessions: failover, resume, catch-up
+
+SINGLE = pb.kCIM_SESSION_TYPE_SINGLE
+GROUP = pb.kCIM_SESSION_TYPE_GROUP
+MAX_IDS_PER_REQUEST = 20  # MSG_GET_BY_MSG_ID_REQ takes at most 20 ids
+
+_OK = pb.kCIM_ERR_SUCCESS
+_RES_OK = pb.kCIM_RES_CODE_OK
+_TOKEN_REFUSED = pb.kCIM_ERR_LOGIN_INVALID_USER_TOKEN
+_RATE_LIMITED = pb.kCIM_ERR_RATE_LIMITED
+_KICKOUT = int(Cmd.KICKOUT_NOTIFY)
+# Login answers that another try cannot change: stop and report instead of retrying.
+FATAL_LOGIN_CODES = frozenset(
+    {
+        pb.kCIM_ERR_LOGIN_VERSION_TOO_OLD,
+        pb.kCIM_ERR_LOGIN_INVALID_USER_TOKEN,
+        pb.kCIM_ERR_LOGIN_INVALID_USER_OR_PWD,
+        pb.kCIM_ERR_USER_DISABLED,
+    }
+)
+# Kickouts after which reconnecting would only kick another device, or be refused.
+FATAL_KICKOUT_CODES = frozenset({pb.kCIM_ERR_SESSION_REPLACED, pb.kCIM_ERR_USER_DISABLED})
+# Answers to a history request meaning "not yours to see": that range is given up.
+_NOT_VISIBLE = frozenset({pb.kCIM_ERR_FORBIDDEN, pb.kCIM_ERR_NOT_FOUND, pb.kCIM_ERR_INVALID_ARGUMENT})
+# Failures that mean "the connection is gone" (quiet), as opposed to a bug (logged).
+_CONNECTION_GONE = (ConnectionClosed, defer.CancelledError, defer.TimeoutError, FrameError, ConnectionError)
+
+ConversationKey = tuple[int, int]  # (session_type, session_id as this user sees it)
+
+_log = Logger()
+
+
+class LoginRefused(ServerError):
+    """The server refused the login for good (bad password, disabled account, refused token and
+    no password to fall back on): the :class:`ResilientClient` stops."""
+
+
+class KickedOut(ServerError):
+    """The server logged this device out for a reason reconnecting would not fix
+    (``SESSION_REPLACED``, ``USER_DISABLED``): the :class:`ResilientClient` stops."""
+
+
+class ClientStopped(Exception):
+    """The :class:`ResilientClient` was stopped (sends still waiting fail with this)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a conversation, as a :class:`ResilientClient` hands it to the application.
+
+    ``session_type``/``session_id`` name the conversation as this user sees it (the peer of a
+    1:1 conversation, else the group); ``outgoing`` says this user sent it (from this or another
+    device); ``source`` is where it came from: ``"push"`` (live MSG_DATA), ``"sync"`` (fetched
+    by catch-up or gap filling) or ``"sent"`` (this client sent it and got the ack).  ``raw`` is
+    the protobuf it was made from (CIMMsgData, CIMMsgInfo or the sent CIMMsgData).
+    """
+
+    session_type: int
+    session_id: int
+    server_msg_id: int
+    client_msg_id: str
+    from_user_id: int
+    msg_type: int
+    msg_data: bytes
+    create_time: int
+    outgoing: bool
+    source: str
+    raw: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def key(self) -> ConversationKey:
+        return (self.session_type, self.session_id)
+
+    @property
+    def text(self) -> str:
+        return self.msg_data.decode("utf-8", "replace")
+
+
+class Backoff:
+    """Delays between reconnection attempts: ``initial`` × ``multiplier``^attempt, at most
+    ``maximum``, with jitter so that clients do not all come back at the same instant.
+
+    ``jitter``: ``"full"`` (default: uniform in [0, delay]), ``"equal"`` (uniform in
+    [½, 1] × the delay, as the web client does), ``"decorrelated"`` (uniform in
+    [initial, 3 × the previous delay], capped) or ``"none"``.  ``rng`` is a ``random.Random`` (seed it for
+    deterministic tests).  :meth:`reset` starts over (after a successful login).
+    """
+
+    JITTERS = ("full", "equal", "decorrelated", "none")
+
+    def __init__(
+        self,
+        initial: float = 0.5,
+        maximum: float = 30.0,
+        multiplier: float = 2.0,
+        jitter: str = "full",
+        rng: random.Random | None = None,
+    ) -> None:
+        if jitter not in self.JITTERS:
+            raise ValueError(f"jitter must be one of {self.JITTERS}, not {jitter!r}")
+        if initial <= 0 or maximum < initial or multiplier < 1:
+            raise ValueError("need 0 < initial <= maximum and multiplier >= 1")
+        self.initial = initial
+        self.maximum = maximum
+        self.multiplier = multiplier
+        self.jitter = jitter
+        self.rng = rng if rng is not None else random.Random()
+        self.attempt = 0
+        self._previous = 0.0
+
+    def ceiling(self, attempt: int) -> float:
+        """The delay before jitter for attempt number ``attempt`` (0-based)."""
+        delay = self.initial
+        for _ in range(attempt):
+            delay *= self.multiplier
+            if delay >= self.maximum:
+                return self.maximum
+        return min(delay, self.maximum)
+
+    def next(self) -> float:
+        """The next delay, in seconds."""
+        if self.jitter == "decorrelated":
+            previous = self._previous or self.initial
+            delay = min(self.maximum, self.rng.uniform(self.initial, previous * 3))
+            self._previous = delay
+        else:
+            cap = self.ceiling(self.attempt)
+            if self.jitter == "full":
+                delay = self.rng.uniform(0, cap)
+            elif self.jitter == "equal":
+                delay = cap / 2 + self.rng.uniform(0, cap / 2)
+            else:
+                delay = cap
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+        self._previous = 0.0
+
+
+class SeqTracker:
+    """Exactly once and in order, per conversation, by the dense ``server_msg_id``.
+
+    ``held[key]`` is the highest id up to which every message of the conversation was handed to
+    ``deliver`` (0: none).  :meth:`offer` delivers the next one at once, drops one already held
+    (a duplicate) and keeps one beyond a gap in ``waiting`` until the gap is filled;
+    :meth:`complete` says a fetched range is whole (ids it lacks are not visible to this user,
+    e.g. group messages from before one joined), so what waits behind it is delivered.
+    """
+
+    __slots__ = ("held", "waiting", "_deliver")
+
+    def __init__(self, deliver: Callable[[ChatMessage], None], positions: dict | None = None) -> None:
+        self.held: dict[ConversationKey, int] = dict(positions or {})
+        self.waiting: dict[ConversationKey, dict[int, ChatMessage]] = {}
+        self._deliver = deliver
+
+    def offer(self, msg: ChatMessage) -> bool:
+        """Deliver or keep ``msg``; False if it was a duplicate."""
+        key = (msg.session_type, msg.session_id)
+        seq = msg.server_msg_id
+        held = self.held.get(key, 0)
+        if seq <= held:
+            return False
+        waiting = self.waiting.get(key)
+        if seq == held + 1:
+            self.held[key] = seq
+            self._deliver(msg)
+            if waiting:
+                self._drain(key, waiting)
+            return True
+        if waiting is None:
+            waiting = self.waiting[key] = {}
+        elif seq in waiting:
+            return False
+        waiting[seq] = msg
+        return True
+
+    def _drain(self, key: ConversationKey, waiting: dict[int, ChatMessage]) -> None:
+        held = self.held.get(key, 0)
+        for seq in [s for s in waiting if s <= held]:
+            del waiting[seq]
+        while waiting:
+            held = self.held.get(key, 0)
+            msg = waiting.pop(held + 1, None)
+            if msg is None:
+                break
+            self.held[key] = held + 1
+            self._deliver(msg)
+        if not waiting and self.waiting.get(key) is waiting:
+            del self.waiting[key]
+
+    def complete(self, key: ConversationKey, upto: int, messages: list[ChatMessage]) -> None:
+        """Offer ``messages`` (fetched), then treat every id up to ``upto`` as resolved."""
+        for msg in sorted(messages, key=lambda m: m.server_msg_id):
+            self.offer(msg)
+        if self.held.get(key, 0) >= upto:
+            return
+        waiting = self.waiting.get(key)
+        if waiting:
+            for seq in sorted(s for s in waiting if s <= upto):
+                msg = waiting.pop(seq)
+                if seq > self.held.get(key, 0):
+                    self.held[key] = seq
+                    self._deliver(msg)
+        if self.held.get(key, 0) < upto:
+            self.held[key] = upto
+        if waiting is not None:
+            self._drain(key, waiting)
+
+    def baseline(self, key: ConversationKey, seq: int) -> None:
+        """Start ``key`` at ``seq`` without delivering what came before (what is already
+        waiting is kept)."""
+        waiting = self.waiting.get(key)
+        if waiting:
+            seq = min(seq, min(waiting) - 1)
+        if seq > self.held.get(key, 0):
+            self.held[key] = seq
+        if waiting:
+            self._drain(key, waiting)
+
+    def top_waiting(self, key: ConversationKey) -> int:
+        """The highest id waiting behind a gap (0: no gap)."""
+        waiting = self.waiting.get(key)
+        return max(waiting) if waiting else 0
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    message: pb.CIMMsgData
+    result: Deferred
+    on: CIMClient | None = None  # the connection it was last written to, None while unsent
+    retry: Any = None  # DelayedCall after RATE_LIMITED
+
+
+class ResilientClient:
+    """A session that survives servers going away: one user, many servers, exactly-once delivery.
+
+    ``servers`` are addresses as :func:`connect` takes them (``tcp:host:port``, ``ws://...``).
+    The client connects to them in order (``randomize_start`` picks the first at random), logs
+    in with ``password`` (or ``password_md5``) the first time and with the token the server
+    then issued afterwards (or with ``token`` and ``user_id`` from the start); a refused token
+    falls back to the password, and without one the client stops (:class:`LoginRefused`).
+
+    A lost connection, a failed connect or login, a login not done within ``login_timeout`` or
+    a heartbeat not answered within ``heartbeat_timeout`` moves on to the next server: after a
+    random delay of up to ``failover_jitter`` (by default ``backoff_initial``) until every server
+    was tried, then after a :class:`Backoff` delay (``backoff_initial`` doubling up to
+    ``backoff_max``, ``jitter``, ``rng``).  A successful login resets it.
+
+    After every login the client catches up: it lists the conversations updated since the last
+    catch-up (less ``sync_margin`` seconds), fetches every message beyond the highest
+    contiguous id it holds per conversation, and resends every message not yet acknowledged,
+    with its original client_msg_id.  Live pushes with a gap are held back until the gap is
+    filled (after ``gap_wait`` seconds, the missing push may just be late).  The application
+    receives every message once, in server_msg_id order per conversation, through
+    ``on_message(ChatMessage)``, or :meth:`next_message` when no callback is given.  Its own
+    sends are part of that stream (``source="sent"``), so the stream has no gaps.
+
+    ``positions`` (``{(session_type, session_id): highest contiguous id}``, as
+    :meth:`positions` returned) and ``last_sync`` resume from an earlier run; without them the
+    first catch-up delivers each conversation's whole history, or, with ``fetch_history=False``,
+    starts each conversation at its latest message.  Other pushes (read receipts, group
+    changes, kickouts) go to ``on_push(cmd, msg)``.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        servers: list[str],
+        user_name: str = "",
+        password: str | None = None,
+        *,
+        password_md5: str | None = None,
+        token: str = "",
+        user_id: int = 0,
+        on_message: Callable[[ChatMessage], None] | None = None,
+        on_push: Callable[[int, Any], None] | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        backoff_multiplier: float = 2.0,
+        jitter: str = "full",
+        rng: random.Random | None = None,
+        failover_jitter: float | None = None,
+        randomize_start: bool = False,
+        heartbeat_interval: float = 30.0,
+        heartbeat_timeout: float = 10.0,
+        login_timeout: float = 10.0,
+        gap_wait: float = 0.5,
+        retry_delay: float = 1.0,
+        sync_margin: int = 300,
+        history_page: int = 20,
+        catchup_concurrency: int = 4,
+        fetch_history: bool = True,
+        positions: dict[ConversationKey, int] | None = None,
+        last_sync: int = 0,
+        client_type: int = pb.kCIM_CLIENT_TYPE_DEFAULT,
+        connect_options: dict[str, Any] | None = None,
+        connector: Callable[[str], Deferred] | None = None,
+    ) -> None:
+        if not servers:
+            raise ValueError("need at least one server")
+        if password is not None and password_md5 is not None:
+            raise ValueError("give password or password_md5, not both")
+        if password is not None:
+            password_md5 = md5_password(password)
+        if not ((user_name and password_md5) or (token and user_id)):
+            raise ValueError("need user_name and a password, or token and user_id")
+        self.reactor = reactor
+        self.servers = list(servers)
+        self.user_name = user_name
+        self._password_md5 = password_md5 or ""
+        self.token = token
+        self.user_id = user_id
+        self.on_message = on_message
+        self.on_push = on_push
+        self.inbox: defer.DeferredQueue = defer.DeferredQueue()
+        self.rng = rng if rng is not None else random.Random()
+        self.backoff = Backoff(backoff_initial, backoff_max, backoff_multiplier, jitter, self.rng)
+        self.failover_jitter = backoff_initial if failover_jitter is None else failover_jitter
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.login_timeout = login_timeout
+        self.gap_wait = gap_wait
+        self.retry_delay = retry_delay
+        self.sync_margin = sync_margin
+        self.history_page = history_page
+        self.catchup_concurrency = max(1, catchup_concurrency)
+        self.fetch_history = fetch_history
+        self.client_type = client_type
+        if connector is None:
+            options = dict(connect_options or {})
+            options.setdefault("client_type", client_type)
+            connector = partial(connect, reactor, **options)
+        self._connector = connector
+        self.tracker = SeqTracker(self._deliver, positions)
+        self.last_sync = last_sync
+        self._baselined = bool(positions) or fetch_history
+
+        # observable state
+        self.server_index = self.rng.randrange(len(self.servers)) if randomize_start else 0
+        self.client: CIMClient | None = None  # the logged-in connection, if any
+        self.logins = 0
+        self.failovers = 0  # logins after the first one: reconnections, to whichever server
+        self.attempts = 0
+        self.disconnects = 0
+        self.heartbeat_timeouts = 0
+        self.last_login_at: float | None = None
+        self.login_method = ""  # "password" or "token": how the last login was done
+        self.last_error: Any = None  # the last reason a connection or an attempt failed
+        self.error: Exception | None = None  # why the client stopped by itself
+        self.next_delay = 0.0  # the delay before the attempt scheduled last
+        self.delivered = 0
+        self.duplicates = 0
+        self.synced = False  # the catch-up after the current login is done
+
+        self._started = False
+        self._stopped = False
+        self._failures = 0  # failed attempts (or lost connection) since the last login
+        self._attempt_call: Any = None
+        self._attempt_d: Deferred | None = None
+        self._beat_call: Any = None
+        self._beat_timeout: Any = None
+        self._kickout: pb.CIMKickoutNotify | None = None
+        self._outbox: dict[str, _Outgoing] = {}
+        self._gap_calls: dict[ConversationKey, Any] = {}
+        self._fillers: dict[ConversationKey, Deferred] = {}
+        self._want: dict[ConversationKey, int] = {}
+        self._login_waiters: list[Deferred] = []
+        self._sync_waiters: list[Deferred] = []
+        self._stop_waiters: list[Deferred] = []
+
+    # -- public API
+
+    @property
+    def server(self) -> str:
+        """The address of the server connected to (or tried next)."""
+        return self.servers[self.server_index]
+
+    @property
+    def logged_in(self) -> bool:
+        return self.client is not None
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @property
+    def pending_sends(self) -> int:
+        """Messages sent but not acknowledged yet."""
+        return len(self._outbox)
+
+    def start(self) -> Deferred:
+        """Start connecting; fires like :meth:`when_logged_in`."""
+        if not self._started and not self._stopped:
+            self._started = True
+            self._attempt_now()
+        return self.when_logged_in()
+
+    def stop(self) -> Deferred:
+        """Stop reconnecting, close the connection and fail the sends still waiting with
+        :class:`ClientStopped`; fires once the connection is closed."""
+        client = self.client
+        self._shutdown(None)
+        if client is not None:
+            return client.close().addCallback(lambda _: None)
+        return defer.succeed(None)
+
+    def set_servers(self, servers: list[str]) -> None:
+        """Replace the server list; the next attempt uses it."""
+        if not servers:
+            raise ValueError("need at least one server")
+        current = self.server
+        self.servers = list(servers)
+        self.server_index = self.servers.index(current) if current in self.servers else 0
+
+    def when_logged_in(self) -> Deferred:
+        """Fires with the logged-in :class:`CIMClient` (at once if logged in now); fails with
+        the error that stopped the client (:class:`ClientStopped` after :meth:`stop`)."""
+        if self.client is not None:
+            return defer.succeed(self.client)
+        if self._stopped:
+            return defer.fail(self.error or ClientStopped())
+        d: Deferred = Deferred()
+        self._login_waiters.append(d)
+        return d
+
+    def when_synced(self) -> Deferred:
+        """Fires once logged in and caught up (at once if so now)."""
+        if self.synced and self.client is not None:
+            return defer.succeed(None)
+        if self._stopped:
+            return defer.fail(self.error or ClientStopped())
+        d: Deferred = Deferred()
+        self._sync_waiters.append(d)
+        return d
+
+    def when_stopped(self) -> Deferred:
+        """Fires when the client stops: with None after :meth:`stop`, else with the error
+        (:class:`LoginRefused`, :class:`KickedOut`); never fails."""
+        if self._stopped:
+            return defer.succeed(self.error)
+        d: Deferred = Deferred()
+        self._stop_waiters.append(d)
+        return d
+
+    def next_message(self, timeout: float | None = None) -> Deferred:
+        """The next message, when no ``on_message`` callback was given."""
+        d = self.inbox.get()
+        if timeout is not None:
+            d.addTimeout(timeout, self.reactor)
+        return d
+
+    def positions(self) -> dict[ConversationKey, int]:
+        """The highest contiguous server_msg_id delivered, per conversation (to persist, with
+        :attr:`last_sync`, and pass back as ``positions``)."""
+        return dict(self.tracker.held)
+
+    def send_text(self, to_session_id: int, text: str, session_type: int = SINGLE, **kwargs: Any) -> Deferred:
+        """Send a text message; see :meth:`send_message`."""
+        return self.send_message(to_session_id, text, pb.kCIM_MSG_TYPE_TEXT, session_type, **kwargs)
+
+    def send_message(
+        self,
+        to_session_id: int,
+        data: bytes | str,
+        msg_type: int = pb.kCIM_MSG_TYPE_TEXT,
+        session_type: int = SINGLE,
+        client_msg_id: str | None = None,
+        at_user_list: list[int] | tuple[int, ...] = (),
+        at_all: bool = False,
+    ) -> Deferred:
+        """Send a message, now or once logged in, and again with the same client_msg_id after
+        every reconnect until it is acknowledged; fires once with the CIMMsgDataAck.  Fails
+        with :class:`ServerError` if the server refuses it, with :class:`ClientStopped` (or the
+        error that stopped the client) if the client stops first."""
+        if self._stopped:
+            return defer.fail(self.error or ClientStopped())
+        cmid = client_msg_id if client_msg_id is not None else str(uuid.uuid4())
+        if cmid in self._outbox:
+            return defer.fail(ValueError(f"client_msg_id {cmid!r} is being sent already"))
+        msg = pb.CIMMsgData(
+            from_user_id=self.user_id,
+            to_session_id=to_session_id,
+            client_msg_id=cmid,
+            create_time=int(self.reactor.seconds()) & 0x7FFFFFFF,
+            msg_type=msg_type,
+            session_type=session_type,
+            msg_data=data.encode("utf-8") if isinstance(data, str) else data,
+            at_user_list=at_user_list,
+            at_all=at_all,
+        )
+        entry = _Outgoing(msg, Deferred())
+        self._outbox[cmid] = entry
+        if self.client is not None:
+            self._transmit(entry, self.client)
+        return entry.result
+
+    # -- connecting
+
+    def _attempt_now(self) -> None:
+        self._attempt_call = None
+        if self._stopped:
+            return
+        self.attempts += 1
+        d = defer.ensureDeferred(self._attempt(self.server))
+        self._attempt_d = d
+        if self.login_timeout:
+            d.addTimeout(self.login_timeout, self.reactor)
+        d.addCallbacks(self._attempt_succeeded, self._attempt_failed)
+
+    async def _attempt(self, address: str) -> tuple[CIMClient, Any]:
+        client = None
+        try:
+            client = await self._connector(address)
+            client.push_handler = partial(self._on_push, client)
+            return client, await self._login(client)
+        except BaseException:
+            if client is not None:
+                _abort(client)
+            raise
+
+    async def _login(self, client: CIMClient) -> Any:
+        if self.token and self.user_id:
+            rsp = await client.login_token(self.user_id, self.token, self.client_type)
+            if rsp.result_code == _OK:
+                self.login_method = "token"
+                return rsp
+            if rsp.result_code != _TOKEN_REFUSED or not self._password_md5:
+                raise LoginRefused(rsp.result_code, rsp.result_string, int(Cmd.LOGIN_AUTH_TOKEN_REQ))
+            self.token = ""  # expired or revoked: the password gets a new one
+        rsp = await client.login_password(self.user_name, self._password_md5, self.client_type)
+        if rsp.result_code != _OK:
+            raise LoginRefused(rsp.result_code, rsp.result_string, int(Cmd.LOGIN_AUTH_REQ))
+        self.login_method = "password"
+        self.token = rsp.user_token
+        return rsp
+
+    def _attempt_succeeded(self, result: tuple[CIMClient, Any]) -> None:
+        self._attempt_d = None
+        client, rsp = result
+        if self._stopped:
+            _abort(client)
+            return
+        if self.logins:
+            self.failovers += 1
+        self.logins += 1
+        self.user_id = rsp.user_info.user_id
+        self.client = client
+        self.synced = False
+        self._kickout = None
+        self._failures = 0
+        self.backoff.reset()
+        self.last_login_at = self.reactor.seconds()
+        self._schedule_heartbeat(client)
+        # Resend what was never acknowledged, in the order it was first sent.
+        for entry in list(self._outbox.values()):
+            if entry.on is not client and entry.retry is None:
+                self._transmit(entry, client)
+        defer.ensureDeferred(self._catch_up(client, rsp.server_time)).addErrback(_log_failure, "catch-up failed")
+        client.when_closed().addCallback(self._connection_lost, client)
+        if self.client is client:
+            waiters, self._login_waiters = self._login_waiters, []
+            for d in waiters:
+                d.callback(client)
+
+    def _attempt_failed(self, failure: Failure) -> None:
+        self._attempt_d = None
+        if self._stopped:
+            return
+        error = failure.value
+        self.last_error = error
+        if isinstance(error, LoginRefused) and error.code in FATAL_LOGIN_CODES:
+            self._shutdown(error)
+            return
+        self._failures += 1
+        self._next_server()
+
+    def _connection_lost(self, reason: Any, client: CIMClient) -> None:
+        if client is not self.client:
+            return
+        self.client = None
+        self.synced = False
+        self.disconnects += 1
+        self.last_error = reason
+        self._stop_heartbeat()
+        if self._stopped:
+            return
+        kickout = self._kickout
+        if kickout is not None and kickout.reason_code in FATAL_KICKOUT_CODES:
+            self._shutdown(KickedOut(kickout.reason_code, kickout.reason, _KICKOUT))
+            return
+        self._failures += 1
+        self._next_server()
+
+    def _next_server(self) -> None:
+        self.server_index = (self.server_index + 1) % len(self.servers)
+        if self._failures < len(self.servers):
+            delay = self.rng.uniform(0, self.failover_jitter) if self.failover_jitter > 0 else 0.0
+        else:
+            delay = self.backoff.next()
+        self.next_delay = delay
+        self._attempt_call = self.reactor.callLater(delay, self._attempt_now)
+
+    def _shutdown(self, error: Exception | None) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.error = error
+        client, self.client = self.client, None
+        self.synced = False
+        self._stop_heartbeat()
+        for call in (self._attempt_call, *self._gap_calls.values()):
+            if call is not None and call.active():
+                call.cancel()
+        self._attempt_call = None
+        self._gap_calls.clear()
+        if self._attempt_d is not None:
+            self._attempt_d.cancel()
+        if client is not None and error is not None:
+            _abort(client)
+        reason = error or ClientStopped()
+        outbox, self._outbox = self._outbox, {}
+        for entry in outbox.values():
+            if entry.retry is not None and entry.retry.active():
+                entry.retry.cancel()
+            entry.result.errback(reason)
+        for waiters in (self._login_waiters, self._sync_waiters):
+            pending = list(waiters)
+            waiters.clear()
+            for d in pending:
+                d.errback(reason)
+        stop_waiters, self._stop_waiters = self._stop_waiters, []
+        for d in stop_waiters:
+            d.callback(error)
+
+    # -- liveness
+
+    def _schedule_heartbeat(self, client: CIMClient) -> None:
+        if self.heartbeat_interval and self.heartbeat_interval > 0:
+            self._beat_call = self.reactor.callLater(self.heartbeat_interval, self._beat, client)
+
+    def _beat(self, client: CIMClient) -> None:
+        self._beat_call = None
+        if client is not self.client:
+            return
+        self._beat_timeout = self.reactor.callLater(self.heartbeat_timeout, self._beat_missed, client)
+        client.heartbeat().addCallbacks(self._beat_answered, lambda _: None, (client,))
+
+    def _beat_answered(self, _: Any, client: CIMClient) -> None:
+        if client is not self.client:
+            return
+        if self._beat_timeout is not None and self._beat_timeout.active():
+            self._beat_timeout.cancel()
+        self._beat_timeout = None
+        self._schedule_heartbeat(client)
+
+    def _beat_missed(self, client: CIMClient) -> None:
+        self._beat_timeout = None
+        if client is self.client:
+            self.heartbeat_timeouts += 1
+            _abort(client)
+
+    def _stop_heartbeat(self) -> None:
+        for call in (self._beat_call, self._beat_timeout):
+            if call is not None and call.active():
+                call.cancel()
+        self._beat_call = self._beat_timeout = None
+
+    # -- sending
+
+    def _transmit(self, entry: _Outgoing, client: CIMClient) -> None:
+        entry.on = client
+        entry.retry = None
+        entry.message.from_user_id = self.user_id
+        d = client.request(Cmd.MSG_DATA, entry.message)
+        d.addCallbacks(self._acked, self._send_failed, (entry, client), None, (entry, client))
+
+    def _acked(self, ack: pb.CIMMsgDataAck, entry: _Outgoing, client: CIMClient) -> None:
+        msg = entry.message
+        if self._outbox.get(msg.client_msg_id) is not entry:
+            return
+        if ack.res_code != _RES_OK:
+            self._refused(entry, ServerError(ack.error_code, ack.error_msg, int(Cmd.MSG_DATA)))
+            return
+        del self._outbox[msg.client_msg_id]
+        sent = ChatMessage(
+            msg.session_type,
+            msg.to_session_id,
+            ack.server_msg_id,
+            msg.client_msg_id,
+            self.user_id,
+            msg.msg_type,
+            msg.msg_data,
+            ack.create_time or msg.create_time,
+            True,
+            "sent",
+            msg,
+        )
+        self._offer(sent)
+        entry.result.callback(ack)
+
+    def _send_failed(self, failure: Failure, entry: _Outgoing, client: CIMClient) -> None:
+        if self._outbox.get(entry.message.client_msg_id) is not entry:
+            return
+        if isinstance(failure.value, ServerError):
+            self._refused(entry, failure.value)
+        elif failure.check(*_CONNECTION_GONE):
+            if entry.on is client:
+                entry.on = None  # resent after the next login
+        else:
+            del self._outbox[entry.message.client_msg_id]
+            entry.result.errback(failure)
+
+    def _refused(self, entry: _Outgoing, error: ServerError) -> None:
+        if error.code == _RATE_LIMITED:
+            entry.on = None
+            entry.retry = self.reactor.callLater(self.retry_delay, self._retry_send, entry)
+            return
+        del self._outbox[entry.message.client_msg_id]
+        entry.result.errback(error)
+
+    def _retry_send(self, entry: _Outgoing) -> None:
+        entry.retry = None
+        if self._outbox.get(entry.message.client_msg_id) is entry and self.client is not None:
+            self._transmit(entry, self.client)
+
+    # -- receiving
+
+    def _on_push(self, client: CIMClient, cmd: int, seq: int, msg: Any) -> None:
+        if cmd == _MSG_DATA:
+            if type(msg) is pb.CIMMsgData:
+                me = self.user_id
+                sender = msg.from_user_id
+                session_id = msg.to_session_id
+                if msg.session_type == SINGLE and sender != me:
+                    session_id = sender
+                self._offer(
+                    ChatMessage(
+                        msg.session_type,
+                        session_id,
+                        msg.server_msg_id,
+                        msg.client_msg_id,
+                        sender,
+                        msg.msg_type,
+                        msg.msg_data,
+                        msg.create_time,
+                        sender == me,
+                        "push",
+                        msg,
+                    )
+                )
+            return
+        if cmd == _KICKOUT and client is self.client and not isinstance(msg, bytes):
+            self._kickout = msg
+        if self.on_push is not None:
+            self.on_push(cmd, msg)
+
+    def _offer(self, msg: ChatMessage) -> None:
+        tracker = self.tracker
+        if not tracker.offer(msg):
+            self.duplicates += 1
+            return
+        key = (msg.session_type, msg.session_id)
+        if key in tracker.waiting and key not in self._gap_calls and key not in self._fillers:
+            self._gap_calls[key] = self.reactor.callLater(self.gap_wait, self._gap_due, key)
+
+    def _deliver(self, msg: ChatMessage) -> None:
+        self.delivered += 1
+        callback = self.on_message
+        if callback is None:
+            self.inbox.put(msg)
+            return
+        try:
+            callback(msg)
+        except Exception:
+            _log.failure("on_message failed for message {key} #{seq}", key=msg.key, seq=msg.server_msg_id)
+
+    def _gap_due(self, key: ConversationKey) -> None:
+        del self._gap_calls[key]
+        if key not in self.tracker.waiting or self.client is None:
+            return  # filled meanwhile, or the catch-up after the next login will
+        if not self._baselined:  # the first catch-up is deciding where conversations start
+            self._gap_calls[key] = self.reactor.callLater(self.gap_wait, self._gap_due, key)
+            return
+        self._fill_to(key, 0)
+
+    # -- catching up
+
+    async def _catch_up(self, client: CIMClient, server_time: int) -> None:
+        tracker = self.tracker
+        since = max(0, self.last_sync - self.sync_margin) if self.last_sync else 0
+        delay = self.retry_delay
+        while True:
+            try:
+                listing = await client.sessions(since)
+                break
+            except ServerError:  # rate limited or the server failed: again, a little later
+                await _sleep(self.reactor, delay)
+                delay = min(delay * 2, self.backoff.maximum)
+            except _CONNECTION_GONE:
+                return None
+            if client is not self.client:
+                return None
+        if client is not self.client:
+            return None
+        jobs: dict[ConversationKey, int] = {}
+        baseline = not self._baselined
+        for entry in listing.contact_session_list:
+            key = (entry.session_type, entry.session_id)
+            latest = entry.server_msg_id
+            if baseline and key not in tracker.held:
+                tracker.baseline(key, latest)
+            elif latest > tracker.held.get(key, 0):
+                jobs[key] = latest
+        self._baselined = True
+        for key in list(tracker.waiting):
+            jobs.setdefault(key, 0)
+        todo = iter(list(jobs.items()))
+
+        async def worker() -> bool:
+            for key, upto in todo:
+                if not await self._fill_to(key, upto):
+                    return False
+            return True
+
+        workers = [defer.ensureDeferred(worker()) for _ in range(min(self.catchup_concurrency, len(jobs)))]
+        done = await defer.gatherResults(workers, consumeErrors=True) if workers else []
+        if all(done) and client is self.client:
+            self.last_sync = server_time
+            self.synced = True
+            waiters, self._sync_waiters = self._sync_waiters, []
+            for d in waiters:
+                d.callback(None)
+        return None
+
+    def _fill_to(self, key: ConversationKey, upto: int) -> Deferred:
+        """Fetch what is missing of ``key`` up to ``upto`` and behind its gaps; fires with
+        True once done, False if the connection went first."""
+        call = self._gap_calls.pop(key, None)
+        if call is not None and call.active():
+            call.cancel()
+        if upto > self._want.get(key, 0):
+            self._want[key] = upto
+        running = self._fillers.get(key)
+        if running is None:
+            running = self._fillers[key] = Deferred()
+            defer.ensureDeferred(self._run_filler(key)).addBoth(self._filler_done, key, running)
+        return _observe(running)
+
+    def _filler_done(self, result: Any, key: ConversationKey, running: Deferred) -> None:
+        if self._fillers.get(key) is running:
+            del self._fillers[key]
+        if isinstance(result, Failure):
+            _log_failure(result, "filling a gap failed")
+            result = False
+        running.callback(result)
+        if result and key in self.tracker.waiting and self.client is not None and key not in self._gap_calls:
+            self._gap_calls[key] = self.reactor.callLater(self.gap_wait, self._gap_due, key)
+
+    async def _run_filler(self, key: ConversationKey) -> bool:
+        tracker = self.tracker
+        delay = self.retry_delay
+        while True:
+            client = self.client
+            if client is None:
+                return False
+            want = max(self._want.get(key, 0), tracker.top_waiting(key) - 1)
+            held = tracker.held.get(key, 0)
+            if want <= held:
+                self._want.pop(key, None)
+                return True
+            try:
+                found = await self._fetch(client, key, held, want)
+            except ServerError as e:
+                if e.code not in _NOT_VISIBLE:  # rate limited or the server failed: again, later
+                    await _sleep(self.reactor, delay)
+                    delay = min(delay * 2, self.backoff.maximum)
+                    continue
+                found = []  # not (or no longer) ours to see: a group we left, say
+            except _CONNECTION_GONE:
+                return False
+            tracker.complete(key, want, found)
+
+    async def _fetch(self, client: CIMClient, key: ConversationKey, held: int, upto: int) -> list[ChatMessage]:
+        session_type, session_id = key
+        waiting = self.tracker.waiting.get(key) or {}
+        missing = None
+        if upto - held <= MAX_IDS_PER_REQUEST + len(waiting):
+            missing = [i for i in range(held + 1, upto + 1) if i not in waiting]
+        if missing is not None and len(missing) <= MAX_IDS_PER_REQUEST:
+            if not missing:
+                return []
+            rsp = await client.messages_by_id(session_id, missing, session_type)
+            infos = list(rsp.msg_list)
+        else:
+            infos = []
+            end = upto + 1
+            page = self.history_page
+            while True:
+                rsp = await client.history(session_id, end, page, session_type)
+                batch = rsp.msg_list
+                infos.extend(batch)
+                if len(batch) < page or batch[0].server_msg_id <= held + 1:
+                    break
+                end = batch[0].server_msg_id
+        me = self.user_id
+        return [
+            ChatMessage(
+                session_type,
+                session_id,
+                m.server_msg_id,
+                m.client_msg_id,
+                m.from_user_id,
+                m.msg_type,
+                m.msg_data,
+                m.create_time,
+                m.from_user_id == me,
+                "sync",
+                m,
+            )
+            for m in infos
+            if held < m.server_msg_id <= upto
+        ]
+
+
+def _abort(client: CIMClient) -> None:
+    transport = client.transport
+    if transport is not None and client._lost is None:
+        transport.abortConnection()
+
+
+def _log_failure(failure: Failure, what: str) -> None:
+    _log.failure(what, failure)
+
+
+def _observe(d: Deferred) -> Deferred:
+    """A new Deferred with ``d``'s result, leaving ``d``'s own chain as it is."""
+    out: Deferred = Deferred()
+
+    def fire(result: Any) -> Any:
+        out.callback(result)
+        return result
+
+    d.addBoth(fire)
+    return out
+
+
+def _sleep(reactor: Any, seconds: float) -> Deferred:
+    return deferLater(reactor, seconds, lambda: None)

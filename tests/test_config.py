@@ -58,3 +58,11 @@ def test_overrides_win_and_are_checked(tmp_path):
         load_config(None, {"limits.max_devices": -1})
     with pytest.raises(ConfigError):
         load_config(tmp_path / "missing.toml")
+
+
+def test_every_sample_config_loads():
+    """etc/*.toml are what users copy: each must load as is."""
+    samples = sorted(SAMPLE.parent.glob("*.toml"))
+    assert len(samples) >= 4
+    for path in samples:
+        load_config(path)
