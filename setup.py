@@ -37,6 +37,8 @@ setup(
         "sqlite-utils>=3.36",
         "autobahn[twisted]>=23",
         "psycopg[binary]>=3.1",
+        "txredisapi>=1.4.10",
+        "hiredis>=2",
     ],
     extras_require={
         "test": [

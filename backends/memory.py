@@ -284,7 +284,6 @@ class MemoryStore:
     def conversation_entry(self, user_id: int, conv: str) -> defer.Deferred:
         return self._ok(self._entry, user_id, conv)
 
-
     # -- groups
 
     def _live(self, group_id: int) -> Group:
@@ -337,16 +336,25 @@ class MemoryStore:
         seen = {skip}
         return [i for i in ids if not (i in seen or seen.add(i))]
 
-    def create_group(self, owner_id: int, name: str, group_type: int, member_ids: list[int], created_at: int,
-                     max_members: int, max_groups_per_user: int) -> defer.Deferred:
+    def create_group(
+        self,
+        owner_id: int,
+        name: str,
+        group_type: int,
+        member_ids: list[int],
+        created_at: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ) -> defer.Deferred:
         def create() -> GroupChange:
             members = [owner_id, *self._unique(member_ids, owner_id)]
             if len(members) > max_members:
                 raise GroupFull(f"a group has at most {max_members} members")
             self._check_counts(members, max_groups_per_user)
             group_id = next(self._group_ids)
-            group = Group(group_id, name, int(group_type), owner_id, created_at, created_at, 1,
-                          member_count=len(members))
+            group = Group(
+                group_id, name, int(group_type), owner_id, created_at, created_at, 1, member_count=len(members)
+            )
             self._groups[group_id] = group
             self._members[group_id] = {}
             self._join_counters[group_id] = 0
@@ -368,8 +376,16 @@ class MemoryStore:
     def group_member(self, group_id: int, user_id: int) -> defer.Deferred:
         return self._ok(lambda: self._members.get(group_id, {}).get(user_id))
 
-    def add_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                    max_members: int, max_groups_per_user: int) -> defer.Deferred:
+    def add_members(
+        self,
+        group_id: int,
+        actor_id: int,
+        min_role: int,
+        user_ids: list[int],
+        now: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ) -> defer.Deferred:
         def add() -> GroupChange:
             group = self._live(group_id)
             self._actor(group_id, actor_id, min_role)
@@ -384,8 +400,9 @@ class MemoryStore:
 
         return self._ok(add)
 
-    def remove_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                       protect_role: int = 0) -> defer.Deferred:
+    def remove_members(
+        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int = 0
+    ) -> defer.Deferred:
         def remove() -> GroupChange:
             group = self._live(group_id)
             self._actor(group_id, actor_id, min_role)
@@ -422,8 +439,9 @@ class MemoryStore:
 
         return self._ok(update)
 
-    def set_member_roles(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int,
-                         now: int) -> defer.Deferred:
+    def set_member_roles(
+        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int
+    ) -> defer.Deferred:
         def set_roles() -> GroupChange:
             group = self._live(group_id)
             self._actor(group_id, actor_id, min_role)

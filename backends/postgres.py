@@ -424,14 +424,10 @@ SQL_CREATE_CONVS = (
     "SELECT c, 1, 0, 0 FROM unnest(%s::text[]) AS c ORDER BY c ON CONFLICT (conv) DO NOTHING"
 )
 SQL_LOCK_CONVS = "SELECT 1 FROM conversations WHERE conv = ANY(%s::text[]) ORDER BY conv FOR UPDATE"
-SQL_LOCK_USERS = (
-    "SELECT pg_advisory_xact_lock(%s + u) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS u ORDER BY u) AS t"
-)
+SQL_LOCK_USERS = "SELECT pg_advisory_xact_lock(%s + u) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS u ORDER BY u) AS t"
 SQL_LOCK_CONV = "SELECT 1 FROM conversations WHERE conv = %s FOR UPDATE"
 SQL_LAST_SEQ = "SELECT last_seq FROM conversations WHERE conv = %s"
-SQL_HISTORY = (
-    f"SELECT {_MSG_COLS} FROM messages WHERE conv = %s AND seq >= %s AND seq < %s ORDER BY seq DESC LIMIT %s"
-)
+SQL_HISTORY = f"SELECT {_MSG_COLS} FROM messages WHERE conv = %s AND seq >= %s AND seq < %s ORDER BY seq DESC LIMIT %s"
 SQL_MESSAGES_BY_SEQ = f"SELECT {_MSG_COLS} FROM messages WHERE conv = %s AND seq = ANY(%s::bigint[]) ORDER BY seq"
 SQL_MARK_READ = (
     "UPDATE user_conversations SET read_seq = greatest(read_seq, least(%s, "
@@ -523,9 +519,7 @@ SQL_DELETE_MEMBERS = "DELETE FROM group_members WHERE group_id = %s AND user_id 
 SQL_DELETE_MEMBER_ENTRIES = "DELETE FROM user_conversations WHERE user_id = ANY(%s::bigint[]) AND conv = %s"
 SQL_SENIOR_MEMBER = f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = %s ORDER BY join_no LIMIT 1"
 SQL_SET_ROLE = "UPDATE group_members SET role = %s WHERE group_id = %s AND user_id = %s"
-SQL_TAKE_JOIN_NOS = (
-    "UPDATE chat_groups SET join_counter = join_counter + %s WHERE group_id = %s RETURNING join_counter"
-)
+SQL_TAKE_JOIN_NOS = "UPDATE chat_groups SET join_counter = join_counter + %s WHERE group_id = %s RETURNING join_counter"
 SQL_BUMP_GROUP = (
     "UPDATE chat_groups SET version = version + 1, updated_at = greatest(updated_at, %s), "
     "member_count = member_count + %s, owner_id = coalesce(%s::bigint, owner_id), dismissed = dismissed OR %s "
@@ -562,8 +556,20 @@ def _row_user(row: tuple) -> User:
 def _append_params(m: Any) -> tuple:
     st = int(m.session_type)
     check = st != _SINGLE and int(m.msg_type) != _NOTIFICATION
-    return (m.conv, st, m.sender_id, m.to_id, m.client_msg_id, int(m.msg_type), bytes(m.data), m.created_at,
-            int(m.client_type), check, list(m.mentions) if st != _SINGLE else [], bool(m.at_all) and st != _SINGLE)
+    return (
+        m.conv,
+        st,
+        m.sender_id,
+        m.to_id,
+        m.client_msg_id,
+        int(m.msg_type),
+        bytes(m.data),
+        m.created_at,
+        int(m.client_type),
+        check,
+        list(m.mentions) if st != _SINGLE else [],
+        bool(m.at_all) and st != _SINGLE,
+    )
 
 
 def _append_result(m: Any, row: tuple) -> AppendResult | Exception:
@@ -571,8 +577,18 @@ def _append_result(m: Any, row: tuple) -> AppendResult | Exception:
     status = row[0]
     if status == 0:
         return AppendResult(
-            Message(m.conv, row[1], int(m.session_type), m.sender_id, m.to_id, m.client_msg_id, int(m.msg_type),
-                    bytes(m.data), m.created_at, int(m.client_type)),
+            Message(
+                m.conv,
+                row[1],
+                int(m.session_type),
+                m.sender_id,
+                m.to_id,
+                m.client_msg_id,
+                int(m.msg_type),
+                bytes(m.data),
+                m.created_at,
+                int(m.client_type),
+            ),
             True,
         )
     if status == 1:
@@ -615,12 +631,25 @@ def _append_singles(cur: psycopg.Cursor, msgs: list) -> list[AppendResult]:
     for k, r in enumerate(rows):
         m = msgs[k]
         if r[2] is not None:  # stored before this run
-            results.append(AppendResult(
-                Message(r[2], r[3], r[4], r[5], r[6], m.client_msg_id, r[7], bytes(r[8]), r[9], r[10]), False))
+            results.append(
+                AppendResult(
+                    Message(r[2], r[3], r[4], r[5], r[6], m.client_msg_id, r[7], bytes(r[8]), r[9], r[10]), False
+                )
+            )
             continue
         first = msgs[r[0] - 1]  # this message, or its first copy in the run
-        stored = Message(first.conv, r[1], _SINGLE, first.sender_id, first.to_id, first.client_msg_id,
-                         int(first.msg_type), bytes(first.data), first.created_at, int(first.client_type))
+        stored = Message(
+            first.conv,
+            r[1],
+            _SINGLE,
+            first.sender_id,
+            first.to_id,
+            first.client_msg_id,
+            int(first.msg_type),
+            bytes(first.data),
+            first.created_at,
+            int(first.client_type),
+        )
         results.append(AppendResult(stored, first is m))
     return results
 
@@ -636,8 +665,7 @@ def _refusal(result: Any) -> Any:
     return result
 
 
-def _create_user_txn(cur: psycopg.Cursor, name: str, nick_name: str, password_hash: str,
-                     created_at: int) -> User:
+def _create_user_txn(cur: psycopg.Cursor, name: str, nick_name: str, password_hash: str, created_at: int) -> User:
     try:
         row = cur.execute(SQL_CREATE_USER, (name, name.casefold(), nick_name, password_hash, created_at)).fetchone()
     except psycopg.errors.UniqueViolation as e:
@@ -645,15 +673,17 @@ def _create_user_txn(cur: psycopg.Cursor, name: str, nick_name: str, password_ha
     return _row_user(row)
 
 
-def _update_user_txn(cur: psycopg.Cursor, user_id: int, nick_name: str | None,
-                     password_hash: str | None, disabled: bool | None) -> User | None:
+def _update_user_txn(
+    cur: psycopg.Cursor, user_id: int, nick_name: str | None, password_hash: str | None, disabled: bool | None
+) -> User | None:
     flag = None if disabled is None else bool(disabled)
     row = cur.execute(SQL_UPDATE_USER, (nick_name, password_hash, flag, user_id)).fetchone()
     return None if row is None else _row_user(row)
 
 
-def _add_token_txn(cur: psycopg.Cursor, token_hash: str, user_id: int, created_at: int,
-                   expires_at: int, label: str) -> None:
+def _add_token_txn(
+    cur: psycopg.Cursor, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str
+) -> None:
     cur.execute(SQL_ADD_TOKEN, (token_hash, user_id, created_at, expires_at, label))
 
 
@@ -715,8 +745,7 @@ def _row_entry(r: tuple) -> ConversationEntry:
     return ConversationEntry(r[0], r[1], r[2], r[3], r[4], r[5], last, r[16])
 
 
-def _conversations_of(cur: psycopg.Cursor, user_id: int, updated_since: int, limit: int
-                      ) -> list[ConversationEntry]:
+def _conversations_of(cur: psycopg.Cursor, user_id: int, updated_since: int, limit: int) -> list[ConversationEntry]:
     return [_row_entry(r) for r in cur.execute(SQL_CONVERSATIONS_OF, (user_id, updated_since, limit))]
 
 
@@ -772,8 +801,9 @@ def _check_group_counts(cur: psycopg.Cursor, user_ids: list[int], max_groups_per
         raise TooManyGroups(over)
 
 
-def _insert_members(cur: psycopg.Cursor, group_id: int, members: list[tuple[int, int]], now: int,
-                    first_join_no: int) -> tuple[GroupMember, ...]:
+def _insert_members(
+    cur: psycopg.Cursor, group_id: int, members: list[tuple[int, int]], now: int, first_join_no: int
+) -> tuple[GroupMember, ...]:
     """Member rows and conversation entries; entries start read at the group's last seq (the
     group conversation is locked: no message can slip in between)."""
     conv = f"g:{group_id}"
@@ -787,14 +817,23 @@ def _insert_members(cur: psycopg.Cursor, group_id: int, members: list[tuple[int,
     return added
 
 
-def _bump(cur: psycopg.Cursor, group_id: int, now: int, delta: int = 0, owner_id: int | None = None,
-          dismissed: bool = False) -> Group:
+def _bump(
+    cur: psycopg.Cursor, group_id: int, now: int, delta: int = 0, owner_id: int | None = None, dismissed: bool = False
+) -> Group:
     row = cur.execute(SQL_BUMP_GROUP, (now, delta, owner_id, dismissed, group_id)).fetchone()
     return _row_group(row)
 
 
-def _create_group_txn(cur: psycopg.Cursor, owner_id: int, name: str, group_type: int, member_ids: list[int],
-                      created_at: int, max_members: int, max_groups_per_user: int) -> GroupChange:
+def _create_group_txn(
+    cur: psycopg.Cursor,
+    owner_id: int,
+    name: str,
+    group_type: int,
+    member_ids: list[int],
+    created_at: int,
+    max_members: int,
+    max_groups_per_user: int,
+) -> GroupChange:
     members = [owner_id, *_unique(member_ids, owner_id)]
     if len(members) > max_members:
         raise GroupFull(f"a group has at most {max_members} members")
@@ -809,8 +848,16 @@ def _create_group_txn(cur: psycopg.Cursor, owner_id: int, name: str, group_type:
     return GroupChange(group, added=_insert_members(cur, group.group_id, roles, created_at, 1))
 
 
-def _add_members_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
-                     now: int, max_members: int, max_groups_per_user: int) -> GroupChange:
+def _add_members_txn(
+    cur: psycopg.Cursor,
+    group_id: int,
+    actor_id: int,
+    min_role: int,
+    user_ids: list[int],
+    now: int,
+    max_members: int,
+    max_groups_per_user: int,
+) -> GroupChange:
     group = _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     wanted = _unique(user_ids)
@@ -826,8 +873,9 @@ def _add_members_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_role
     return GroupChange(_bump(cur, group_id, now, len(added)), added=added)
 
 
-def _remove_members_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
-                        now: int, protect_role: int) -> GroupChange:
+def _remove_members_txn(
+    cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int
+) -> GroupChange:
     group = _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     ids = _unique(user_ids)
@@ -847,13 +895,17 @@ def _remove_members_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_r
         senior = GroupMember(*cur.execute(SQL_SENIOR_MEMBER, (group_id,)).fetchone())
         cur.execute(SQL_SET_ROLE, (int(GroupRole.OWNER), group_id, senior.user_id))
         owner = senior.user_id
-        roles = (GroupMember(group_id, senior.user_id, int(GroupRole.OWNER), senior.joined_at, senior.joined_seq,
-                             senior.join_no),)
+        roles = (
+            GroupMember(
+                group_id, senior.user_id, int(GroupRole.OWNER), senior.joined_at, senior.joined_seq, senior.join_no
+            ),
+        )
     return GroupChange(_bump(cur, group_id, now, -len(removed), owner), removed=removed, roles=roles)
 
 
-def _update_group_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, changes: dict,
-                      now: int) -> GroupChange:
+def _update_group_txn(
+    cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, changes: dict, now: int
+) -> GroupChange:
     _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     values = [changes.get(k) for k in GROUP_UPDATABLE]
@@ -861,8 +913,9 @@ def _update_group_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_rol
     return GroupChange(_bump(cur, group_id, now))
 
 
-def _set_roles_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
-                   role: int, now: int) -> GroupChange:
+def _set_roles_txn(
+    cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int
+) -> GroupChange:
     group = _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     members = [GroupMember(*r) for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, _unique(user_ids)))]
@@ -942,8 +995,16 @@ class PostgresStore(ThreadedStore):
     savepoints because an operation failed) and ``retries`` (batches re-run after a deadlock
     or serialization failure)."""
 
-    def __init__(self, reactor: Any, dsn: str = "", group_commit_ms: float = 2, max_batch: int = 512,
-                 reader_threads: int = 4, synchronous: str = "full", connect_timeout: int = 10) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        dsn: str = "",
+        group_commit_ms: float = 2,
+        max_batch: int = 512,
+        reader_threads: int = 4,
+        synchronous: str = "full",
+        connect_timeout: int = 10,
+    ) -> None:
         synchronous = str(synchronous).lower()
         if synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
@@ -985,8 +1046,9 @@ class PostgresStore(ThreadedStore):
 
     def _connect(self, role: str) -> psycopg.Connection:
         """An autocommit connection (transactions are explicit BEGIN/COMMIT)."""
-        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout,
-                               application_name=f"coffeechat-{role}")
+        conn = psycopg.connect(
+            self.dsn, autocommit=True, connect_timeout=self.connect_timeout, application_name=f"coffeechat-{role}"
+        )
         try:
             if role == "writer":
                 # "normal": COMMIT returns before the WAL is flushed (a crash of the database
@@ -1213,8 +1275,9 @@ class PostgresStore(ThreadedStore):
 
     # ---- entry points ------------------------------------------------------------------------
 
-    def run_write(self, description: str, fn: Callable[..., Any], *args: Any, convs: Iterable[str] = (),
-                  users: Iterable[int] = ()) -> defer.Deferred:
+    def run_write(
+        self, description: str, fn: Callable[..., Any], *args: Any, convs: Iterable[str] = (), users: Iterable[int] = ()
+    ) -> defer.Deferred:
         """Queue ``fn(cursor, *args)`` for the writer; it runs inside the next batch's
         transaction and the Deferred fires after the COMMIT.  ``convs`` (conversation keys)
         and ``users`` (user ids, for group-count limits) are locked up front with the rest of
@@ -1271,12 +1334,12 @@ class PostgresStore(ThreadedStore):
     def list_users(self, after_id: int, limit: int) -> defer.Deferred:
         return self.run_read("list_users", _list_users, after_id, limit)
 
-    def update_user(self, user_id: int, nick_name: str | None = None, password_hash: str | None = None,
-                    disabled: bool | None = None) -> defer.Deferred:
+    def update_user(
+        self, user_id: int, nick_name: str | None = None, password_hash: str | None = None, disabled: bool | None = None
+    ) -> defer.Deferred:
         return self.run_write("update_user", _update_user_txn, user_id, nick_name, password_hash, disabled)
 
-    def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int,
-                  label: str) -> defer.Deferred:
+    def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str) -> defer.Deferred:
         return self.run_write("add_token", _add_token_txn, token_hash, user_id, created_at, expires_at, label)
 
     def users_by_tokens(self, token_hashes: list[str], now: int) -> defer.Deferred:
@@ -1337,12 +1400,30 @@ class PostgresStore(ThreadedStore):
 
     # ---- IGroupStore -------------------------------------------------------------------------
 
-    def create_group(self, owner_id: int, name: str, group_type: int, member_ids: list[int], created_at: int,
-                     max_members: int, max_groups_per_user: int) -> defer.Deferred:
+    def create_group(
+        self,
+        owner_id: int,
+        name: str,
+        group_type: int,
+        member_ids: list[int],
+        created_at: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ) -> defer.Deferred:
         members = [int(i) for i in member_ids]
         users = [owner_id, *members] if max_groups_per_user > 0 else ()
-        return self.run_write("create_group", _create_group_txn, owner_id, name, int(group_type), members,
-                              created_at, max_members, max_groups_per_user, users=users)
+        return self.run_write(
+            "create_group",
+            _create_group_txn,
+            owner_id,
+            name,
+            int(group_type),
+            members,
+            created_at,
+            max_members,
+            max_groups_per_user,
+            users=users,
+        )
 
     def group_by_id(self, group_id: int) -> defer.Deferred:
         return self.run_read("group_by_id", _group_by_id, group_id)
@@ -1356,34 +1437,74 @@ class PostgresStore(ThreadedStore):
     def group_member(self, group_id: int, user_id: int) -> defer.Deferred:
         return self.run_read("group_member", _group_member, group_id, user_id)
 
-    def add_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                    max_members: int, max_groups_per_user: int) -> defer.Deferred:
+    def add_members(
+        self,
+        group_id: int,
+        actor_id: int,
+        min_role: int,
+        user_ids: list[int],
+        now: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ) -> defer.Deferred:
         ids = [int(i) for i in user_ids]
-        return self.run_write("add_members", _add_members_txn, group_id, actor_id, int(min_role), ids, now,
-                              max_members, max_groups_per_user, convs=(f"g:{group_id}",),
-                              users=ids if max_groups_per_user > 0 else ())
+        return self.run_write(
+            "add_members",
+            _add_members_txn,
+            group_id,
+            actor_id,
+            int(min_role),
+            ids,
+            now,
+            max_members,
+            max_groups_per_user,
+            convs=(f"g:{group_id}",),
+            users=ids if max_groups_per_user > 0 else (),
+        )
 
-    def remove_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                       protect_role: int = 0) -> defer.Deferred:
-        return self.run_write("remove_members", _remove_members_txn, group_id, actor_id, int(min_role),
-                              [int(i) for i in user_ids], now, int(protect_role), convs=(f"g:{group_id}",))
+    def remove_members(
+        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int = 0
+    ) -> defer.Deferred:
+        return self.run_write(
+            "remove_members",
+            _remove_members_txn,
+            group_id,
+            actor_id,
+            int(min_role),
+            [int(i) for i in user_ids],
+            now,
+            int(protect_role),
+            convs=(f"g:{group_id}",),
+        )
 
     def update_group(self, group_id: int, actor_id: int, min_role: int, changes: dict, now: int) -> defer.Deferred:
         unknown = set(changes) - set(GROUP_UPDATABLE)
         if unknown:
             return defer.fail(ValueError(f"not updatable: {sorted(unknown)}"))
         values = {k: (int(v) if k in _INT_FIELDS and v is not None else v) for k, v in changes.items()}
-        return self.run_write("update_group", _update_group_txn, group_id, actor_id, int(min_role), values, now,
-                              convs=(f"g:{group_id}",))
+        return self.run_write(
+            "update_group", _update_group_txn, group_id, actor_id, int(min_role), values, now, convs=(f"g:{group_id}",)
+        )
 
-    def set_member_roles(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int,
-                         now: int) -> defer.Deferred:
-        return self.run_write("set_member_roles", _set_roles_txn, group_id, actor_id, int(min_role),
-                              [int(i) for i in user_ids], int(role), now, convs=(f"g:{group_id}",))
+    def set_member_roles(
+        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int
+    ) -> defer.Deferred:
+        return self.run_write(
+            "set_member_roles",
+            _set_roles_txn,
+            group_id,
+            actor_id,
+            int(min_role),
+            [int(i) for i in user_ids],
+            int(role),
+            now,
+            convs=(f"g:{group_id}",),
+        )
 
     def dismiss_group(self, group_id: int, actor_id: int, min_role: int, now: int) -> defer.Deferred:
-        return self.run_write("dismiss_group", _dismiss_group_txn, group_id, actor_id, int(min_role), now,
-                              convs=(f"g:{group_id}",))
+        return self.run_write(
+            "dismiss_group", _dismiss_group_txn, group_id, actor_id, int(min_role), now, convs=(f"g:{group_id}",)
+        )
 
     def group_read_count(self, group_id: int, seq: int, exclude_user_id: int) -> defer.Deferred:
         return self.run_read("group_read_count", _group_read_count, group_id, seq, exclude_user_id)

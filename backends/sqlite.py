@@ -134,8 +134,16 @@ def _migration_1_initial(db: sqlite_utils.Database) -> None:
             "client_type": int,
         },
         pk=("conv", "seq"),
-        not_null=["session_type", "sender_id", "to_id", "client_msg_id", "msg_type", "data",
-                  "created_at", "client_type"],
+        not_null=[
+            "session_type",
+            "sender_id",
+            "to_id",
+            "client_msg_id",
+            "msg_type",
+            "data",
+            "created_at",
+            "client_type",
+        ],
     )
     db.execute(messages_sql.rstrip().rstrip(";") + " WITHOUT ROWID")
     # Partial: an empty client_msg_id means "the client gave none", not one shared id.
@@ -224,9 +232,7 @@ def _migrate(conn: sqlite3.Connection) -> int:
     else:
         version = row[0]
     if version > len(MIGRATIONS):
-        raise RuntimeError(
-            f"database schema version {version} is newer than this code knows ({len(MIGRATIONS)})"
-        )
+        raise RuntimeError(f"database schema version {version} is newer than this code knows ({len(MIGRATIONS)})")
     db = sqlite_utils.Database(conn)
     for number in range(version + 1, len(MIGRATIONS) + 1):
         conn.execute("BEGIN IMMEDIATE")
@@ -248,27 +254,17 @@ def _migrate(conn: sqlite3.Connection) -> int:
 _MSG_COLS = "conv, seq, session_type, sender_id, to_id, client_msg_id, msg_type, data, created_at, client_type"
 _USER_COLS = "user_id, name, nick_name, password_hash, disabled, created_at, avatar_url, phone"
 
-SQL_FIND_RESEND = (
-    f"SELECT {_MSG_COLS} FROM messages "
-    "WHERE sender_id = ? AND client_msg_id = ? AND client_msg_id <> ''"
-)
+SQL_FIND_RESEND = f"SELECT {_MSG_COLS} FROM messages WHERE sender_id = ? AND client_msg_id = ? AND client_msg_id <> ''"
 SQL_LAST_SEQ = "SELECT last_seq FROM conversations WHERE conv = ?"
 # DO NOTHING on the (sender_id, client_msg_id) index is the resend check: a plain SELECT first
 # would cost a statement on every append for the rare resend.
-SQL_INSERT_MESSAGE = (
-    f"INSERT INTO messages ({_MSG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT DO NOTHING"
-)
+SQL_INSERT_MESSAGE = f"INSERT INTO messages ({_MSG_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 # The writer is the only writer and knows last_seq (its cache, else SQL_LAST_SEQ), so it
 # writes the new value back: cheaper than UPDATE ... RETURNING (which costs as much again in
 # CPython's sqlite3) and one statement fewer per append.  conversations.last_seq belongs to
 # append: nothing else may change it.
-SQL_SET_LAST_SEQ = (
-    "UPDATE conversations SET last_seq = ?, updated_at = max(updated_at, ?) WHERE conv = ?"
-)
-SQL_NEW_CONVERSATION = (
-    "INSERT INTO conversations (conv, session_type, last_seq, updated_at) VALUES (?, ?, ?, ?)"
-)
+SQL_SET_LAST_SEQ = "UPDATE conversations SET last_seq = ?, updated_at = max(updated_at, ?) WHERE conv = ?"
+SQL_NEW_CONVERSATION = "INSERT INTO conversations (conv, session_type, last_seq, updated_at) VALUES (?, ?, ?, ?)"
 # The recipient's VALUES row has read_seq 0, so on conflict the WHERE leaves its row alone
 # (not even rewritten: one dirty page less per append).
 SQL_UPSERT_PAIR = (
@@ -286,13 +282,9 @@ SQL_GROUP_SENDER = (
 SQL_GROUP_SENDER_READ = "UPDATE user_conversations SET read_seq = ? WHERE user_id = ? AND conv = ? AND read_seq < ?"
 SQL_MENTION = "UPDATE user_conversations SET mention_seq = ? WHERE user_id = ? AND conv = ?"
 SQL_AT_ALL = "UPDATE chat_groups SET at_all_seq = ? WHERE group_id = ?"
-SQL_HISTORY = (
-    f"SELECT {_MSG_COLS} FROM messages WHERE conv = ? AND seq >= ? AND seq < ? "
-    "ORDER BY seq DESC LIMIT ?"
-)
+SQL_HISTORY = f"SELECT {_MSG_COLS} FROM messages WHERE conv = ? AND seq >= ? AND seq < ? ORDER BY seq DESC LIMIT ?"
 SQL_MESSAGES_BY_SEQ = (
-    f"SELECT {_MSG_COLS} FROM messages "
-    "WHERE conv = ? AND seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
+    f"SELECT {_MSG_COLS} FROM messages WHERE conv = ? AND seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
 )
 SQL_MARK_READ = (
     "UPDATE user_conversations SET read_seq = max(read_seq, min(?, "
@@ -327,10 +319,7 @@ SQL_CREATE_USER = (
 )
 SQL_USER_BY_NAME = f"SELECT {_USER_COLS} FROM users WHERE name_key = ?"
 SQL_USER_BY_ID = f"SELECT {_USER_COLS} FROM users WHERE user_id = ?"
-SQL_USERS_BY_IDS = (
-    f"SELECT {_USER_COLS} FROM users WHERE user_id IN (SELECT value FROM json_each(?)) "
-    "ORDER BY user_id"
-)
+SQL_USERS_BY_IDS = f"SELECT {_USER_COLS} FROM users WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY user_id"
 SQL_LIST_USERS = f"SELECT {_USER_COLS} FROM users WHERE user_id > ? ORDER BY user_id LIMIT ?"
 SQL_UPDATE_USER = (
     "UPDATE users SET nick_name = coalesce(?, nick_name), "
@@ -338,8 +327,7 @@ SQL_UPDATE_USER = (
     f"WHERE user_id = ? RETURNING {_USER_COLS}"
 )
 SQL_ADD_TOKEN = (
-    "INSERT INTO tokens (token_hash, user_id, created_at, expires_at, revoked, label) "
-    "VALUES (?, ?, ?, ?, 0, ?)"
+    "INSERT INTO tokens (token_hash, user_id, created_at, expires_at, revoked, label) VALUES (?, ?, ?, ?, 0, ?)"
 )
 # A token is valid while now < expires_at.
 SQL_USERS_BY_TOKENS = (
@@ -510,26 +498,25 @@ def _refusal(result: Any) -> Any:
     return result
 
 
-def _create_user_txn(cur: sqlite3.Cursor, name: str, nick_name: str, password_hash: str,
-                     created_at: int) -> User:
+def _create_user_txn(cur: sqlite3.Cursor, name: str, nick_name: str, password_hash: str, created_at: int) -> User:
     try:
-        row = cur.execute(
-            SQL_CREATE_USER, (name, name.casefold(), nick_name, password_hash, created_at)
-        ).fetchone()
+        row = cur.execute(SQL_CREATE_USER, (name, name.casefold(), nick_name, password_hash, created_at)).fetchone()
     except sqlite3.IntegrityError as e:
         raise UserExists(name) from e
     return _row_user(row)
 
 
-def _update_user_txn(cur: sqlite3.Cursor, user_id: int, nick_name: str | None,
-                     password_hash: str | None, disabled: bool | None) -> User | None:
+def _update_user_txn(
+    cur: sqlite3.Cursor, user_id: int, nick_name: str | None, password_hash: str | None, disabled: bool | None
+) -> User | None:
     flag = None if disabled is None else int(bool(disabled))
     row = cur.execute(SQL_UPDATE_USER, (nick_name, password_hash, flag, user_id)).fetchone()
     return None if row is None else _row_user(row)
 
 
-def _add_token_txn(cur: sqlite3.Cursor, token_hash: str, user_id: int, created_at: int,
-                   expires_at: int, label: str) -> None:
+def _add_token_txn(
+    cur: sqlite3.Cursor, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str
+) -> None:
     cur.execute(SQL_ADD_TOKEN, (token_hash, user_id, created_at, expires_at, label))
 
 
@@ -624,8 +611,9 @@ def _check_group_counts(cur: sqlite3.Cursor, user_ids: list[int], max_groups_per
         raise TooManyGroups(over)
 
 
-def _insert_members(cur: sqlite3.Cursor, group_id: int, members: list[tuple[int, int]], now: int,
-                    first_join_no: int) -> tuple[GroupMember, ...]:
+def _insert_members(
+    cur: sqlite3.Cursor, group_id: int, members: list[tuple[int, int]], now: int, first_join_no: int
+) -> tuple[GroupMember, ...]:
     """Member rows and conversation entries; entries start read at the group's last seq."""
     conv = f"g:{group_id}"
     row = cur.execute(SQL_LAST_SEQ, (conv,)).fetchone()
@@ -638,14 +626,23 @@ def _insert_members(cur: sqlite3.Cursor, group_id: int, members: list[tuple[int,
     return added
 
 
-def _bump(cur: sqlite3.Cursor, group_id: int, now: int, delta: int = 0, owner_id: int | None = None,
-          dismissed: bool = False) -> Group:
+def _bump(
+    cur: sqlite3.Cursor, group_id: int, now: int, delta: int = 0, owner_id: int | None = None, dismissed: bool = False
+) -> Group:
     row = cur.execute(SQL_BUMP_GROUP, (now, delta, owner_id, int(dismissed), group_id)).fetchone()
     return _row_group(row)
 
 
-def _create_group_txn(cur: sqlite3.Cursor, owner_id: int, name: str, group_type: int, member_ids: list[int],
-                      created_at: int, max_members: int, max_groups_per_user: int) -> GroupChange:
+def _create_group_txn(
+    cur: sqlite3.Cursor,
+    owner_id: int,
+    name: str,
+    group_type: int,
+    member_ids: list[int],
+    created_at: int,
+    max_members: int,
+    max_groups_per_user: int,
+) -> GroupChange:
     members = [owner_id, *_unique(member_ids, owner_id)]
     if len(members) > max_members:
         raise GroupFull(f"a group has at most {max_members} members")
@@ -659,8 +656,16 @@ def _create_group_txn(cur: sqlite3.Cursor, owner_id: int, name: str, group_type:
     return GroupChange(group, added=_insert_members(cur, group.group_id, roles, created_at, 1))
 
 
-def _add_members_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
-                     now: int, max_members: int, max_groups_per_user: int) -> GroupChange:
+def _add_members_txn(
+    cur: sqlite3.Cursor,
+    group_id: int,
+    actor_id: int,
+    min_role: int,
+    user_ids: list[int],
+    now: int,
+    max_members: int,
+    max_groups_per_user: int,
+) -> GroupChange:
     group = _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     wanted = _unique(user_ids)
@@ -676,8 +681,9 @@ def _add_members_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role
     return GroupChange(_bump(cur, group_id, now, len(added)), added=added)
 
 
-def _remove_members_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
-                        now: int, protect_role: int) -> GroupChange:
+def _remove_members_txn(
+    cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int
+) -> GroupChange:
     group = _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     ids = json.dumps(_unique(user_ids))
@@ -696,13 +702,17 @@ def _remove_members_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_r
         senior = GroupMember(*cur.execute(SQL_SENIOR_MEMBER, (group_id,)).fetchone())
         cur.execute(SQL_SET_ROLE, (int(GroupRole.OWNER), group_id, senior.user_id))
         owner = senior.user_id
-        roles = (GroupMember(group_id, senior.user_id, int(GroupRole.OWNER), senior.joined_at, senior.joined_seq,
-                             senior.join_no),)
+        roles = (
+            GroupMember(
+                group_id, senior.user_id, int(GroupRole.OWNER), senior.joined_at, senior.joined_seq, senior.join_no
+            ),
+        )
     return GroupChange(_bump(cur, group_id, now, -len(removed), owner), removed=removed, roles=roles)
 
 
-def _update_group_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, changes: dict,
-                      now: int) -> GroupChange:
+def _update_group_txn(
+    cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, changes: dict, now: int
+) -> GroupChange:
     _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     values = [changes.get(k) for k in GROUP_UPDATABLE]
@@ -710,8 +720,9 @@ def _update_group_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_rol
     return GroupChange(_bump(cur, group_id, now))
 
 
-def _set_roles_txn(cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int],
-                   role: int, now: int) -> GroupChange:
+def _set_roles_txn(
+    cur: sqlite3.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int
+) -> GroupChange:
     group = _live_group(cur, group_id)
     _check_actor(cur, group_id, actor_id, min_role)
     members = [GroupMember(*r) for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, json.dumps(_unique(user_ids))))]
@@ -759,8 +770,7 @@ def _group_read_count(cur: sqlite3.Cursor, group_id: int, seq: int, exclude: int
     return read, members
 
 
-def _conversations_of(cur: sqlite3.Cursor, user_id: int, updated_since: int, limit: int
-                      ) -> list[ConversationEntry]:
+def _conversations_of(cur: sqlite3.Cursor, user_id: int, updated_since: int, limit: int) -> list[ConversationEntry]:
     return [_row_entry(r) for r in cur.execute(SQL_CONVERSATIONS_OF, (user_id, updated_since, limit))]
 
 
@@ -774,7 +784,6 @@ def _conversation_entry(cur: sqlite3.Cursor, user_id: int, conv: str) -> Convers
 # --------------------------------------------------------------------------------------------
 
 
-
 @implementer(IStore)
 class SQLiteStore(ThreadedStore):
     """IStore on one SQLite file.
@@ -783,8 +792,15 @@ class SQLiteStore(ThreadedStore):
     batch), ``ops_committed`` (the operations they carried), ``replays`` (batches re-run with
     savepoints because an operation failed) and ``checkpoints``."""
 
-    def __init__(self, reactor: Any, path: str, group_commit_ms: float = 2, max_batch: int = 512,
-                 reader_threads: int = 4, synchronous: str = "full") -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        path: str,
+        group_commit_ms: float = 2,
+        max_batch: int = 512,
+        reader_threads: int = 4,
+        synchronous: str = "full",
+    ) -> None:
         if str(path) in ("", ":memory:") or str(path).startswith("file::memory:"):
             raise ValueError("SQLiteStore needs a database file (WAL is shared between threads)")
         synchronous = str(synchronous).lower()
@@ -830,8 +846,7 @@ class SQLiteStore(ThreadedStore):
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def _connect(self, reader: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               cached_statements=256)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=256)
         conn.execute("PRAGMA busy_timeout = 10000")
         if reader:
             conn.execute("PRAGMA query_only = ON")
@@ -1048,10 +1063,8 @@ class SQLiteStore(ThreadedStore):
 
     # ---- IUserStore --------------------------------------------------------------------------
 
-    def create_user(self, name: str, nick_name: str, password_hash: str, created_at: int
-                    ) -> defer.Deferred:
-        return self.run_write("create_user", _create_user_txn, name, nick_name, password_hash,
-                              created_at)
+    def create_user(self, name: str, nick_name: str, password_hash: str, created_at: int) -> defer.Deferred:
+        return self.run_write("create_user", _create_user_txn, name, nick_name, password_hash, created_at)
 
     def user_by_name(self, name: str) -> defer.Deferred:
         return self.run_read("user_by_name", _one_user, SQL_USER_BY_NAME, name.casefold())
@@ -1068,15 +1081,13 @@ class SQLiteStore(ThreadedStore):
     def list_users(self, after_id: int, limit: int) -> defer.Deferred:
         return self.run_read("list_users", _list_users, after_id, limit)
 
-    def update_user(self, user_id: int, nick_name: str | None = None,
-                    password_hash: str | None = None, disabled: bool | None = None) -> defer.Deferred:
-        return self.run_write("update_user", _update_user_txn, user_id, nick_name, password_hash,
-                              disabled)
+    def update_user(
+        self, user_id: int, nick_name: str | None = None, password_hash: str | None = None, disabled: bool | None = None
+    ) -> defer.Deferred:
+        return self.run_write("update_user", _update_user_txn, user_id, nick_name, password_hash, disabled)
 
-    def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int,
-                  label: str) -> defer.Deferred:
-        return self.run_write("add_token", _add_token_txn, token_hash, user_id, created_at,
-                              expires_at, label)
+    def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str) -> defer.Deferred:
+        return self.run_write("add_token", _add_token_txn, token_hash, user_id, created_at, expires_at, label)
 
     def users_by_tokens(self, token_hashes: list[str], now: int) -> defer.Deferred:
         return self.run_read("users_by_tokens", _users_by_tokens, json.dumps(list(token_hashes)), now)
@@ -1132,13 +1143,29 @@ class SQLiteStore(ThreadedStore):
     def conversation_entry(self, user_id: int, conv: str) -> defer.Deferred:
         return self.run_read("conversation_entry", _conversation_entry, user_id, conv)
 
-
     # ---- IGroupStore -------------------------------------------------------------------------
 
-    def create_group(self, owner_id: int, name: str, group_type: int, member_ids: list[int], created_at: int,
-                     max_members: int, max_groups_per_user: int) -> defer.Deferred:
-        return self.run_write("create_group", _create_group_txn, owner_id, name, int(group_type),
-                              [int(i) for i in member_ids], created_at, max_members, max_groups_per_user)
+    def create_group(
+        self,
+        owner_id: int,
+        name: str,
+        group_type: int,
+        member_ids: list[int],
+        created_at: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ) -> defer.Deferred:
+        return self.run_write(
+            "create_group",
+            _create_group_txn,
+            owner_id,
+            name,
+            int(group_type),
+            [int(i) for i in member_ids],
+            created_at,
+            max_members,
+            max_groups_per_user,
+        )
 
     def group_by_id(self, group_id: int) -> defer.Deferred:
         return self.run_read("group_by_id", _group_by_id, group_id)
@@ -1152,27 +1179,61 @@ class SQLiteStore(ThreadedStore):
     def group_member(self, group_id: int, user_id: int) -> defer.Deferred:
         return self.run_read("group_member", _group_member, group_id, user_id)
 
-    def add_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                    max_members: int, max_groups_per_user: int) -> defer.Deferred:
-        return self.run_write("add_members", _add_members_txn, group_id, actor_id, int(min_role),
-                              [int(i) for i in user_ids], now, max_members, max_groups_per_user)
+    def add_members(
+        self,
+        group_id: int,
+        actor_id: int,
+        min_role: int,
+        user_ids: list[int],
+        now: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ) -> defer.Deferred:
+        return self.run_write(
+            "add_members",
+            _add_members_txn,
+            group_id,
+            actor_id,
+            int(min_role),
+            [int(i) for i in user_ids],
+            now,
+            max_members,
+            max_groups_per_user,
+        )
 
-    def remove_members(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                       protect_role: int = 0) -> defer.Deferred:
-        return self.run_write("remove_members", _remove_members_txn, group_id, actor_id, int(min_role),
-                              [int(i) for i in user_ids], now, int(protect_role))
+    def remove_members(
+        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int = 0
+    ) -> defer.Deferred:
+        return self.run_write(
+            "remove_members",
+            _remove_members_txn,
+            group_id,
+            actor_id,
+            int(min_role),
+            [int(i) for i in user_ids],
+            now,
+            int(protect_role),
+        )
 
     def update_group(self, group_id: int, actor_id: int, min_role: int, changes: dict, now: int) -> defer.Deferred:
         unknown = set(changes) - set(GROUP_UPDATABLE)
         if unknown:
             return defer.fail(ValueError(f"not updatable: {sorted(unknown)}"))
-        return self.run_write("update_group", _update_group_txn, group_id, actor_id, int(min_role), dict(changes),
-                              now)
+        return self.run_write("update_group", _update_group_txn, group_id, actor_id, int(min_role), dict(changes), now)
 
-    def set_member_roles(self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int,
-                         now: int) -> defer.Deferred:
-        return self.run_write("set_member_roles", _set_roles_txn, group_id, actor_id, int(min_role),
-                              [int(i) for i in user_ids], int(role), now)
+    def set_member_roles(
+        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int
+    ) -> defer.Deferred:
+        return self.run_write(
+            "set_member_roles",
+            _set_roles_txn,
+            group_id,
+            actor_id,
+            int(min_role),
+            [int(i) for i in user_ids],
+            int(role),
+            now,
+        )
 
     def dismiss_group(self, group_id: int, actor_id: int, min_role: int, now: int) -> defer.Deferred:
         return self.run_write("dismiss_group", _dismiss_group_txn, group_id, actor_id, int(min_role), now)

@@ -4,13 +4,16 @@
     coffeechat-bench p2p --pairs 500 --rate 2000              # open loop: latency at 2,000 msgs/s
     coffeechat-bench p2p --pairs 500 --transport ws           # the same over WebSocket (cim.v1)
     coffeechat-bench connections --connections 19000 --generators 2 --hold 60
+    coffeechat-bench connections -n 100000 --servers 6 --source-ips 8 --hold 60   # a cluster of 6 nodes
     coffeechat-bench offline --pairs 50 --messages 20000
     coffeechat-bench group --groups 5 --members 200           # fan-out: deliveries/s (20 senders per group)
 
 By default it starts its own server (``twistd -n coffeechat`` with a temporary data dir and a
 generated config, pinned to the first CPU, generators on the others); ``--target``, ``--http``
-and ``--admin-token`` aim it at a running one instead.  Every run is bounded (``--duration``,
-``--max-messages``, timeouts) and the server it started is stopped however the run ends.
+and ``--admin-token`` aim it at a running one instead.  ``connections --servers N`` starts N nodes
+as one cluster on a shared PostgreSQL and Redis (``--dsn``/``--redis``, or throwaway ones it starts:
+see :mod:`.cluster`).  Every run is bounded (``--duration``, ``--max-messages``, timeouts) and
+whatever it started is stopped however the run ends (Ctrl-C and SIGTERM included).
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from .cluster import Cluster, mask_dsn, mask_url
 from .pool import GeneratorError
 from .report import machine, print_table, write_json
-from .scenarios import SCENARIOS, group_overrides
+from .scenarios import SCENARIOS, group_overrides, run_connections
 from .server import ManagedServer, ServerError, Target, available_cpus
 
 
@@ -74,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
 
     p = sub.add_parser("connections", parents=[common], help="idle authenticated connections: RSS, login rate, CPU")
-    p.add_argument("--connections", "-n", type=int, default=1000, help="connections (capped at 19,000 per server)")
+    p.add_argument(
+        "--connections", "-n", type=int, default=1000, help="connections (capped at 19,000 per server process)"
+    )
     p.add_argument("--heartbeat", type=float, default=30.0, help="seconds between heartbeats per connection")
     p.add_argument("--hold", type=float, help="seconds to hold them idle (default: --duration)")
     p.add_argument("--password-logins", type=int, default=0, help="also time this many password logins (scrypt)")
@@ -84,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="connect from this many loopback addresses 127.0.0.2... (one address's ports run short past ~14k)",
     )
+    g = p.add_argument_group("cluster (several server processes)")
+    g.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="server processes (default 1: one node on SQLite). N > 1 starts N nodes as one cluster sharing "
+        "PostgreSQL and Redis; connections go round-robin to them",
+    )
+    g.add_argument("--dsn", help="PostgreSQL of the cluster (libpq DSN or URI); default: start a throwaway one")
+    g.add_argument("--redis", metavar="URL", help="Redis of the cluster (redis://host:port/db); default: start one")
 
     p = sub.add_parser("p2p", parents=[common], help="1:1 messages: saturation (closed loop) or latency (--rate)")
     p.add_argument("--pairs", type=int, default=500, help="sender/receiver pairs (default 500)")
@@ -148,7 +165,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("group: --groups, --senders and --window must be at least 1, --members at least 2")
     if args.ws and not args.target:
         parser.error("--ws goes with --target (a server the benchmark starts has its WebSocket listener)")
+    if getattr(args, "servers", 1) < 1:
+        parser.error("--servers must be at least 1")
+    if is_cluster(args) and args.target:
+        parser.error("--servers, --dsn and --redis start nodes of their own: not with --target")
     return args
+
+
+def is_cluster(args: argparse.Namespace) -> bool:
+    """Several server processes, or one on PostgreSQL and Redis (``--dsn``/``--redis``)."""
+    return getattr(args, "servers", 1) > 1 or bool(getattr(args, "dsn", None) or getattr(args, "redis", None))
 
 
 def _external_target(args: argparse.Namespace) -> Target:
@@ -173,11 +199,25 @@ def server_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | None]:
-    """Server on the first CPU, generators on the others (when there are at least two)."""
+    """Server on the first CPU, generators on the others (when there are at least two).
+
+    A cluster's nodes take the CPUs in turn (node i on CPU i mod CPUs): they all work at once
+    during a login storm, and on one CPU they would queue behind each other.  The generators
+    then take the CPUs in turn starting with the second (generator i on CPU i+1 mod CPUs), and
+    PostgreSQL and Redis are not pinned.  The first list is only the single server's."""
     cpus = available_cpus()
     if args.no_pin or len(cpus) < 2:
         return None, None
+    if is_cluster(args):
+        return None, cpus[1:] + cpus[:1]
     return cpus[:1], cpus[1:]
+
+
+def _node_cpus(args: argparse.Namespace, i: int) -> list[int] | None:
+    cpus = available_cpus()
+    if args.no_pin or len(cpus) < 2:
+        return None
+    return [cpus[i % len(cpus)]]
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -192,7 +232,17 @@ def _masked(config: dict[str, Any]) -> dict[str, Any]:
     http = dict(config.get("http", {}))
     if http.get("admin_token"):
         http["admin_token"] = "***"
-    return {**config, "http": http}
+    out = {**config, "http": http}
+    if config.get("storage", {}).get("dsn"):
+        out["storage"] = {**config["storage"], "dsn": mask_dsn(config["storage"]["dsn"])}
+    if config.get("presence", {}).get("redis"):
+        out["presence"] = {**config["presence"], "redis": mask_url(config["presence"]["redis"])}
+    return out
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a run as Ctrl-C does: everything it started is stopped."""
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,17 +251,31 @@ def main(argv: list[str] | None = None) -> int:
     server_cpus, generator_cpus = _cpu_plan(args)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     server: ManagedServer | None = None
+    cluster: Cluster | None = None
     results: dict[str, Any] | None = None
     rows: list[tuple[str, str]] = []
     failure: str | None = None
     t0 = time.monotonic()
+    previous_sigterm = signal.signal(signal.SIGTERM, _sigterm)
     try:
         if args.target:
             target = _external_target(args)
+            results, rows = SCENARIOS[args.scenario](args, target, generator_cpus)
+        elif is_cluster(args):
+            cluster = Cluster(
+                args.servers,
+                args.server_config,
+                lambda i: _node_cpus(args, i),
+                server_overrides(args),
+                args.dsn,
+                args.redis,
+            )
+            target = cluster.start()[0]
+            results, rows = run_connections(args, target, generator_cpus, cluster)
         else:
             server = ManagedServer(args.server_config, server_cpus, server_overrides(args))
             target = server.start()
-        results, rows = SCENARIOS[args.scenario](args, target, generator_cpus)
+            results, rows = SCENARIOS[args.scenario](args, target, generator_cpus)
     except KeyboardInterrupt:
         failure = "interrupted"
     except (ServerError, GeneratorError, OSError, ValueError) as e:
@@ -219,10 +283,27 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server_log = ""
         exit_code = None
-        if server is not None:
-            server_log = server.log_text()
-            exit_code = server.stop()
-    if server is not None:
+        try:
+            if server is not None:
+                server_log = server.log_text()
+                exit_code = server.stop()
+            if cluster is not None:
+                server_log = cluster.log_text()
+                exit_code = cluster.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+    if cluster is not None:
+        first = cluster.nodes[0].target if cluster.nodes else None
+        target_info = {
+            "managed": True,
+            "pid": first.pid if first else None,
+            "pinned_cpus": first.cpus if first else None,
+            "config": _masked(first.config) if first else None,
+            "exit_code": exit_code,
+            "log_tracebacks": server_log.count("Traceback"),
+            "cluster": cluster.describe(),
+        }
+    elif server is not None:
         target_info: dict[str, Any] = {
             "managed": True,
             "pid": server.target.pid if server.target else None,
@@ -251,9 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         write_json(document, args.json)
     if results is not None:
         m = document["machine"]
+        where = f"server CPU(s) {server_cpus or 'any'}"
+        if cluster is not None:
+            where = f"{args.servers} server(s), node i on CPU {'i mod ' + str(m['nproc']) if generator_cpus else 'any'}"
         title = (
             f"coffeechat-bench {args.scenario} - {m['nproc']} CPU(s) {m['cpu_model']}, Python {m['python']}; "
-            f"server CPU(s) {server_cpus or 'any'}, generators CPU(s) {generator_cpus or 'any'}"
+            f"{where}, generators CPU(s) {generator_cpus or 'any'}"
         )
         if target_info.get("log_tracebacks"):
             rows.append(("server log", f"{target_info['log_tracebacks']} traceback(s) in the server log"))
@@ -262,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(document, "-")
     if failure is not None:
         print(f"coffeechat-bench: {failure}", file=sys.stderr)
-        if server is not None and server_log and failure != "interrupted":
+        if (server is not None or cluster is not None) and server_log and failure != "interrupted":
             print("server log (tail):\n" + "\n".join(server_log.splitlines()[-20:]), file=sys.stderr)
         return 130 if failure == "interrupted" else 2
     ok = bool(results and results.get("correct")) and not target_info.get("log_tracebacks")

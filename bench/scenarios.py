@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import secrets
 import string
 import time
+import urllib.request
 from collections import Counter
 from typing import Any
 
 from coffeechat.errors import ErrorCode
 
 from . import wire
+from .cluster import Cluster, ProcessGroup
 from .pool import Generators, split
 from .report import fmt, fmt_latency, latency_summary, merge_latencies
 from .server import (
@@ -34,7 +37,7 @@ from .server import (
 from .wire import pb
 
 # One server process cannot hold more than this (20,000 open files per process here, minus its
-# listeners, database and log).  Spreading more over several server processes is a later issue.
+# listeners, database and log); ``connections --servers N`` spreads more over N processes.
 MAX_CONNECTIONS_PER_SERVER = 19_000
 # Each generator process stays well under the per-process open-file limit.
 CONNECTIONS_PER_GENERATOR = 15_000
@@ -150,15 +153,54 @@ def create(target: Target, prefix: str, count: int, password_md5: str | None = N
     return users, time.monotonic() - t
 
 
-def cap_connections(asked: int) -> tuple[int, list[str]]:
-    """At most 19,000 connections on one server process (20,000 open files); say so when capped."""
-    if asked <= MAX_CONNECTIONS_PER_SERVER:
+def cap_connections(asked: int, servers: int = 1) -> tuple[int, list[str]]:
+    """At most 19,000 connections per server process (20,000 open files); say so when capped."""
+    cap = MAX_CONNECTIONS_PER_SERVER * servers
+    if asked <= cap:
         return asked, []
     note = (
         f"asked for {asked:,} connections; capped at {MAX_CONNECTIONS_PER_SERVER:,} per server process "
-        "(open-file limit); several server processes are a later issue"
+        f"(open-file limit) x {servers} server process(es); more need more --servers"
     )
-    return MAX_CONNECTIONS_PER_SERVER, [note]
+    return cap, [note]
+
+
+def ephemeral_ports() -> int:
+    """How many ports the kernel hands out to connect() (net.ipv4.ip_local_port_range)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        return high - low + 1
+    except (OSError, ValueError):
+        return 28_232  # Linux's default range, 32768-60999
+
+
+def check_port_budget(
+    node_shares: list[list[int]], sources: list[list[str] | None], ports: list[int], nodes: int, budget: int
+) -> dict[tuple[str, int], int]:
+    """Connections per (source address, destination port), as the generators will open them
+    (each generator takes its sources in turn per destination port); ValueError when one exceeds
+    90% of the ephemeral port range: such a connect fails with EADDRNOTAVAIL, after slowing down
+    long before.  Spread them with more --servers (ports) or --source-ips (addresses)."""
+    count: Counter[tuple[str, int]] = Counter()
+    for share, addresses in zip(node_shares, sources, strict=True):
+        per_node = Counter(share)
+        for node in range(nodes):
+            c = per_node.get(node, 0)
+            if not addresses:
+                count[("127.0.0.1", ports[node])] += c
+                continue
+            base, extra = divmod(c, len(addresses))
+            for a, address in enumerate(addresses):
+                count[(address, ports[node])] += base + (1 if a < extra else 0)
+    worst = max(count.items(), key=lambda kv: kv[1], default=None)
+    if worst is not None and worst[1] > budget * 0.9:
+        (address, port), c = worst
+        raise ValueError(
+            f"{c:,} connections from {address} to port {port}: over 90% of the {budget:,} ephemeral ports; "
+            "add --source-ips (loopback source addresses) or --servers"
+        )
+    return dict(count)
 
 
 def source_addresses(args: argparse.Namespace, target: Target, index: int, generators: int) -> list[str] | None:
@@ -195,15 +237,31 @@ def transport_name(args: argparse.Namespace) -> str:
 # ---- connections --------------------------------------------------------------------------------
 
 
-def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | None) -> tuple[dict, Rows]:
+def run_connections(
+    args: argparse.Namespace, target: Target, cpus: list[int] | None, cluster: Cluster | None = None
+) -> tuple[dict, Rows]:
     """N token-authenticated connections held idle with heartbeats: RSS per connection, login rate,
-    CPU of the idle hold."""
-    n, notes = cap_connections(args.connections)
+    CPU of the idle hold.  With a ``cluster`` (``--servers``), the connections go round-robin to
+    its nodes (user i to node i mod N) and every figure is given per node and in total, with the
+    RSS and CPU of its PostgreSQL and Redis."""
+    targets = cluster.targets if cluster is not None else [target]
+    n_nodes = len(targets)
+    n, notes = cap_connections(args.connections, n_nodes)
     hold = args.hold if args.hold is not None else args.duration
     prefix = run_id()
     users, create_s = create(target, prefix, n)
+    node_of = [i % n_nodes for i in range(n)]
+    expected = [node_of.count(j) for j in range(n_nodes)]
     k = generator_count(args, n)
-    probe = ServerProbe(target)
+    probes = [ServerProbe(t) for t in targets]
+    services = cluster_services(cluster)
+    where = endpoint(args, target)
+    ports = [endpoint(args, t)["port"] for t in targets]
+    index_shares = split(list(range(n)), k)
+    sources = [source_addresses(args, target, i, k) for i in range(k)]
+    check_port_budget(
+        [[node_of[i] for i in share] for share in index_shares], sources, ports, n_nodes, ephemeral_ports()
+    )
     timeout = args.connect_timeout + args.login_timeout + n / 200 + 60
     lifetime = timeout * 3 + hold + args.heartbeat + 120
     results: dict[str, Any] = {
@@ -212,56 +270,76 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
         "transport": args.transport,
         "notes": notes,
     }
+    live_nodes = cluster.live_nodes() if cluster is not None else None
+
+    def rss_all() -> list[int | None]:
+        return [p.rss() for p in probes]
+
+    def cpu_all() -> list[float | None]:
+        return [p.cpu() for p in probes]
+
     with Generators(k, cpus, lifetime) as gens:
-        shares = split(users, k)
         tcp0 = kernel_socket_kib()
-        rss0 = probe.rss()
-        fds0 = probe.fds()
-        ccpu0 = probe.cpu()
+        rss0 = rss_all()
+        fds0 = [p.fds() for p in probes]
+        svc0 = sample_services(services)
+        ccpu0 = cpu_all()
         connected = gens.call(
             "connect",
             [
                 {
-                    **endpoint(args, target),
-                    "users": share,
+                    **where,
+                    "users": [users[i] for i in share],
                     "concurrency": args.concurrency,
                     "timeout": args.connect_timeout,
-                    "sources": source_addresses(args, target, i, k),
+                    "sources": sources[i],
+                    **({"nodes": [node_of[j] for j in share], "ports": ports} if n_nodes > 1 else {}),
                 }
-                for i, share in enumerate(shares)
+                for i, share in enumerate(index_shares)
             ],
             timeout,
         )
-        ccpu1 = probe.cpu()
-        rss_connected = probe.rss()
+        ccpu1 = cpu_all()
+        rss_connected = rss_all()
         start_at = time.monotonic() + 0.2
-        cpu0 = probe.cpu()
+        cpu0 = cpu_all()
+        svc_login0 = sample_services(services)
         logged = gens.call(
             "login",
             [{"start_at": start_at, "concurrency": args.concurrency, "timeout": args.login_timeout}] * k,
             timeout,
         )
-        cpu1 = probe.cpu()
+        cpu1 = cpu_all()
+        svc_login1 = sample_services(services)
         time.sleep(0.5)  # let the server settle (delivery flusher, wheel) before reading its RSS
-        rss_logged = probe.rss()
+        rss_logged = rss_all()
         tcp_logged = kernel_socket_kib()
-        fds1 = probe.fds()
+        fds1 = [p.fds() for p in probes]
         t_start = time.monotonic() + 0.5
         t_end = t_start + hold
         gens.send("hold", [{"t_start": t_start, "t_end": t_end, "interval": args.heartbeat, "grace": 1.0}] * k)
         sleep_until(t_start)
-        hcpu0 = probe.cpu()
+        hcpu0 = cpu_all()
+        svc_hold0 = sample_services(services)
         window = Window()
         sleep_until(t_end)
-        hcpu1 = probe.cpu()
+        hcpu1 = cpu_all()
+        svc_hold1 = sample_services(services)
         window.stop()
         held = gens.gather(hold + 60)
-        rss_held = probe.rss()
+        rss_held = rss_all()
+        # Who the nodes (GET /health) and Redis (each node's device set) say is online, after the hold.
+        health = [health_devices(t) for t in targets] if cluster is not None else None
+        presence = cluster.presence_devices() if cluster is not None else None
         gens.call("close", [{}] * k, 60)
         password = password_logins(args, target) if args.password_logins else None
 
     ok_connects = sum(r["ok"] for r in connected)
     ok_logins = sum(r["ok"] for r in logged)
+    connected_by_node = [sum(r["ok_by_node"][j] for r in connected) for j in range(n_nodes)]
+    logged_by_node = [sum(r["ok_by_node"][j] for r in logged) for j in range(n_nodes)]
+    answered_by_node = [sum(r["answered_by_node"][j] for r in held) for j in range(n_nodes)]
+    sent_by_node = [sum(r["sent_by_node"][j] for r in held) for j in range(n_nodes)]
     login_wall = max(r["t1"] for r in logged) - min(r["t0"] for r in logged)
     connect_wall = max(r["t1"] for r in connected) - min(r["t0"] for r in connected)
     login_lat = latency_summary(merge_latencies(r["latencies"] for r in logged))
@@ -269,25 +347,41 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
     hb_sent = sum(r["heartbeats_sent"] for r in held)
     hb_answered = sum(r["heartbeats_answered"] for r in held)
     lost = sum(r["lost"] for r in held)
-    rss_per_conn = None
-    if rss0 is not None and rss_logged is not None and ok_logins:
-        rss_per_conn = round((rss_logged - rss0) * 1024 / ok_logins)
-    rss_per_conn_held = None
-    if rss0 is not None and rss_held is not None and ok_logins:
-        rss_per_conn_held = round((rss_held - rss0) * 1024 / ok_logins)
+    rss0_t, rss_connected_t, rss_logged_t, rss_held_t = (
+        total_or_none(x) for x in (rss0, rss_connected, rss_logged, rss_held)
+    )
+    rss_per_conn = bytes_per(rss0_t, rss_logged_t, ok_logins)
+    rss_per_conn_held = bytes_per(rss0_t, rss_held_t, ok_logins)
     kernel_per_conn = None
     if tcp0 is not None and tcp_logged is not None and ok_connects:
         # both ends of each loopback connection live in this kernel: per socket, not per connection
         kernel_per_conn = round((tcp_logged - tcp0) * 1024 / ok_connects / 2)
-    hold_cpu = cpu_share(None if hcpu0 is None or hcpu1 is None else hcpu1 - hcpu0, hold)
+    connect_cpu_s, login_cpu_s, hold_cpu_s = (total_or_none(deltas(a, b)) for a, b in
+                                              ((ccpu0, ccpu1), (cpu0, cpu1), (hcpu0, hcpu1)))  # fmt: skip
+    hold_cpu = cpu_share(hold_cpu_s, hold)
     gen_hold_cpu = cpu_share(sum(r["cpu"] for r in held), hold)
-    others = window.others(hold, None if hcpu0 is None or hcpu1 is None else hcpu1 - hcpu0, sum(r["cpu"] for r in held))
+    svc_hold_cpu = [
+        None if a["cpu_s"] is None or b["cpu_s"] is None else b["cpu_s"] - a["cpu_s"]
+        for a, b in zip(svc_hold0.values(), svc_hold1.values(), strict=True)
+    ]
+    others = window.others(hold, hold_cpu_s, sum(r["cpu"] for r in held), *svc_hold_cpu)
     errors = {
         **{f"connect {k_}": v for r in connected for k_, v in r["errors"].items()},
         **{f"{k_}": v for r in logged for k_, v in r["errors"].items()},
     }
     events = merge_events(held)
     correct = ok_connects == n and ok_logins == n and lost == 0 and hb_answered == hb_sent and not errors
+    mismatches: dict[str, Any] = {}
+    if cluster is not None:
+        if logged_by_node != expected:
+            mismatches["logged in by node"] = logged_by_node
+        if health != expected:
+            mismatches["GET /health devices by node"] = health
+        if presence != expected:
+            mismatches["Redis devices by node"] = presence
+        if live_nodes != [cluster.node_name(j) for j in range(n_nodes)]:
+            mismatches["live nodes in Redis"] = live_nodes
+        correct = correct and not mismatches
     results.update(
         {
             "generators": k,
@@ -296,25 +390,23 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
             "connect_s": round(connect_wall, 3),
             "connects_per_s": round(ok_connects / connect_wall, 1) if connect_wall > 0 else None,
             "source_ips": args.source_ips,
-            "server_cpu_connect_pct": cpu_share(
-                None if ccpu0 is None or ccpu1 is None else ccpu1 - ccpu0, connect_wall
-            ),
+            "server_cpu_connect_pct": cpu_share(connect_cpu_s, connect_wall),
             "generator_cpu_connect_pct": cpu_share(sum(r["cpu"] for r in connected), connect_wall),
             "logged_in": ok_logins,
             "login_s": round(login_wall, 3),
             "logins_per_s": round(ok_logins / login_wall, 1) if login_wall > 0 else None,
             "login_latency": login_lat,
             "login_concurrency_per_generator": args.concurrency,
-            "server_cpu_login_pct": cpu_share(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, login_wall),
-            "server_cpu_us_per_login": per_op_us(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, ok_logins),
+            "server_cpu_login_pct": cpu_share(login_cpu_s, login_wall),
+            "server_cpu_us_per_login": per_op_us(login_cpu_s, ok_logins),
             "generator_cpu_login_pct": cpu_share(sum(r["cpu"] for r in logged), login_wall),
             "server_rss_kib": {
-                "before": rss0,
-                "connected": rss_connected,
-                "logged_in": rss_logged,
-                "after_hold": rss_held,
+                "before": rss0_t,
+                "connected": rss_connected_t,
+                "logged_in": rss_logged_t,
+                "after_hold": rss_held_t,
             },
-            "server_open_files": {"before": fds0, "logged_in": fds1},
+            "server_open_files": {"before": total_or_none(fds0), "logged_in": total_or_none(fds1)},
             "rss_bytes_per_connection": rss_per_conn,
             "rss_bytes_per_connection_after_hold": rss_per_conn_held,
             "kernel_bytes_per_socket": kernel_per_conn,
@@ -324,9 +416,7 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
             "heartbeats_answered": hb_answered,
             "heartbeat_rtt": rtt,
             "server_cpu_hold_pct": hold_cpu,
-            "server_cpu_us_per_heartbeat": per_op_us(
-                None if hcpu0 is None or hcpu1 is None else hcpu1 - hcpu0, hb_answered
-            ),
+            "server_cpu_us_per_heartbeat": per_op_us(hold_cpu_s, hb_answered),
             "generator_cpu_hold_pct": gen_hold_cpu,
             "connections_lost_during_hold": lost,
             "hold_window": others,
@@ -339,7 +429,8 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
     rows: Rows = [
         (
             "connections (token login 0x0101)",
-            f"{ok_logins:,} of {n:,} logged in over {transport_name(args)}, {k} generator process(es)",
+            f"{ok_logins:,} of {n:,} logged in over {transport_name(args)}, {k} generator process(es)"
+            + (f", {n_nodes} server processes" if cluster is not None else ""),
         ),
         (
             "connect rate",
@@ -353,7 +444,7 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
             f"{fmt(results['server_cpu_us_per_login'], ' us')} server CPU per login)",
         ),
         ("login latency p50/p99/p99.9", fmt_latency(login_lat) + " ms"),
-        ("server RSS before / logged in", f"{fmt(rss0, ' KiB')} / {fmt(rss_logged, ' KiB')}"),
+        ("server RSS before / logged in", f"{fmt(rss0_t, ' KiB')} / {fmt(rss_logged_t, ' KiB')}"),
         ("server RSS per connection", f"{fmt(rss_per_conn, ' B')} (after the hold: {fmt(rss_per_conn_held, ' B')})"),
         ("kernel memory per socket (slab+TCP)", fmt(kernel_per_conn, " B")),
         ("idle hold", f"{fmt(hold, ' s')}, heartbeat every {fmt(args.heartbeat, ' s')}"),
@@ -368,6 +459,69 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
             f"{fmt(gen_hold_cpu, '%')} / {fmt(results['generator_cpu_login_pct'], '%')}",
         ),
     ]
+    if cluster is not None:
+        nodes: list[dict[str, Any]] = []
+        for j, t in enumerate(targets):
+            node_login_cpu = delta(cpu0[j], cpu1[j])
+            node_hold_cpu = delta(hcpu0[j], hcpu1[j])
+            nodes.append(
+                {
+                    "node_name": cluster.node_name(j),
+                    "pid": t.pid,
+                    "pinned_cpus": t.cpus,
+                    "connections": expected[j],
+                    "connected": connected_by_node[j],
+                    "logged_in": logged_by_node[j],
+                    "health_devices": health[j] if health else None,
+                    "presence_devices": presence[j] if presence else None,
+                    "rss_kib": {"before": rss0[j], "logged_in": rss_logged[j], "after_hold": rss_held[j]},
+                    "rss_bytes_per_connection": bytes_per(rss0[j], rss_logged[j], logged_by_node[j]),
+                    "rss_bytes_per_connection_after_hold": bytes_per(rss0[j], rss_held[j], logged_by_node[j]),
+                    "open_files": {"before": fds0[j], "logged_in": fds1[j]},
+                    "server_cpu_login_pct": cpu_share(node_login_cpu, login_wall),
+                    "server_cpu_us_per_login": per_op_us(node_login_cpu, logged_by_node[j]),
+                    "heartbeats_sent": sent_by_node[j],
+                    "heartbeats_answered": answered_by_node[j],
+                    "server_cpu_hold_pct": cpu_share(node_hold_cpu, hold),
+                    "server_cpu_us_per_heartbeat": per_op_us(node_hold_cpu, answered_by_node[j]),
+                }
+            )
+        svc_results = service_figures(
+            services, svc0, svc_login0, svc_login1, svc_hold0, svc_hold1, login_wall, hold, ok_logins
+        )
+        results.update(
+            {
+                "servers": n_nodes,
+                "live_nodes": live_nodes,
+                "nodes": nodes,
+                "services": svc_results,
+                "mismatches": mismatches,
+            }
+        )
+        rows.append(("", ""))
+        rows.append(("per node", "connections / RSS per conn / login CPU / hold CPU, per heartbeat"))
+        for node in nodes:
+            rows.append(
+                (
+                    f"  {node['node_name']} (pid {node['pid']}, CPU {node['pinned_cpus'] or 'any'})",
+                    f"{node['logged_in']:,} (health {fmt(node['health_devices'])}, Redis "
+                    f"{fmt(node['presence_devices'])}) / {fmt(node['rss_bytes_per_connection'], ' B')} / "
+                    f"{fmt(node['server_cpu_us_per_login'], ' us')} per login / "
+                    f"{fmt(node['server_cpu_hold_pct'], '%')}, {fmt(node['server_cpu_us_per_heartbeat'], ' us')}",
+                )
+            )
+        for name, figures in svc_results.items():
+            rows.append(
+                (
+                    name,
+                    f"RSS {fmt(figures['rss_kib_logged_in'], ' KiB')} "
+                    f"(PSS {fmt(figures['pss_kib_logged_in'], ' KiB')}, "
+                    f"{figures['processes']} process(es)); CPU {fmt(figures['cpu_login_pct'], '%')} during the "
+                    f"logins ({fmt(figures['cpu_us_per_login'], ' us')} per login), "
+                    f"{fmt(figures['cpu_hold_pct'], '%')} during the hold",
+                )
+            )
+        rows.append(("", ""))
     rows.append(("others' CPU during the hold", fmt_others(others)))
     if password:
         rows.append(
@@ -376,10 +530,81 @@ def run_connections(args: argparse.Namespace, target: Target, cpus: list[int] | 
                 f"{password['ok']:,} in {fmt(password['seconds'], ' s', 2)}: {fmt(password['logins_per_s'])} logins/s",
             )
         )
+    if mismatches:
+        rows.append(("mismatches", str(mismatches)))
     rows.append(("correct", "yes" if correct else f"NO: lost {lost}, errors {errors}, events {events}"))
     for note in notes:
         rows.append(("note", note))
     return results, rows
+
+
+def delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
+def deltas(a: list[float | None], b: list[float | None]) -> list[float | None]:
+    return [delta(x, y) for x, y in zip(a, b, strict=True)]
+
+
+def total_or_none(values: list[Any]) -> Any:
+    """The sum, or None when any value is unknown (a partial sum would look like a figure)."""
+    return None if any(v is None for v in values) else sum(values)
+
+
+def bytes_per(before_kib: int | None, after_kib: int | None, count: int) -> int | None:
+    if before_kib is None or after_kib is None or count <= 0:
+        return None
+    return round((after_kib - before_kib) * 1024 / count)
+
+
+def health_devices(target: Target) -> int | None:
+    """The devices a node reports online (``GET /health``)."""
+    try:
+        with urllib.request.urlopen(target.http_url.rstrip("/") + "/health", timeout=10) as r:
+            return int(json.loads(r.read())["devices"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def cluster_services(cluster: Cluster | None) -> dict[str, ProcessGroup]:
+    if cluster is None:
+        return {}
+    return {"postgres": cluster.postgres_group(), "redis": cluster.redis_group()}
+
+
+def sample_services(services: dict[str, ProcessGroup]) -> dict[str, dict[str, Any]]:
+    return {name: group.sample() for name, group in services.items()}
+
+
+def service_figures(
+    services: dict[str, ProcessGroup],
+    before: dict[str, dict[str, Any]],
+    login0: dict[str, dict[str, Any]],
+    login1: dict[str, dict[str, Any]],
+    hold0: dict[str, dict[str, Any]],
+    hold1: dict[str, dict[str, Any]],
+    login_wall: float,
+    hold: float,
+    logins: int,
+) -> dict[str, dict[str, Any]]:
+    """RSS (and PSS: PostgreSQL's processes share their buffers) and CPU of PostgreSQL and Redis
+    before the load, after the logins and over the hold."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in services:
+        login_cpu = delta(login0[name]["cpu_s"], login1[name]["cpu_s"])
+        hold_cpu = delta(hold0[name]["cpu_s"], hold1[name]["cpu_s"])
+        out[name] = {
+            "processes": hold1[name]["processes"],
+            "rss_kib_before": before[name]["rss_kib"],
+            "rss_kib_logged_in": login1[name]["rss_kib"],
+            "rss_kib_after_hold": hold1[name]["rss_kib"],
+            "pss_kib_before": before[name]["pss_kib"],
+            "pss_kib_logged_in": login1[name]["pss_kib"],
+            "cpu_login_pct": cpu_share(login_cpu, login_wall),
+            "cpu_us_per_login": per_op_us(login_cpu, logins),
+            "cpu_hold_pct": cpu_share(hold_cpu, hold),
+        }
+    return out
 
 
 def password_logins(args: argparse.Namespace, target: Target) -> dict[str, Any]:

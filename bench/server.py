@@ -246,14 +246,21 @@ class ManagedServer:
         extra_config: Path | None = None,
         cpus: list[int] | None = None,
         overrides: dict[str, dict[str, Any]] | None = None,
+        forced: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.extra_config = extra_config
         self.overrides = overrides or {}
+        # Merged over --server-config too: a cluster node's name, storage and presence.
+        self.forced = forced or {}
         self.cpus = cpus
         self.dir = Path(tempfile.mkdtemp(prefix="coffeechat-bench-"))
         self.process: subprocess.Popen | None = None
         self.target: Target | None = None
         self.exit_code: int | None = None
+        self._ports: tuple[int, int, int] | None = None
+        self._config: dict[str, Any] | None = None
+        self._admin_token = ""
+        self._terminated = False
 
     def config(self, cim_port: int, http_port: int, admin_token: str, ws_port: int) -> dict[str, Any]:
         """The generated config: load limits, then the scenario's ``overrides`` (a group larger
@@ -268,6 +275,7 @@ class ManagedServer:
         if self.extra_config is not None:
             with open(self.extra_config, "rb") as f:
                 config = deep_merge(config, tomllib.load(f))
+        config = deep_merge(config, self.forced)
         # Where it listens, where it keeps data and its admin token are the benchmark's to choose.
         config.setdefault("server", {})["data_dir"] = str(self.dir / "data")
         from coffeechat.config import ListenConfig
@@ -283,6 +291,13 @@ class ManagedServer:
         return config
 
     def start(self, timeout: float = 60.0) -> Target:
+        """Launch the server and wait until it answers on every listener."""
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Write the config and start ``twistd`` (without waiting for it: several nodes of a
+        cluster start together)."""
         from coffeechat.config import ConfigError, load_config
 
         cim_port, http_port, ws_port = free_port(), free_port(), free_port()
@@ -296,6 +311,7 @@ class ManagedServer:
             load_config(path)
         except ConfigError as e:
             raise ServerError(f"server config: {e}") from None
+        self._ports, self._config, self._admin_token = (cim_port, http_port, ws_port), config, admin_token
         env = dict(os.environ)
         root = checkout_root()
         if root is not None:
@@ -327,6 +343,13 @@ class ManagedServer:
             )
         finally:
             log.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> Target:
+        """Wait (at most ``timeout``) until the launched server answers on CIM, WebSocket and
+        ``/health``; its :class:`Target`."""
+        if self.process is None or self._ports is None or self._config is None:
+            raise ServerError("the server was not launched")
+        cim_port, http_port, ws_port = self._ports
         base = f"http://127.0.0.1:{http_port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -334,7 +357,15 @@ class ManagedServer:
                 raise ServerError(f"twistd exited with {self.process.returncode}:\n{self.log_tail()}")
             if port_open("127.0.0.1", cim_port) and port_open("127.0.0.1", ws_port) and _health(base):
                 self.target = Target(
-                    "127.0.0.1", cim_port, base, admin_token, self.process.pid, True, config, self.cpus, ws_port
+                    "127.0.0.1",
+                    cim_port,
+                    base,
+                    self._admin_token,
+                    self.process.pid,
+                    True,
+                    self._config,
+                    self.cpus,
+                    ws_port,
                 )
                 return self.target
             time.sleep(0.1)
@@ -353,12 +384,23 @@ class ManagedServer:
         except OSError:
             return ""
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (the nodes of a cluster shut down together); ``stop`` waits."""
+        if self.process is not None and self.process.poll() is None and not self._terminated:
+            try:
+                self.process.send_signal(signal.SIGTERM)
+                self._terminated = True
+            except OSError:
+                pass
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (a clean shutdown flushes storage), SIGKILL after ``timeout``; remove the data."""
         process = self.process
         if process is not None and process.poll() is None:
             try:
-                process.send_signal(signal.SIGTERM)
+                if not self._terminated:  # a second SIGTERM would interrupt the clean shutdown
+                    process.send_signal(signal.SIGTERM)
+                    self._terminated = True
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
                 process.kill()

@@ -180,7 +180,9 @@ class Worker:
         self.port = 0
         self.ws_path: str | None = None  # None: TCP; else the WebSocket path on ``port``
         self.sources: list[str] = []
-        self.opened = 0
+        self.opened: Counter[int] = Counter()  # connections opened per destination port
+        # Heartbeats answered per server node (``conn.tag`` is the node's index; 0 with one server).
+        self.hb_by_node: list[int] = [0]
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,13 +216,18 @@ class Worker:
     def _endpoint(self, host: str, port: int, ws_path: str | None) -> None:
         self.host, self.port, self.ws_path = host, port, ws_path
 
-    async def _open(self, handler: wire.FrameHandler, timeout: float, errors: Counter) -> Conn | None:
+    async def _open(
+        self, handler: wire.FrameHandler, timeout: float, errors: Counter, port: int | None = None
+    ) -> Conn | None:
+        """Connect to ``port`` (default: the phase's), from the next of ``sources`` for that port:
+        each (source address, destination port) has its own ephemeral port range."""
+        port = self.port if port is None else port
         source = None
         if self.sources:
-            source = self.sources[self.opened % len(self.sources)]
-            self.opened += 1
+            source = self.sources[self.opened[port] % len(self.sources)]
+            self.opened[port] += 1
         try:
-            conn = await wire.connect(self.host, self.port, handler, timeout, source, self.ws_path)
+            conn = await wire.connect(self.host, port, handler, timeout, source, self.ws_path)
         except (TimeoutError, OSError) as e:
             errors[f"connect: {type(e).__name__}: {e}"[:120]] += 1
             return None
@@ -253,6 +260,7 @@ class Worker:
                 self.hb_rtt.append(_now() - conn.hb_at)
                 conn.hb_at = 0.0
                 self.hb_answered += 1
+                self.hb_by_node[conn.tag] += 1
         elif cmd == _KICKOUT:
             self.events["kicked out (0x0802)"] += 1
         else:
@@ -267,27 +275,43 @@ class Worker:
         timeout: float,
         sources: list[str] | None = None,
         ws_path: str | None = None,
+        nodes: list[int] | None = None,
+        ports: list[int] | None = None,
     ) -> dict[str, Any]:
-        """Open one connection per user (not logged in yet), from ``sources`` in turn if given."""
+        """Open one connection per user (not logged in yet), from ``sources`` in turn if given.
+        With several server nodes, user i goes to node ``nodes[i]``, listening on ``ports[node]``
+        (``port`` is then unused); ``conn.tag`` is the node's index."""
         self._endpoint(host, port, ws_path)
         self.sources = sources or []
         cpu0 = cpu_now()
         self.users = users
+        self.nodes = nodes if nodes is not None else [0] * len(users)
+        ports = ports or [port]
         self.conns = [None] * len(users)
         self.hb_rtt = array("d")
         self.hb_answered = 0
+        self.hb_by_node = [0] * len(ports)
         errors: Counter[str] = Counter()
 
         async def one(i: int) -> None:
-            self.conns[i] = await self._open(self._conn_frame, timeout, errors)
+            node = self.nodes[i]
+            conn = await self._open(self._conn_frame, timeout, errors, ports[node])
+            if conn is not None:
+                conn.tag = node
+            self.conns[i] = conn
 
         t0 = _now()
         await wire.run_bounded(range(len(users)), one, concurrency)
         t1 = _now()
         ok = sum(1 for c in self.conns if c is not None)
+        by_node = [0] * len(ports)
+        for c in self.conns:
+            if c is not None:
+                by_node[c.tag] += 1
         return {
             "ok": ok,
             "failed": len(users) - ok,
+            "ok_by_node": by_node,
             "t0": t0,
             "t1": t1,
             "errors": dict(errors),
@@ -299,6 +323,7 @@ class Worker:
         await asyncio.sleep(max(0.0, start_at - _now()))
         errors: Counter[str] = Counter()
         latencies = array("d")
+        by_node = [0] * len(self.hb_by_node)
         cpu0 = cpu_now()
 
         async def one(i: int) -> None:
@@ -306,6 +331,7 @@ class Worker:
             uid, token = self.users[i]
             if await self._login(self.conns[i], uid, token, timeout, errors):
                 latencies.append(_now() - t)
+                by_node[self.nodes[i]] += 1
 
         t0 = _now()
         await wire.run_bounded(range(len(self.users)), one, concurrency)
@@ -313,6 +339,7 @@ class Worker:
         return {
             "ok": len(latencies),
             "failed": len(self.users) - len(latencies),
+            "ok_by_node": by_node,
             "t0": t0,
             "t1": t1,
             "latencies": latencies.tobytes(),
@@ -328,6 +355,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         self.hb_rtt = array("d")
         self.hb_answered = 0
+        self.hb_by_node = [0] * len(self.hb_by_node)
+        sent_by_node = [0] * len(self.hb_by_node)
         lost0 = self.events["connection lost"]
         state = {"sent": 0, "cpu0": 0.0, "cpu1": 0.0}
         done = loop.create_future()
@@ -345,6 +374,7 @@ class Worker:
                 if not conn.lost:
                     conn.hb_at = now
                     conn.out(hb)
+                    sent_by_node[conn.tag] += 1
                 k += 1
             state["sent"] = k
             due = t_start + (k + 0.5) * spacing
@@ -369,6 +399,8 @@ class Worker:
             "connections": n,
             "heartbeats_sent": state["sent"],
             "heartbeats_answered": self.hb_answered,
+            "sent_by_node": sent_by_node,
+            "answered_by_node": list(self.hb_by_node),
             "rtt": self.hb_rtt.tobytes(),
             "lost": self.events["connection lost"] - lost0,
             "still_open": sum(1 for c in conns if not c.lost),

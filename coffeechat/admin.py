@@ -8,6 +8,7 @@
     coffeechat ... token issue NAME_OR_ID
     coffeechat ... token revoke-all NAME_OR_ID
     coffeechat ... check
+    coffeechat ... nodes [--json]
 
 It reads the same configuration as the server and works on the database directly (with the server
 stopped or running), so a running server does not hear of a change: a disabled user's tokens are
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import os
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -37,6 +40,7 @@ from coffeechat.core import ChatCore, build_core
 from coffeechat.errors import ChatError
 from coffeechat.handlers.accounts import MD5_RE
 from coffeechat.model import User
+from coffeechat.plugins import presence_factory
 
 PROG = "coffeechat"
 
@@ -71,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser("revoke-all", help="revoke every token of a user").add_argument("user", metavar="NAME_OR_ID")
 
     commands.add_parser("check", help="validate the configuration and open the database")
+    nodes = commands.add_parser("nodes", help="the nodes of the cluster and their online counts (from Redis)")
+    nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -195,7 +201,40 @@ async def _check(
     return not problems
 
 
+async def _nodes(reactor: Any, config: Config, args: argparse.Namespace) -> int:
+    """Every node registered in the shared presence, alive or dead, with its counts."""
+    if config.presence.backend == "memory":
+        raise CommandError(
+            'presence.backend is "memory": a single node, nothing shared to list (its GET /health gives its counts)'
+        )
+    presence = presence_factory(config.presence.backend)(reactor, config.presence, f"admin-{os.getpid()}")
+    try:
+        await presence.observe()
+    except Exception as e:
+        raise CommandError(str(e)) from None
+    try:
+        infos = await presence.nodes()
+        total = await presence.online_count()
+    finally:
+        await presence.stop()
+    if args.json:
+        rows = [info._asdict() | {"lease_left": min(info.lease_left, 1e9)} for info in infos]
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'node':<24}{'state':<7}{'users':>9}{'devices':>9}  {'running since':<20}{'lease left':>11}")
+    for info in infos:
+        since = _when(int(info.started_at)) if info.started_at else "-"
+        lease = f"{info.lease_left:.1f} s" if info.alive else "expired"
+        state = "alive" if info.alive else "dead"
+        print(f"{info.name:<24}{state:<7}{info.online_users:>9}{info.devices:>9}  {since:<20}{lease:>11}")
+    alive = sum(1 for info in infos if info.alive)
+    print(f"{alive} of {len(infos)} nodes alive, {total} users online")
+    return 0
+
+
 async def _run(reactor: Any, config: Config, args: argparse.Namespace) -> int:
+    if args.command == "nodes":
+        return await _nodes(reactor, config, args)
     data_dir_existed = config.data_path.is_dir()
     try:
         core = build_core(config, reactor)

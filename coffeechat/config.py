@@ -170,7 +170,9 @@ class WebSocketConfig:
             raise ConfigError(f"websocket.http_path must be one path segment like '/ws', got {self.http_path!r}")
         for origin in self.allowed_origins:
             if origin != "*" and "://" not in origin:
-                raise ConfigError(f"websocket.allowed_origins: {origin!r} is not an origin like 'https://chat.example.com'")
+                raise ConfigError(
+                    f"websocket.allowed_origins: {origin!r} is not an origin like 'https://chat.example.com'"
+                )
 
 
 @dataclass

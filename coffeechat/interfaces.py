@@ -155,8 +155,15 @@ class IGroupStore(Interface):
     group.  Every write costs O(changed members), never O(all members), dismissal excepted.
     """
 
-    def create_group(owner_id: int, name: str, group_type: int, member_ids: list[int], created_at: int,
-                     max_members: int, max_groups_per_user: int):
+    def create_group(
+        owner_id: int,
+        name: str,
+        group_type: int,
+        member_ids: list[int],
+        created_at: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ):
         """Create a group owned by ``owner_id`` with the other ``member_ids`` (duplicates and the
         owner ignored) as members, in that order; fire with the GroupChange (``added`` = all
         members, owner first).  Fails with :class:`GroupFull` beyond ``max_members`` (owner
@@ -175,14 +182,22 @@ class IGroupStore(Interface):
     def group_member(group_id: int, user_id: int):
         """Fire with the GroupMember, or None when ``user_id`` is not a member."""
 
-    def add_members(group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                    max_members: int, max_groups_per_user: int):
+    def add_members(
+        group_id: int,
+        actor_id: int,
+        min_role: int,
+        user_ids: list[int],
+        now: int,
+        max_members: int,
+        max_groups_per_user: int,
+    ):
         """Add the users who are not members yet, as members (after the actor's check); fire with
         the GroupChange (nothing changes, version included, when all are members already).
         All or nothing: :class:`GroupFull`, :class:`TooManyGroups` as for create_group."""
 
-    def remove_members(group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int,
-                       protect_role: int = 0):
+    def remove_members(
+        group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int = 0
+    ):
         """Remove those of ``user_ids`` who are members, with their conversation entries (the
         group leaves their lists).  If any of them has a role >= ``protect_role`` (when not 0)
         nothing is removed and it fails with :class:`GroupForbidden`.  When the owner goes, the
@@ -263,6 +278,11 @@ class IPresence(Interface):
     def stop():
         """Remove this node's entries and lease and disconnect; fires when done."""
 
+    def observe():
+        """Shared backends only: connect without joining, so that a tool (``coffeechat nodes``)
+        can call :meth:`nodes`, :meth:`devices_of` and :meth:`online_count`; :meth:`stop`
+        disconnects."""
+
     def device_online(user_id: int, device_id: str, client_type: int):
         """Record that a device of ``user_id`` is connected to this node; fires with None."""
 
@@ -312,7 +332,9 @@ class IClusterBus(Interface):
 
     def publish(node: str, payload: bytes):
         """Send ``payload`` to ``node``'s channel.  Never fails: while the server is unreachable
-        payloads wait in a bounded queue (oldest dropped first) and go out on reconnection."""
+        payloads wait in a bounded queue (oldest dropped first) and go out on reconnection.
+        Payloads in flight when a connection broke are sent again: receivers see duplicates
+        (pushes are idempotent for clients, which ignore a server_msg_id they hold)."""
 
     def broadcast(payload: bytes):
         """Send ``payload`` to every node's all-nodes channel (this one included), as publish."""

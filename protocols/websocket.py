@@ -146,9 +146,7 @@ def decode_json_frame(text: str | bytes, ignore_unknown_fields: bool = False) ->
     seq = raw_seq if type(raw_seq) is int and 0 <= raw_seq <= _MAX_U16 else None
     cmd = _command(frame.get("cmd"))
     if cmd is None:
-        raise JsonFrameError(
-            ErrorCode.UNKNOWN_COMMAND, f"unknown command {frame.get('cmd')!r}"[:200], seq=seq or 0
-        )
+        raise JsonFrameError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {frame.get('cmd')!r}"[:200], seq=seq or 0)
     if seq is None:
         raise JsonFrameError(_MALFORMED, "seq must be an integer 0..65535", cmd=cmd)
     cls = _BODY_TYPES.get(cmd)

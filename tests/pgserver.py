@@ -91,16 +91,40 @@ class PgServer:
     def start(self) -> None:
         """initdb, then start on a free port (a few tries: the port may be taken meanwhile)."""
         bin_ = self.bindir
-        self._run(f"{bin_}/initdb", "-D", str(self.datadir), "-U", self.user, "-A", "trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
+        self._run(
+            f"{bin_}/initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         self._run("mkdir", "-p", str(self.sockdir))
         for attempt in range(5):
             self.port = _free_port()
-            options = (f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c fsync=on "
-                       "-c max_connections=200 -c shared_buffers=64MB")
+            options = (
+                f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c fsync=on "
+                "-c max_connections=200 -c shared_buffers=64MB"
+            )
             try:
-                self._run(f"{bin_}/pg_ctl", "start", "-w", "-t", str(START_TIMEOUT), "-D", str(self.datadir),
-                          "-l", str(self.logfile), "-o", options)
+                self._run(
+                    f"{bin_}/pg_ctl",
+                    "start",
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT),
+                    "-D",
+                    str(self.datadir),
+                    "-l",
+                    str(self.logfile),
+                    "-o",
+                    options,
+                )
                 break
             except RuntimeError:
                 if attempt == 4:
@@ -150,8 +174,11 @@ class PgServer:
         import psycopg
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s "
-                         "AND pid <> pg_backend_pid()", (name,))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s "
+                "AND pid <> pg_backend_pid()",
+                (name,),
+            )
         with psycopg.connect(self.dsn(name), autocommit=True) as conn:
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
@@ -172,8 +199,7 @@ def pg_server() -> Iterator[PgServer]:
     """A PostgreSQL server for the whole session; skipped (failed under CI) without binaries."""
     bindir = find_bindir()
     if bindir is None:
-        reason = ("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; install postgresql "
-                  "or set PG_BINDIR")
+        reason = "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; install postgresql or set PG_BINDIR"
         if os.environ.get("CI"):
             pytest.fail(reason + " (CI is set: not skipping)")
         pytest.skip(reason)

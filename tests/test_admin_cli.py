@@ -77,8 +77,11 @@ def test_user_add_and_list(cli):
     assert ok(cli("user", "add", "alice", "--password", "pw")) == ["1\talice\talice\tactive"]
     assert ok(cli("user", "add", "robot1", "--no-password", "--nick", "Robot One")) == ["2\trobot1\tRobot One\tactive"]
     assert ok(cli("user", "add", "bob.b", "--password-md5", md5("pw").upper()))[0].startswith("3\tbob.b\t")
-    assert ok(cli("user", "list")) == ["1\talice\talice\tactive", "2\trobot1\tRobot One\tactive",
-                                       "3\tbob.b\tbob.b\tactive"]
+    assert ok(cli("user", "list")) == [
+        "1\talice\talice\tactive",
+        "2\trobot1\tRobot One\tactive",
+        "3\tbob.b\tbob.b\tactive",
+    ]
     assert ok(cli("user", "list", "--after", "1", "--limit", "1")) == ["2\trobot1\tRobot One\tactive"]
 
 

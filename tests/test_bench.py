@@ -71,9 +71,90 @@ def test_connections_are_capped_per_server_process_and_spread_over_generators():
 
     assert cap_connections(500) == (500, [])
     n, notes = cap_connections(25_000)
-    assert n == 19_000 and "later issue" in notes[0]
+    assert n == 19_000 and "more need more --servers" in notes[0]
+    assert cap_connections(100_000, servers=6) == (100_000, [])
+    assert cap_connections(120_000, servers=6)[0] == 114_000
     # one generator process stays well under the 20,000 open files of a process
     assert generator_count(parse_args(["connections", "--generators", "1"]), 19_000) >= 2
+    assert generator_count(parse_args(["connections", "--generators", "1"]), 100_000) * 19_000 >= 100_000
+
+
+def test_ephemeral_ports_per_source_and_destination_are_checked_before_connecting():
+    import pytest
+
+    from coffeechat.bench.scenarios import check_port_budget
+
+    # 100,000 connections, round-robin over 6 nodes, 7 generators, no source addresses: 16,667 per port
+    n, nodes, k = 100_000, 6, 7
+    shares = [[i % nodes for i in range(g, n, k)] for g in range(k)]
+    ports = [9000 + j for j in range(nodes)]
+    counts = check_port_budget(shares, [None] * k, ports, nodes, 28_232)
+    assert sum(counts.values()) == n and max(counts.values()) <= 16_667
+    with pytest.raises(ValueError, match="--source-ips"):
+        check_port_budget(shares, [None] * k, ports[:1] * nodes, nodes, 28_232)  # one port: 100,000
+    # 8 source addresses dealt to 7 generators: each (address, port) stays far under the range
+    sources = [[f"127.0.0.{2 + a}" for a in range(8) if a % k == g] for g in range(k)]
+    counts = check_port_budget(shares, sources, ports, nodes, 28_232)
+    assert sum(counts.values()) == n and max(counts.values()) < 2_500
+
+
+def cluster_binaries_or_skip() -> None:
+    """The bench starts PostgreSQL and Redis itself for --servers; without their binaries skip,
+    with the reason, unless CI is set (then fail: CI must not go green by skipping)."""
+    import pytest
+
+    from coffeechat.bench.cluster import find_pg_bindir, find_redis_server
+
+    missing = []
+    if find_pg_bindir() is None:
+        missing.append("PostgreSQL server binaries (initdb, postgres; install postgresql or set PG_BINDIR)")
+    if find_redis_server() is None:
+        missing.append("redis-server (apt-get install redis-server, or set REDIS_SERVER)")
+    if missing:
+        reason = "not found: " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI is set: not skipping)")
+        pytest.skip(reason)
+
+
+def test_connections_over_a_cluster_of_two_server_processes(tmp_path):
+    """--servers 2: two nodes sharing a PostgreSQL and a Redis the bench starts itself; the
+    connections are spread round-robin, and every node, Redis and the generators agree on the
+    counts."""
+    cluster_binaries_or_skip()
+    code, doc, text = bench(
+        tmp_path,
+        "connections", "--servers", "2", "-n", "30", "--generators", "2", "--source-ips", "2",
+        "--duration", "1", "--heartbeat", "0.3",
+    )  # fmt: skip
+    r = check_document(doc, "connections")
+    assert code == 0, text
+    cluster = doc["server"]["cluster"]
+    assert [node["node_name"] for node in cluster["nodes"]] == ["bench-1", "bench-2"]
+    assert cluster["postgres"]["managed"] is True and cluster["redis"]["managed"] is True
+    assert doc["server"]["config"]["storage"]["backend"] == "postgres"
+    assert doc["server"]["config"]["presence"]["backend"] == "redis"
+    assert r["servers"] == 2 and r["live_nodes"] == ["bench-1", "bench-2"]
+    assert r["connections"] == r["connected"] == r["logged_in"] == 30
+    assert r["mismatches"] == {} and r["errors"] == {} and r["events"] == {}
+    assert r["heartbeats_sent"] > 0 and r["heartbeats_answered"] == r["heartbeats_sent"]
+    assert r["connections_lost_during_hold"] == 0
+    nodes = r["nodes"]
+    assert [n["node_name"] for n in nodes] == ["bench-1", "bench-2"]
+    assert len({n["pid"] for n in nodes}) == 2
+    for node in nodes:
+        # round-robin: 15 each, and the node itself (GET /health) and Redis say so after the hold
+        assert node["connections"] == node["connected"] == node["logged_in"] == 15
+        assert node["health_devices"] == node["presence_devices"] == 15
+        assert node["heartbeats_answered"] == node["heartbeats_sent"] > 0
+        assert isinstance(node["rss_bytes_per_connection"], int)
+        assert node["rss_kib"]["before"] > 0 and node["server_cpu_hold_pct"] is not None
+    assert sum(n["heartbeats_answered"] for n in nodes) == r["heartbeats_answered"]
+    for name in ("postgres", "redis"):
+        service = r["services"][name]
+        assert service["processes"] >= 1 and service["rss_kib_logged_in"] > 0
+    assert r["correct"] is True
+    assert "bench-2" in text and "postgres" in text
 
 
 def test_p2p_closed_loop_every_acked_message_is_delivered_once(tmp_path):

@@ -206,7 +206,10 @@ async def test_tcp_user_and_json_user_chat(live_node):
     assert ack.res_code == pb.kCIM_RES_CODE_OK, ack
     _, _, push = await alice.next_push(Cmd.MSG_DATA)
     assert (push.from_user_id, push.from_nick_name, push.msg_type, push.msg_data) == (
-        bob_id, "Bobby", pb.kCIM_MSG_TYPE_IMAGE, image
+        bob_id,
+        "Bobby",
+        pb.kCIM_MSG_TYPE_IMAGE,
+        image,
     )
     alice.read_ack(bob_id, 2)
     _, _, note = await bob.next_push(Cmd.MSG_READ_NOTIFY)

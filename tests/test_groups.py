@@ -72,16 +72,19 @@ class Device:
     # group commands
 
     def create(self, members: list[int], name: str = "", **fields) -> pb.CIMGroupCreateRsp:
-        return self.call(Cmd.GROUP_CREATE_DEFAULT_REQ, pb.CIMGroupCreateReq(group_name=name, member_id_list=members,
-                                                                            **fields))
+        return self.call(
+            Cmd.GROUP_CREATE_DEFAULT_REQ, pb.CIMGroupCreateReq(group_name=name, member_id_list=members, **fields)
+        )
 
     def invite(self, group_id: int, members: list[int]) -> pb.CIMGroupInviteMemberRsp:
-        return self.call(Cmd.GROUP_INVITE_MEMBER_REQ, pb.CIMGroupInviteMemberReq(group_id=group_id,
-                                                                                 member_id_list=members))
+        return self.call(
+            Cmd.GROUP_INVITE_MEMBER_REQ, pb.CIMGroupInviteMemberReq(group_id=group_id, member_id_list=members)
+        )
 
     def kick(self, group_id: int, members: list[int]) -> pb.CIMGroupKickOutMemberRsp:
-        return self.call(Cmd.GROUP_KICK_OUT_MEMBER_REQ, pb.CIMGroupKickOutMemberReq(group_id=group_id,
-                                                                                    member_id_list=members))
+        return self.call(
+            Cmd.GROUP_KICK_OUT_MEMBER_REQ, pb.CIMGroupKickOutMemberReq(group_id=group_id, member_id_list=members)
+        )
 
     def exit(self, group_id: int) -> pb.CIMGroupExitRsp:
         return self.call(Cmd.GROUP_EXIT_REQ, pb.CIMGroupExitReq(group_id=group_id))
@@ -183,13 +186,24 @@ def test_create_answers_and_tells_every_device(node):
     info = rsp.group_info
     gid = info.group_id
     assert (info.group_name, info.group_owner_id, info.group_type, info.member_count, info.group_version) == (
-        "Alice, Bobby, Carol", alice, pb.kCIM_GROUP_TYPE_GROUP_NORMAL, 3, 1)
+        "Alice, Bobby, Carol",
+        alice,
+        pb.kCIM_GROUP_TYPE_GROUP_NORMAL,
+        3,
+        1,
+    )
     assert list(rsp.member_id_list) == [alice, bob, carol]
     created = notice(rsp.attach_notificatino_msg)
     assert created == {
         "notificationType": 1,
-        "data": {"groupId": str(gid), "groupName": "Alice, Bobby, Carol", "owner": str(alice), "ownerNick": "Alice",
-                 "ids": [str(bob), str(carol)], "nickNames": ["Bobby", "Carol"]},
+        "data": {
+            "groupId": str(gid),
+            "groupName": "Alice, Bobby, Carol",
+            "owner": str(alice),
+            "ownerNick": "Alice",
+            "ids": [str(bob), str(carol)],
+            "nickNames": ["Bobby", "Carol"],
+        },
     }
     expected = [(alice, ADD, GroupRole.OWNER), (bob, ADD, GroupRole.MEMBER), (carol, ADD, GroupRole.MEMBER)]
     for device in (phone, desktop, bob_dev):
@@ -207,7 +221,9 @@ def test_create_answers_and_tells_every_device(node):
     named = phone.create([bob], name="  Coffee  ")
     assert named.group_info.group_name == "Coffee"
     assert [(g.group_id, g.group_version) for g in phone.groups().group_version_list] == [
-        (gid, 1), (named.group_info.group_id, 1)]
+        (gid, 1),
+        (named.group_info.group_id, 1),
+    ]
 
 
 def test_create_refusals(node):
@@ -233,8 +249,9 @@ def test_group_message_fans_out_once_per_device(node, monkeypatch):
     monkeypatch.setattr(node.store, "group_members", lambda g: loads.append(g) or original(g))
     pushed = []
     route = node.core.router.push
-    monkeypatch.setattr(node.core.router, "push", lambda u, p, except_device=None: pushed.append(p) or route(
-        u, p, except_device))
+    monkeypatch.setattr(
+        node.core.router, "push", lambda u, p, except_device=None: pushed.append(p) or route(u, p, except_device)
+    )
     for i in range(3):
         ack = alice.send(gid, f"m{i}")
         assert (ack.res_code, ack.server_msg_id, ack.session_type, ack.to_session_id) == (1, i + 2, 2, gid)
@@ -243,7 +260,10 @@ def test_group_message_fans_out_once_per_device(node, monkeypatch):
     for device in (alice2, bob, bob2, carol):
         got = device.pushes(Cmd.MSG_DATA)
         assert [(m.server_msg_id, m.msg_data, m.from_user_id) for m in got] == [
-            (2, b"m0", ids[0]), (3, b"m1", ids[0]), (4, b"m2", ids[0])]
+            (2, b"m0", ids[0]),
+            (3, b"m1", ids[0]),
+            (4, b"m2", ids[0]),
+        ]
         assert device.pushes() == []
     assert alice.pushes() == []
     assert pushed[0].encoded["bin"] is not None  # encoded once, shared by every device
@@ -333,10 +353,13 @@ def test_permissions(world, role, command, allowed):
         "exit": lambda: me.exit(gid),
         "send": lambda: me.send(gid, "may I?"),
         "history": lambda: me.history(gid),
-        "latest": lambda: me.call(Cmd.MSG_GET_LATEST_MSG_ID_REQ, pb.CIMGetLatestMsgIdReq(session_type=2,
-                                                                                        session_id=gid)),
-        "by_id": lambda: me.call(Cmd.MSG_GET_BY_MSG_ID_REQ, pb.CIMGetMsgByIdReq(session_type=2, session_id=gid,
-                                                                               msg_id_list=[str(world.first)])),
+        "latest": lambda: me.call(
+            Cmd.MSG_GET_LATEST_MSG_ID_REQ, pb.CIMGetLatestMsgIdReq(session_type=2, session_id=gid)
+        ),
+        "by_id": lambda: me.call(
+            Cmd.MSG_GET_BY_MSG_ID_REQ,
+            pb.CIMGetMsgByIdReq(session_type=2, session_id=gid, msg_id_list=[str(world.first)]),
+        ),
         "read_count": lambda: me.read_count(gid, world.first),
     }[command]()
     code = allowed[role]
@@ -371,7 +394,11 @@ def test_admins_cannot_remove_owner_or_admins(world):
     assert dev["admin"].kick(gid, [ids["target"], ids["member"]]).result_code == ErrorCode.FORBIDDEN
     assert dev["admin"].kick(gid, [ids["admin"]]).result_code == ErrorCode.INVALID_ARGUMENT  # exit instead
     assert [m for m in dev["owner"].members(gid).member_id_list] == [
-        ids["owner"], ids["admin"], ids["member"], ids["target"]]
+        ids["owner"],
+        ids["admin"],
+        ids["member"],
+        ids["target"],
+    ]
     rsp = dev["owner"].kick(gid, [ids["admin"]])
     assert rsp.result_code == OK and notice(rsp.attach_notificatino_msg)["data"]["ids"] == [str(ids["admin"])]
     assert dev["owner"].kick(gid, [ids["spare"]]).result_code == OK  # not a member: nothing to do
@@ -385,7 +412,9 @@ def test_unknown_or_dismissed_group_is_not_found(world):
         assert answer.result_code == ErrorCode.NOT_FOUND
     rsp = dev["owner"].dismiss(gid)
     assert rsp.result_code == OK and notice(rsp.attach_notificatino_msg) == {
-        "notificationType": 6, "data": {"groupId": str(gid)}}
+        "notificationType": 6,
+        "data": {"groupId": str(gid)},
+    }
     assert dev["owner"].members(gid).result_code == ErrorCode.NOT_FOUND
     assert dev["member"].send(gid).error_code == ErrorCode.NOT_FOUND
     assert dev["owner"].dismiss(gid).result_code == ErrorCode.NOT_FOUND
@@ -409,7 +438,11 @@ def test_invite_models(world):
     assert dev["member"].invite(gid, []).result_code == ErrorCode.INVALID_ARGUMENT
     rsp = dev["member"].invite(gid, [ids["outsider"], ids["admin"]])  # members already in are ignored
     assert notice(rsp.attach_notificatino_msg)["data"] == {
-        "groupId": str(gid), "userId": str(ids["member"]), "ids": [str(ids["outsider"])], "nickNames": ["Outsider"]}
+        "groupId": str(gid),
+        "userId": str(ids["member"]),
+        "ids": [str(ids["outsider"])],
+        "nickNames": ["Outsider"],
+    }
     again = dev["member"].invite(gid, [ids["outsider"]])
     assert again.result_code == OK and again.attach_notificatino_msg == b""
 
@@ -418,16 +451,36 @@ def test_update_and_group_versions(world):
     gid, dev = world.gid, world.dev
     version = dev["member"].groups().group_version_list[0].group_version
     assert dev["member"].info([(gid, version)]).group_info_list == []  # unchanged: nothing to send
-    rsp = dev["admin"].update(gid, group_name="New name", announcement="Be nice", group_intro="About",
-                              group_avatar="https://x/a.png", mute_model=1)
+    rsp = dev["admin"].update(
+        gid,
+        group_name="New name",
+        announcement="Be nice",
+        group_intro="About",
+        group_avatar="https://x/a.png",
+        mute_model=1,
+    )
     assert rsp.result_code == OK
     info = rsp.group_info
     assert (info.group_name, info.announcement, info.group_intro, info.group_avatar, info.mute_model) == (
-        "New name", "Be nice", "About", "https://x/a.png", 1)
+        "New name",
+        "Be nice",
+        "About",
+        "https://x/a.png",
+        1,
+    )
     assert info.group_version == version + 1
-    assert notice(rsp.attach_notificatino_msg) == {"notificationType": 5, "data": {
-        "groupId": str(gid), "userId": str(world.ids["admin"]), "groupName": "New name", "announcement": "Be nice",
-        "groupIntro": "About", "groupAvatar": "https://x/a.png", "muteModel": 1}}
+    assert notice(rsp.attach_notificatino_msg) == {
+        "notificationType": 5,
+        "data": {
+            "groupId": str(gid),
+            "userId": str(world.ids["admin"]),
+            "groupName": "New name",
+            "announcement": "Be nice",
+            "groupIntro": "About",
+            "groupAvatar": "https://x/a.png",
+            "muteModel": 1,
+        },
+    }
     (note,) = dev["member"].pushes(Cmd.GROUP_MEMBER_CHANGED_NOTIFY)
     assert (note.group_version, list(note.changed_list)) == (version + 1, [])
     (got,) = dev["member"].info([(gid, version)]).group_info_list
@@ -453,11 +506,18 @@ def test_mute_lets_only_owner_and_admins_write(world):
 def test_members_list_with_roles(world):
     rsp = world.dev["member"].members(world.gid)
     ids = world.ids
-    assert rsp.result_code == OK and list(rsp.member_id_list) == [ids["owner"], ids["admin"], ids["member"],
-                                                                  ids["target"]]
+    assert rsp.result_code == OK and list(rsp.member_id_list) == [
+        ids["owner"],
+        ids["admin"],
+        ids["member"],
+        ids["target"],
+    ]
     assert [(m.user_id, m.role) for m in rsp.member_list] == [
-        (ids["owner"], GroupRole.OWNER), (ids["admin"], GroupRole.ADMIN), (ids["member"], GroupRole.MEMBER),
-        (ids["target"], GroupRole.MEMBER)]
+        (ids["owner"], GroupRole.OWNER),
+        (ids["admin"], GroupRole.ADMIN),
+        (ids["member"], GroupRole.MEMBER),
+        (ids["target"], GroupRole.MEMBER),
+    ]
 
 
 # -- limits
@@ -518,8 +578,10 @@ def test_owner_exit_hands_over_to_the_longest_standing_member(node):
     rsp = alice.exit(gid)
     assert rsp.result_code == OK
     left = notice(rsp.attach_notificatino_msg)
-    assert left == {"notificationType": 4, "data": {"groupId": str(gid), "ids": [str(ids[0])],
-                                                     "nickNames": ["Alice"], "owner": str(ids[2])}}
+    assert left == {
+        "notificationType": 4,
+        "data": {"groupId": str(gid), "ids": [str(ids[0])], "nickNames": ["Alice"], "owner": str(ids[2])},
+    }
     for device in (alice, bob, carol, david):
         (note,) = device.pushes(Cmd.GROUP_MEMBER_CHANGED_NOTIFY)
         assert changes(note) == [(ids[0], DEL, 0), (ids[2], ROLE, GroupRole.OWNER)]
@@ -548,8 +610,10 @@ def test_kick_tells_everyone_including_the_kicked_devices(node):
     rsp = alice.kick(gid, [ids[1]])
     assert rsp.result_code == OK and rsp.group_id == gid
     kicked = notice(rsp.attach_notificatino_msg)
-    assert kicked == {"notificationType": 3, "data": {"groupId": str(gid), "ownerUserId": str(ids[0]),
-                                                       "ids": [str(ids[1])], "nickNames": ["Bobby"]}}
+    assert kicked == {
+        "notificationType": 3,
+        "data": {"groupId": str(gid), "ownerUserId": str(ids[0]), "ids": [str(ids[1])], "nickNames": ["Bobby"]},
+    }
     for device in (alice, bob, bob2, carol):
         (note,) = device.pushes(Cmd.GROUP_MEMBER_CHANGED_NOTIFY)
         assert changes(note) == [(ids[1], DEL, 0)] and note.user_id == ids[0]
@@ -575,8 +639,9 @@ def test_history_visibility_for_late_joiners_and_the_kicked(node):
     seen = [m.server_msg_id for m in carol.history(gid).msg_list]
     assert seen == [5, 6]
     assert carol.group_session(gid).unread_cnt == 2  # from the invite notice on
-    rsp = carol.call(Cmd.MSG_GET_BY_MSG_ID_REQ, pb.CIMGetMsgByIdReq(session_type=2, session_id=gid,
-                                                                    msg_id_list=["2", "5", "6"]))
+    rsp = carol.call(
+        Cmd.MSG_GET_BY_MSG_ID_REQ, pb.CIMGetMsgByIdReq(session_type=2, session_id=gid, msg_id_list=["2", "5", "6"])
+    )
     assert [m.server_msg_id for m in rsp.msg_list] == [5, 6]
     latest = carol.call(Cmd.MSG_GET_LATEST_MSG_ID_REQ, pb.CIMGetLatestMsgIdReq(session_type=2, session_id=gid))
     assert latest.latest_msg_id == "6"

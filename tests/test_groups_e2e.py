@@ -81,7 +81,11 @@ async def test_200_member_group_fan_out(live_node, transport):
         async def delivered(client, seq=seq, round_no=round_no, sender=sender) -> None:
             _, _, push = await client.next_push(Cmd.MSG_DATA)
             assert (push.server_msg_id, push.from_user_id, push.to_session_id, push.session_type) == (
-                seq, sender.user_id, gid, GROUP)
+                seq,
+                sender.user_id,
+                gid,
+                GROUP,
+            )
             assert push.msg_data == f"hello everyone {round_no}".encode()
 
         await defer.gatherResults([defer.ensureDeferred(delivered(c)) for c in clients if c is not sender])
@@ -116,8 +120,9 @@ async def test_group_across_transports(live_node):
         _, _, notice = await device.next_push(Cmd.MSG_DATA)
         assert json.loads(notice.msg_data)["data"]["ids"] == [str(bob), str(carol)]
 
-    mention = pb.CIMMsgData(to_session_id=gid, client_msg_id="m-1", msg_type=1, session_type=GROUP,
-                            msg_data=b"@carol", at_user_list=[carol])
+    mention = pb.CIMMsgData(
+        to_session_id=gid, client_msg_id="m-1", msg_type=1, session_type=GROUP, msg_data=b"@carol", at_user_list=[carol]
+    )
     ack = await bob_ws.request(Cmd.MSG_DATA, mention)
     assert (ack.res_code, ack.server_msg_id) == (1, 2)
     for device in (alice_tcp, alice_json, carol_json):
@@ -140,10 +145,13 @@ async def test_group_across_transports(live_node):
     assert not (await carol_json.sessions()).contact_session_list[0].at_me
 
     # a message racing a kick: stored before the kick, or refused; never half of each
-    send = bob_ws.request(Cmd.MSG_DATA, pb.CIMMsgData(to_session_id=gid, client_msg_id="race", msg_type=1,
-                                                      session_type=GROUP, msg_data=b"racing"))
-    kick = alice_tcp.request(Cmd.GROUP_KICK_OUT_MEMBER_REQ,
-                             pb.CIMGroupKickOutMemberReq(group_id=gid, member_id_list=[bob]))
+    send = bob_ws.request(
+        Cmd.MSG_DATA,
+        pb.CIMMsgData(to_session_id=gid, client_msg_id="race", msg_type=1, session_type=GROUP, msg_data=b"racing"),
+    )
+    kick = alice_tcp.request(
+        Cmd.GROUP_KICK_OUT_MEMBER_REQ, pb.CIMGroupKickOutMemberReq(group_id=gid, member_id_list=[bob])
+    )
     ack, kicked = await defer.gatherResults([send, kick])
     assert kicked.result_code == 200 and kicked.group_id == gid
     history = await carol_json.history(gid, limit=100, session_type=GROUP)
@@ -153,8 +161,10 @@ async def test_group_across_transports(live_node):
     else:
         assert ack.error_code == ErrorCode.FORBIDDEN and stored == []
     assert [m.server_msg_id for m in history.msg_list] == list(range(1, len(history.msg_list) + 1))
-    refused = await bob_ws.request(Cmd.MSG_DATA, pb.CIMMsgData(to_session_id=gid, client_msg_id="late",
-                                                               msg_type=1, session_type=GROUP, msg_data=b"x"))
+    refused = await bob_ws.request(
+        Cmd.MSG_DATA,
+        pb.CIMMsgData(to_session_id=gid, client_msg_id="late", msg_type=1, session_type=GROUP, msg_data=b"x"),
+    )
     assert refused.error_code == ErrorCode.FORBIDDEN
     members = await carol_json.request(Cmd.GROUP_LIST_MEMBER_REQ, pb.CIMGroupMemberListReq(group_id=gid))
     assert list(members.member_id_list) == [alice, carol]

@@ -76,8 +76,15 @@ class Api:
     def core(self):
         return self.node.core
 
-    async def call(self, method: str, path: str, body=None, token: str | None = None, raw: bytes | None = None,
-                   chunked: bool = False) -> tuple[int, dict]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        token: str | None = None,
+        raw: bytes | None = None,
+        chunked: bool = False,
+    ) -> tuple[int, dict]:
         """Send one request; return (HTTP status, decoded JSON body), checking it is JSON."""
         from twisted.internet import reactor
 
@@ -265,8 +272,12 @@ async def test_admin_disabled_without_a_token(tmp_path):
     node = await start_node(tmp_path, admin_token="")
     try:
         api = Api(node)
-        for method, path, token in [("GET", "/admin/users", None), ("GET", "/admin/stats", ""),
-                                    ("POST", "/admin/users/1/disable", "anything"), ("GET", "/admin/nope", None)]:
+        for method, path, token in [
+            ("GET", "/admin/users", None),
+            ("GET", "/admin/stats", ""),
+            ("POST", "/admin/users/1/disable", "anything"),
+            ("GET", "/admin/nope", None),
+        ]:
             status, answer = await api.call(method, path, token=token)
             assert status == 403
             assert answer == {"error_code": 10004, "error_msg": "admin API disabled: set http.admin_token"}
@@ -289,8 +300,13 @@ async def test_admin_wrong_or_missing_token_is_401(api):
 async def test_admin_bulk_create_with_tokens(api):
     await api.register("taken", "pw")
     users = [{"userName": f"load{i:04d}"} for i in range(300)]
-    users += [{"userName": "withpwd", "userNickName": "With Pwd", "userPwd": md5("pw")}, {"userName": "TAKEN"},
-              {"userName": "bad"}, "not an object", {"userName": "load0000"}]
+    users += [
+        {"userName": "withpwd", "userNickName": "With Pwd", "userPwd": md5("pw")},
+        {"userName": "TAKEN"},
+        {"userName": "bad"},
+        "not an object",
+        {"userName": "load0000"},
+    ]
     answer = await api.post("/admin/users", {"users": users, "issueTokens": True}, token=ADMIN)
     assert answer["error_code"] == 200
     results = answer["users"]
@@ -476,4 +492,3 @@ async def test_client_gone_before_the_answer(api):
     assert [e for e in failures if "could not write" in e.get("log_format", "")] == []
     status, _ = await api.call("GET", "/health")
     assert status == 200
-

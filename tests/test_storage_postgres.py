@@ -78,6 +78,7 @@ async def test_migrations_run_once_and_version_is_recorded(tmp_path, monkeypatch
         def run(cur):
             calls.append(i)
             migration(cur)
+
         return run
 
     monkeypatch.setattr(pg_backend, "MIGRATIONS", [counting(i, m) for i, m in enumerate(original)])
@@ -117,6 +118,7 @@ async def test_two_nodes_starting_at_once_migrate_once(tmp_path, monkeypatch):
             calls.append(i)
             time.sleep(0.2)  # wide open for the other node to race in, were it not for the lock
             migration(cur)
+
         return run
 
     monkeypatch.setattr(pg_backend, "MIGRATIONS", [slow(i, m) for i, m in enumerate(original)])
@@ -205,6 +207,7 @@ async def test_group_commit_batches_many_appends_into_few_commits(tmp_path):
 async def test_a_failing_operation_fails_alone_and_leaves_no_gap(tmp_path):
     store = await _open(tmp_path, group_commit_ms=50)
     try:
+
         def append_then_fail(cur, message):
             pg_backend._append_txn(cur, message)  # takes seq 2 ...
             raise ValueError("changed my mind")  # ... and gives it back
@@ -326,8 +329,10 @@ async def test_refused_group_message_does_not_replay_its_batch(tmp_path):
     try:
         group = await new_group(store, 1, [2])
         replays = store.replays
-        ds = [store.append(new_message(1 + i % 2, group.group_id, f"ok{i}", session_type=SessionType.GROUP))
-              for i in range(10)]
+        ds = [
+            store.append(new_message(1 + i % 2, group.group_id, f"ok{i}", session_type=SessionType.GROUP))
+            for i in range(10)
+        ]
         refused = store.append(new_message(3, group.group_id, "outsider", session_type=SessionType.GROUP))
         ds += [store.append(new_message(4, 5, f"single{i}")) for i in range(5)]
         results = await defer.gatherResults(ds)
@@ -375,13 +380,26 @@ async def test_stop_waits_for_reads_in_flight(tmp_path):
 
 
 def test_create_store_options_and_repr():
-    store = create_store(reactor, {"dsn": "postgresql://chat:s3cret@db.example/chat", "group_commit_ms": "5",
-                                   "max_batch": "64", "reader_threads": 2, "synchronous": "NORMAL"})
+    store = create_store(
+        reactor,
+        {
+            "dsn": "postgresql://chat:s3cret@db.example/chat",
+            "group_commit_ms": "5",
+            "max_batch": "64",
+            "reader_threads": 2,
+            "synchronous": "NORMAL",
+        },
+    )
     assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (5.0, 64, 2, "normal")
     assert "s3cret" not in repr(store) and "db.example" in repr(store)
     store = create_store(reactor, {})
     assert (store.dsn, store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (
-        "", 2.0, 512, 4, "full")
+        "",
+        2.0,
+        512,
+        4,
+        "full",
+    )
     with pytest.raises(ValueError):
         create_store(reactor, {"synchronous": "off"})
     with pytest.raises(psycopg.ProgrammingError):
@@ -404,8 +422,15 @@ async def test_build_core_passes_the_dsn(tmp_path):
     from coffeechat.config import load_config
     from coffeechat.core import build_core
 
-    config = load_config(None, {"server.data_dir": str(tmp_path / "data"), "storage.backend": "postgres",
-                                "storage.dsn": _dsn(tmp_path), "storage.max_batch": 7})
+    config = load_config(
+        None,
+        {
+            "server.data_dir": str(tmp_path / "data"),
+            "storage.backend": "postgres",
+            "storage.dsn": _dsn(tmp_path),
+            "storage.max_batch": 7,
+        },
+    )
     core = build_core(config, reactor)
     assert isinstance(core.store, PostgresStore) and core.store.dsn == _dsn(tmp_path)
     assert core.store.max_batch == 7
@@ -438,8 +463,9 @@ async def test_batched_appends_answer_as_one_at_a_time(tmp_path):
             roll = rng.random()
             if roll < 0.15 and sent:
                 m = rng.choice(sent[-80:])  # a resend, maybe of something in the same batch
-                m = new_message(m.sender_id, m.to_id, m.client_msg_id, data=b"resent", at=T0 + i,
-                                session_type=m.session_type)
+                m = new_message(
+                    m.sender_id, m.to_id, m.client_msg_id, data=b"resent", at=T0 + i, session_type=m.session_type
+                )
             elif roll < 0.3:
                 m = new_message(rng.randint(1, 4), 1, f"g{i}", at=T0 + i, session_type=SessionType.GROUP)
             else:
@@ -564,8 +590,12 @@ async def test_same_client_msg_id_from_two_nodes_is_stored_once(tmp_path):
     try:
         pairs = []
         for i in range(100):
-            pairs.append((a.append(new_message(1, 2, f"dup{i}", data=b"from a")),
-                          b.append(new_message(1, 2, f"dup{i}", data=b"from b"))))
+            pairs.append(
+                (
+                    a.append(new_message(1, 2, f"dup{i}", data=b"from a")),
+                    b.append(new_message(1, 2, f"dup{i}", data=b"from b")),
+                )
+            )
         for i, (da, db) in enumerate(pairs):
             ra, rb = await defer.gatherResults([da, db])
             assert ra.message == rb.message, i
@@ -619,8 +649,11 @@ async def test_duplicate_racing_into_another_conversation_gives_no_seq_away(tmp_
         first = a.run_write("slow append", append_and_linger, new_message(1, 2, "reused"))
         await threads.deferToThread(inside.wait, 5)
         replays = b.replays
-        ds = [b.append(new_message(1, 3, "before")), b.append(new_message(1, 3, "reused")),
-              b.append(new_message(3, 1, "after"))]
+        ds = [
+            b.append(new_message(1, 3, "before")),
+            b.append(new_message(1, 3, "reused")),
+            b.append(new_message(3, 1, "after")),
+        ]
         ra, (r1, r2, r3) = await defer.gatherResults([first, defer.gatherResults(ds)])
         assert b.replays == replays + 1
         assert ra.created and not r2.created and r2.message == ra.message
@@ -636,8 +669,12 @@ async def test_first_message_of_a_conversation_from_two_nodes(tmp_path):
     a, b = await _nodes(tmp_path)
     try:
         for round_no in range(20):
-            ra, rb = await defer.gatherResults([a.append(new_message(10 + round_no, 99, f"hi{round_no}")),
-                                                b.append(new_message(99, 10 + round_no, f"ho{round_no}"))])
+            ra, rb = await defer.gatherResults(
+                [
+                    a.append(new_message(10 + round_no, 99, f"hi{round_no}")),
+                    b.append(new_message(99, 10 + round_no, f"ho{round_no}")),
+                ]
+            )
             assert ra.created and rb.created
             assert sorted([ra.message.seq, rb.message.seq]) == [1, 2]
     finally:
@@ -661,10 +698,19 @@ async def test_group_message_racing_a_kick_on_another_node(tmp_path):
                 inside.set()
                 time.sleep(0.3)
                 return result
+
             return run
 
-        kick = a.run_write("slow kick", linger_after(pg_backend._remove_members_txn), gid, 1, int(GroupRole.ADMIN),
-                           [2], T0, int(GroupRole.OWNER))
+        kick = a.run_write(
+            "slow kick",
+            linger_after(pg_backend._remove_members_txn),
+            gid,
+            1,
+            int(GroupRole.ADMIN),
+            [2],
+            T0,
+            int(GroupRole.OWNER),
+        )
         await threads.deferToThread(inside.wait, 5)
         message = b.append(new_message(2, gid, "too late", session_type=SessionType.GROUP))
         results = await defer.DeferredList([kick, message], consumeErrors=True)
@@ -673,8 +719,15 @@ async def test_group_message_racing_a_kick_on_another_node(tmp_path):
         assert await b.latest_seq(group.conv) == 0
 
         inside.clear()
-        mute = a.run_write("slow mute", linger_after(pg_backend._update_group_txn), gid, 1, int(GroupRole.ADMIN),
-                           {"mute_model": int(MuteModel.ALL)}, T0)
+        mute = a.run_write(
+            "slow mute",
+            linger_after(pg_backend._update_group_txn),
+            gid,
+            1,
+            int(GroupRole.ADMIN),
+            {"mute_model": int(MuteModel.ALL)},
+            T0,
+        )
         await threads.deferToThread(inside.wait, 5)
         with pytest.raises(GroupForbidden):
             await b.append(new_message(3, gid, "muted meanwhile", session_type=SessionType.GROUP))
@@ -682,8 +735,11 @@ async def test_group_message_racing_a_kick_on_another_node(tmp_path):
         await a.update_group(gid, 1, GroupRole.ADMIN, {"mute_model": MuteModel.DEFAULT}, T0)
 
         inside.clear()
-        sent = b.run_write("slow message", linger_after(pg_backend._append_txn),
-                           new_message(3, gid, "just in time", session_type=SessionType.GROUP))
+        sent = b.run_write(
+            "slow message",
+            linger_after(pg_backend._append_txn),
+            new_message(3, gid, "just in time", session_type=SessionType.GROUP),
+        )
         await threads.deferToThread(inside.wait, 5)
         kicked = await a.remove_members(gid, 1, GroupRole.ADMIN, [3], T0, GroupRole.OWNER)
         sent = await sent
@@ -741,10 +797,13 @@ async def test_group_limits_hold_across_nodes(tmp_path):
             user = 1000 + round_no
             ga = await new_group(a, 1, [])
             gb = await new_group(b, 2, [])
-            results = await defer.DeferredList([
-                a.add_members(ga.group_id, 1, GroupRole.MEMBER, [user], T0, 200, 1),
-                b.add_members(gb.group_id, 2, GroupRole.MEMBER, [user], T0, 200, 1),
-            ], consumeErrors=True)
+            results = await defer.DeferredList(
+                [
+                    a.add_members(ga.group_id, 1, GroupRole.MEMBER, [user], T0, 200, 1),
+                    b.add_members(gb.group_id, 2, GroupRole.MEMBER, [user], T0, 200, 1),
+                ],
+                consumeErrors=True,
+            )
             assert sorted(ok for ok, _ in results) == [False, True], round_no
             assert len(await a.groups_of(user)) == 1
     finally:
@@ -788,8 +847,9 @@ async def test_deadlock_between_nodes_is_retried(tmp_path):
 
             return run
 
-        results = await defer.gatherResults([a.run_write("xy", lock_both("x", "y")),
-                                             b.run_write("yx", lock_both("y", "x"))])
+        results = await defer.gatherResults(
+            [a.run_write("xy", lock_both("x", "y")), b.run_write("yx", lock_both("y", "x"))]
+        )
         assert results == [True, True]
         assert a.retries + b.retries == 1
         assert {u.nick_name for u in await a.list_users(0, 10)} == {"X+", "Y+"}
@@ -802,8 +862,11 @@ async def test_writer_reconnects_after_losing_its_connection(tmp_path):
     store = await _open(tmp_path)
     try:
         assert (await store.append(new_message(1, 2, "before"))).message.seq == 1
-        _sql(tmp_path, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name "
-                       "IN ('coffeechat-writer', 'coffeechat-reader') AND pid <> pg_backend_pid()")
+        _sql(
+            tmp_path,
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name "
+            "IN ('coffeechat-writer', 'coffeechat-reader') AND pid <> pg_backend_pid()",
+        )
         with pytest.raises(psycopg.OperationalError):
             await store.append(new_message(1, 2, "lost"))  # its connection was gone: failed, not hung
         after = await store.append(new_message(1, 2, "after"))

@@ -48,6 +48,7 @@ async def test_migrations_run_once_and_version_is_recorded(tmp_path, monkeypatch
         def run(db):
             calls.append(i)
             migration(db)
+
         return run
 
     monkeypatch.setattr(sqlite_backend, "MIGRATIONS", [counting(i, m) for i, m in enumerate(original)])
@@ -134,6 +135,7 @@ async def test_wal_mode_and_synchronous(tmp_path):
 async def test_hot_queries_use_indexes(tmp_path):
     store = await _open(tmp_path)
     try:
+
         def plans(cur):
             queries = {
                 "history": (sqlite_backend.SQL_HISTORY, ("c", 1, 10, 5)),
@@ -174,9 +176,7 @@ async def test_group_commit_batches_many_appends_into_few_commits(tmp_path):
     store._reactor = CountingReactor()
     try:
         commits, ops = store.commits, store.ops_committed
-        results = await defer.gatherResults(
-            [store.append(new_message(1 + i % 7, 100, f"b{i}")) for i in range(200)]
-        )
+        results = await defer.gatherResults([store.append(new_message(1 + i % 7, 100, f"b{i}")) for i in range(200)])
         assert all(r.created for r in results)
         batches = store.commits - commits
         assert store.ops_committed - ops == 200
@@ -214,6 +214,7 @@ async def test_results_fire_in_the_order_operations_were_queued(tmp_path):
 async def test_a_failing_operation_fails_alone_and_leaves_no_gap(tmp_path):
     store = await _open(tmp_path, group_commit_ms=50)
     try:
+
         def append_then_fail(cur, message):
             sqlite_backend._append_txn(cur, message)  # takes seq 2 ...
             raise ValueError("changed my mind")  # ... and gives it back
@@ -366,13 +367,19 @@ async def test_stop_waits_for_reads_in_flight(tmp_path):
 
 
 def test_create_store_options(tmp_path):
-    store = create_store(reactor, {"path": _path(tmp_path), "group_commit_ms": "5", "max_batch": "64",
-                                   "reader_threads": 2, "synchronous": "NORMAL"})
-    assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (
-        5.0, 64, 2, "normal")
+    store = create_store(
+        reactor,
+        {
+            "path": _path(tmp_path),
+            "group_commit_ms": "5",
+            "max_batch": "64",
+            "reader_threads": 2,
+            "synchronous": "NORMAL",
+        },
+    )
+    assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (5.0, 64, 2, "normal")
     store = create_store(reactor, {"path": _path(tmp_path)})
-    assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (
-        2.0, 512, 4, "full")
+    assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (2.0, 512, 4, "full")
     with pytest.raises(ValueError):
         create_store(reactor, {})
     with pytest.raises(ValueError):
@@ -390,9 +397,7 @@ async def test_appends_by_another_connection_are_seen(tmp_path):
         assert (await store.append(new_message(1, 2, "a"))).message.seq == 1
         other = sqlite3.connect(_path(tmp_path), isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
-        other.execute(
-            "INSERT INTO messages VALUES ('p:1:2', 2, 1, 2, 1, 'elsewhere', 1, x'00', ?, 0)", (T0,)
-        )
+        other.execute("INSERT INTO messages VALUES ('p:1:2', 2, 1, 2, 1, 'elsewhere', 1, x'00', ?, 0)", (T0,))
         other.execute("UPDATE conversations SET last_seq = 2 WHERE conv = 'p:1:2'")
         other.execute("COMMIT")
         other.close()
@@ -412,8 +417,10 @@ async def test_refused_group_message_does_not_replay_its_batch(tmp_path):
     try:
         group = await new_group(store, 1, [2])
         replays = store.replays
-        ds = [store.append(new_message(1 + i % 2, group.group_id, f"ok{i}", session_type=SessionType.GROUP))
-              for i in range(10)]
+        ds = [
+            store.append(new_message(1 + i % 2, group.group_id, f"ok{i}", session_type=SessionType.GROUP))
+            for i in range(10)
+        ]
         refused = store.append(new_message(3, group.group_id, "outsider", session_type=SessionType.GROUP))
         ds += [store.append(new_message(4, 5, f"single{i}")) for i in range(5)]
         results = await defer.gatherResults(ds)

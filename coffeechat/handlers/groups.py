@@ -310,9 +310,7 @@ class GroupHandler:
         }
         return await self._outcome(user, device, change.group, body)
 
-    async def kick(
-        self, user: User, device: IDevice | None, group_id: int, member_ids: Iterable[int]
-    ) -> GroupOutcome:
+    async def kick(self, user: User, device: IDevice | None, group_id: int, member_ids: Iterable[int]) -> GroupOutcome:
         """Remove members: the owner may remove anyone else, an admin only plain members."""
         state, me = await self._state(user, group_id)
         if me.role < GroupRole.ADMIN:
@@ -354,9 +352,7 @@ class GroupHandler:
 
     # -- extensions
 
-    async def update(
-        self, user: User, device: IDevice | None, group_id: int, fields: dict[str, Any]
-    ) -> GroupOutcome:
+    async def update(self, user: User, device: IDevice | None, group_id: int, fields: dict[str, Any]) -> GroupOutcome:
         """Change name, intro, announcement, avatar, mute/join/invite models (owner and admins)."""
         checked: dict[str, Any] = {}
         for key, value in fields.items():

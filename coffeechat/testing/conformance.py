@@ -66,10 +66,19 @@ __all__ = ["StoreConformanceTests", "new_group", "new_message"]
 T0 = 1_700_000_000  # an arbitrary "now" in unix seconds
 
 
-def new_message(sender: int, to: int, client_msg_id: str, *, data: bytes | None = None,
-                at: int = T0, session_type: int = SessionType.SINGLE,
-                msg_type: int = MsgType.TEXT, client_type: int = ClientType.ANDROID,
-                mentions: tuple[int, ...] = (), at_all: bool = False) -> NewMessage:
+def new_message(
+    sender: int,
+    to: int,
+    client_msg_id: str,
+    *,
+    data: bytes | None = None,
+    at: int = T0,
+    session_type: int = SessionType.SINGLE,
+    msg_type: int = MsgType.TEXT,
+    client_type: int = ClientType.ANDROID,
+    mentions: tuple[int, ...] = (),
+    at_all: bool = False,
+) -> NewMessage:
     """A NewMessage from ``sender`` to user (or group) ``to``, keyed as the core keys it."""
     return NewMessage(
         mentions=tuple(mentions),
@@ -91,8 +100,16 @@ def group_message(sender: int, group_id: int, client_msg_id: str, **kwargs: Any)
     return new_message(sender, group_id, client_msg_id, session_type=SessionType.GROUP, **kwargs)
 
 
-async def new_group(store: Any, owner: int, members: list[int], *, name: str = "g", at: int = T0,
-                    max_members: int = 200, max_groups_per_user: int = 0) -> Group:
+async def new_group(
+    store: Any,
+    owner: int,
+    members: list[int],
+    *,
+    name: str = "g",
+    at: int = T0,
+    max_members: int = 200,
+    max_groups_per_user: int = 0,
+) -> Group:
     """Create a normal group and return it."""
     change = await store.create_group(owner, name, 1, members, at, max_members, max_groups_per_user)
     return change.group
@@ -286,8 +303,15 @@ class StoreConformanceTests:
         assert [r.message.seq for r in results] == [1, 2, 3, 4, 5]
         first = results[0].message
         assert first == Message(
-            conv="p:1:2", seq=1, session_type=SessionType.SINGLE, sender_id=1, to_id=2,
-            client_msg_id="m0", msg_type=MsgType.TEXT, data=b"body of m0", created_at=T0,
+            conv="p:1:2",
+            seq=1,
+            session_type=SessionType.SINGLE,
+            sender_id=1,
+            to_id=2,
+            client_msg_id="m0",
+            msg_type=MsgType.TEXT,
+            data=b"body of m0",
+            created_at=T0,
             client_type=ClientType.ANDROID,
         )
         assert await store.latest_seq("p:1:2") == 5
@@ -295,14 +319,17 @@ class StoreConformanceTests:
     @pytest_twisted.ensureDeferred
     async def test_message_fields_round_trip(self, store):
         data = bytes(range(256)) * 3 + b"\x00"
-        sent = new_message(7, 3, "bin", data=data, at=T0 + 5, msg_type=MsgType.IMAGE,
-                           client_type=ClientType.WEB)
+        sent = new_message(7, 3, "bin", data=data, at=T0 + 5, msg_type=MsgType.IMAGE, client_type=ClientType.WEB)
         result = await store.append(sent)
         [stored] = await store.history(sent.conv, 0, 10)
         assert stored == result.message
         assert isinstance(stored.data, bytes) and stored.data == data
         assert (stored.sender_id, stored.to_id, stored.msg_type, stored.client_type) == (
-            7, 3, MsgType.IMAGE, ClientType.WEB)
+            7,
+            3,
+            MsgType.IMAGE,
+            ClientType.WEB,
+        )
         assert stored.created_at == T0 + 5 and stored.conv == "p:3:7"
 
     @pytest_twisted.ensureDeferred
@@ -313,8 +340,7 @@ class StoreConformanceTests:
         group = await new_group(store, 1, [2])
         g = await store.append(group_message(1, group.group_id, "g1"))
         b2 = await store.append(new_message(3, 1, "b2"))
-        assert (a.message.seq, b.message.seq, a2.message.seq, g.message.seq, b2.message.seq) == (
-            1, 1, 2, 1, 2)
+        assert (a.message.seq, b.message.seq, a2.message.seq, g.message.seq, b2.message.seq) == (1, 1, 2, 1, 2)
         assert a2.message.conv == a.message.conv
         assert g.message.conv == group.conv == f"g:{group.group_id}"
         assert await store.latest_seq("p:1:2") == 2
@@ -366,8 +392,7 @@ class StoreConformanceTests:
     @pytest_twisted.ensureDeferred
     async def test_many_concurrent_appends_to_one_conversation(self, store):
         n = 500
-        ds = [store.append(new_message(1 + i % 2, 2 - i % 2, f"c{i}", at=T0 + i // 100))
-              for i in range(n)]
+        ds = [store.append(new_message(1 + i % 2, 2 - i % 2, f"c{i}", at=T0 + i // 100)) for i in range(n)]
         results = await defer.gatherResults(ds)
         assert all(r.created for r in results)
         assert sorted(r.message.seq for r in results) == list(range(1, n + 1))
@@ -397,8 +422,7 @@ class StoreConformanceTests:
         assert all(r.message.conv == group.conv and r.message.to_id == gid for r in results)
         entry = await store.conversation_entry(5, group.conv)
         assert entry is not None
-        assert (entry.session_type, entry.session_id, entry.read_seq, entry.last_seq) == (
-            SessionType.GROUP, gid, 3, 3)
+        assert (entry.session_type, entry.session_id, entry.read_seq, entry.last_seq) == (SessionType.GROUP, gid, 3, 3)
         assert await _read(store, 6, group) == (0, 3)
 
     # ---- history -----------------------------------------------------------------------------
@@ -534,10 +558,18 @@ class StoreConformanceTests:
         group = change.group
         assert isinstance(group, Group) and group.group_id >= 1
         assert (group.name, group.group_type, group.owner_id, group.created_at, group.updated_at) == (
-            "Friends", 1, 1, T0, T0)
+            "Friends",
+            1,
+            1,
+            T0,
+            T0,
+        )
         assert (group.version, group.member_count, group.dismissed, group.mute_model) == (1, 3, False, 0)
         assert [(m.user_id, m.role) for m in change.added] == [
-            (1, GroupRole.OWNER), (2, GroupRole.MEMBER), (3, GroupRole.MEMBER)]
+            (1, GroupRole.OWNER),
+            (2, GroupRole.MEMBER),
+            (3, GroupRole.MEMBER),
+        ]
         assert all(isinstance(m, GroupMember) and m.joined_seq == 1 and m.joined_at == T0 for m in change.added)
         assert await store.group_by_id(group.group_id) == group
         assert await store.group_by_id(group.group_id + 100) is None
@@ -547,7 +579,11 @@ class StoreConformanceTests:
         for uid in (1, 2, 3):
             entry = await store.conversation_entry(uid, group.conv)
             assert (entry.session_type, entry.session_id, entry.read_seq, entry.last_seq) == (
-                SessionType.GROUP, group.group_id, 0, 0)
+                SessionType.GROUP,
+                group.group_id,
+                0,
+                0,
+            )
             assert entry.last_message is None and not entry.at_me
         second = await new_group(store, 2, [1])
         assert second.group_id > group.group_id
@@ -616,7 +652,8 @@ class StoreConformanceTests:
             await store.append(group_message(1, gid, f"before{i}"))
         change = await store.add_members(gid, 2, GroupRole.MEMBER, [3, 2, 3], T0 + 5, 200, 0)
         assert [(m.user_id, m.role, m.joined_seq, m.joined_at) for m in change.added] == [
-            (3, GroupRole.MEMBER, 4, T0 + 5)]
+            (3, GroupRole.MEMBER, 4, T0 + 5)
+        ]
         assert (change.group.member_count, change.group.version, change.group.updated_at) == (3, 2, T0 + 5)
         assert await _read(store, 3, group) == (3, 0)
         await store.append(group_message(2, gid, "after"))
@@ -705,12 +742,27 @@ class StoreConformanceTests:
         g = change.group
         assert (g.name, g.intro, g.announcement, g.version, g.updated_at) == ("New", "about us", "", 2, T0 + 10)
         change = await store.update_group(
-            gid, 1, GroupRole.ADMIN,
-            {"announcement": "read me", "avatar": "https://x/a.png", "join_model": 1, "be_invite_model": 1,
-             "name": None}, T0 + 11)
+            gid,
+            1,
+            GroupRole.ADMIN,
+            {
+                "announcement": "read me",
+                "avatar": "https://x/a.png",
+                "join_model": 1,
+                "be_invite_model": 1,
+                "name": None,
+            },
+            T0 + 11,
+        )
         g = change.group
         assert (g.name, g.announcement, g.avatar, g.join_model, g.be_invite_model, g.version) == (
-            "New", "read me", "https://x/a.png", 1, 1, 3)
+            "New",
+            "read me",
+            "https://x/a.png",
+            1,
+            1,
+            3,
+        )
         assert await store.group_by_id(gid) == g
         roles = await store.set_member_roles(gid, 1, GroupRole.OWNER, [2, 1, 7], GroupRole.ADMIN, T0 + 12)
         assert [(m.user_id, m.role) for m in roles.roles] == [(2, GroupRole.ADMIN)] and roles.group.version == 4
@@ -823,10 +875,12 @@ class StoreConformanceTests:
     async def test_calls_after_stop_fail_cleanly(self, tmp_path):
         store = await self.open_store(tmp_path)
         await store.stop()
-        for call in (lambda: store.append(new_message(1, 2, "late")),
-                     lambda: store.create_user("late", "Late", "", T0),
-                     lambda: store.history("p:1:2", 0, 10),
-                     lambda: store.user_by_name("late")):
+        for call in (
+            lambda: store.append(new_message(1, 2, "late")),
+            lambda: store.create_user("late", "Late", "", T0),
+            lambda: store.history("p:1:2", 0, 10),
+            lambda: store.user_by_name("late"),
+        ):
             with pytest.raises(StoreClosed):
                 await defer.maybeDeferred(call)
 
@@ -861,13 +915,15 @@ class StoreConformanceTests:
             await store.revoke_token("tok-b")
             sent = []
             for i in range(5):
-                result = await store.append(new_message(alice.user_id, bob.user_id, f"m{i}",
-                                                        data=b"\x00\x01" * i, at=T0 + i))
+                result = await store.append(
+                    new_message(alice.user_id, bob.user_id, f"m{i}", data=b"\x00\x01" * i, at=T0 + i)
+                )
                 sent.append(result.message)
             chat = await new_group(store, bob.user_id, [alice.user_id], name="Durable")
             await store.update_group(chat.group_id, bob.user_id, GroupRole.OWNER, {"announcement": "hi"}, T0 + 8)
-            group = (await store.append(group_message(alice.user_id, chat.group_id, "g", at=T0 + 9,
-                                                      mentions=(bob.user_id,)))).message
+            group = (
+                await store.append(group_message(alice.user_id, chat.group_id, "g", at=T0 + 9, mentions=(bob.user_id,)))
+            ).message
             conv = sent[0].conv
             await store.mark_read(bob.user_id, conv, 3)
             await store.mark_delivered([(bob.user_id, conv, 4)])
