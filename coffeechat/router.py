@@ -23,6 +23,7 @@ class Router:
         self.max_devices = max_devices
         self._devices: dict[int, list[IDevice]] = {}
         self.cluster = None
+        self.presence_failures = 0
 
     def attach(self, device: IDevice) -> list[IDevice]:
         """Register a freshly logged-in device; return the oldest devices it displaces when the
@@ -39,10 +40,16 @@ class Router:
             self.presence.device_offline(old.user_id, old.device_id).addErrback(self._presence_failed)
         return displaced
 
-    @staticmethod
-    def _presence_failed(failure) -> None:
-        """A shared presence that is down: the node re-writes its devices when it is back."""
-        log.warn("presence update failed: {error}", error=failure.getErrorMessage())
+    def _presence_failed(self, failure) -> None:
+        """A shared presence that is down: the node re-writes its devices when it is back, so
+        one line per 1000 failures says enough."""
+        if self.presence_failures % 1000 == 0:
+            log.warn(
+                "presence update failed ({count} so far): {error}",
+                count=self.presence_failures + 1,
+                error=failure.getErrorMessage(),
+            )
+        self.presence_failures += 1
 
     def detach(self, device: IDevice) -> None:
         """Forget a device that disconnected (a no-op if it was displaced already)."""
