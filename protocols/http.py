@@ -253,9 +253,10 @@ class Health(JsonResource):
 
     async def on_GET(self, request: IRequest) -> Answer:
         router = self.core.router
+        counts = {"node": self.core.node, "online_users": router.user_count, "devices": router.device_count}
         if not self.core.running:
-            return 503, {"status": "stopping", "online_users": router.user_count, "devices": router.device_count}
-        return 200, {"status": "ok", "online_users": router.user_count, "devices": router.device_count}
+            return 503, {"status": "stopping", **counts}
+        return 200, {"status": "ok", **counts}
 
 
 # ---- admin API: /admin/ -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest_twisted
 from coffeechat.config import load_config
 from coffeechat.core import build_core
 from coffeechat.errors import ChatError, ErrorCode
+from tests.redisserver import redis_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = "from coffeechat.admin import main; raise SystemExit(main())"
@@ -178,3 +179,47 @@ def test_bad_config_key_is_named(cli, tmp_path):
     for args in (["check"], ["user", "list"]):
         assert "auth.scrypt_nn" in refused(cli(*args, config_file=bad))
     assert "cannot read config file" in refused(cli("check", config_file=tmp_path / "missing.toml"))
+
+
+# -- nodes (the cluster's view in Redis)
+
+
+def test_nodes_needs_a_shared_presence(cli):
+    assert "single node" in refused(cli("nodes"))
+
+
+def test_nodes_says_when_redis_is_unreachable(cli, tmp_path):
+    config = tmp_path / "redis.toml"
+    config.write_text('[presence]\nbackend = "redis"\nredis = "redis://127.0.0.1:1/0"\ntimeout = 1.0\n')
+    assert "cannot reach Redis" in refused(cli("nodes", config_file=config))
+
+
+@pytest_twisted.ensureDeferred
+async def test_nodes_lists_every_node_with_its_counts(tmp_path, redis_server):  # noqa: F811
+    from twisted.internet import reactor, utils
+
+    from coffeechat.backends.presence_redis import RedisPresence
+    from coffeechat.config import PresenceConfig
+
+    class Here:  # what the node holds: two users, three devices
+        user_count, device_count = 2, 3
+
+        def all_devices(self):
+            return []
+
+    settings = PresenceConfig(backend="redis", redis=redis_server.url, lease_seconds=30)
+    node = RedisPresence(reactor, settings, "chat-1")
+    await node.start(Here())
+    try:
+        config = tmp_path / "redis.toml"
+        config.write_text(f'[presence]\nbackend = "redis"\nredis = "{redis_server.url}"\n')
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        args = ["-c", MAIN, "--config", str(config), "--data-dir", str(tmp_path / "data"), "nodes"]
+        out, err, code = await utils.getProcessOutputAndValue(sys.executable, args, env=env)
+        assert code == 0, err
+        lines = out.decode().splitlines()
+        row = next(line.split() for line in lines if line.startswith("chat-1"))
+        assert row[:4] == ["chat-1", "alive", "2", "3"]
+        assert lines[-1] == "1 of 1 nodes alive, 2 users online"
+    finally:
+        await node.stop()

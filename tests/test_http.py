@@ -243,7 +243,7 @@ async def test_health(api):
     await api.device("alice")
     status, answer = await api.call("GET", "/health")
     assert status == 200
-    assert answer == {"status": "ok", "online_users": 1, "devices": 1}
+    assert answer == {"status": "ok", "node": api.core.node, "online_users": 1, "devices": 1}
 
 
 @pytest.mark.parametrize(
