@@ -13,6 +13,20 @@ from coffeechat.plugins import transport_factory
 
 log = Logger()
 
+DEFAULT_BACKLOG = 4096
+
+
+def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
+    """A TCP (or SSL) endpoint string with a listen backlog of ``backlog`` unless it names one.
+
+    Twisted's default is 50: when a node dies and its clients all reconnect to this one within a
+    second, the kernel would drop most of their SYNs and they would come back only after SYN
+    retransmissions (1 s, 3 s, 7 s ...).  The kernel caps it at ``net.core.somaxconn``."""
+    kind = description.split(":", 1)[0]
+    if kind not in ("tcp", "tcp6", "ssl") or "backlog=" in description:
+        return description
+    return f"{description}:backlog={backlog}"
+
 
 class ListenerService(service.Service):
     """Listens on one endpoint string; ``listening`` fires with the port (tests listen on port 0)."""
@@ -26,7 +40,7 @@ class ListenerService(service.Service):
 
     def startService(self) -> defer.Deferred:
         service.Service.startService(self)
-        endpoint = serverFromString(self.reactor, self.description)
+        endpoint = serverFromString(self.reactor, with_backlog(self.description))
         self.listening = endpoint.listen(self.factory)
 
         def listening(port):

@@ -66,3 +66,13 @@ def test_every_sample_config_loads():
     assert len(samples) >= 4
     for path in samples:
         load_config(path)
+
+
+def test_tcp_listeners_get_a_large_backlog_unless_they_name_one():
+    from coffeechat.service import with_backlog
+
+    assert with_backlog("tcp:8000") == "tcp:8000:backlog=4096"
+    assert with_backlog("tcp6:8000:interface=\\:\\:") == "tcp6:8000:interface=\\:\\::backlog=4096"
+    assert with_backlog("tcp:8000:backlog=10") == "tcp:8000:backlog=10"
+    for untouched in ("unix:/run/c.sock", "systemd:domain=INET:index=0"):
+        assert with_backlog(untouched) == untouched
