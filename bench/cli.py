@@ -202,13 +202,16 @@ def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | N
     """Server on the first CPU, generators on the others (when there are at least two).
 
     A cluster's nodes take the CPUs in turn (node i on CPU i mod CPUs): they all work at once
-    during a login storm, and on one CPU they would queue behind each other.  The generators
-    then take the CPUs in turn starting with the second (generator i on CPU i+1 mod CPUs), and
-    PostgreSQL and Redis are not pinned.  The first list is only the single server's."""
+    during a login storm, and on one CPU they would queue behind each other.  The generators get
+    the CPUs no node has when there are such, else they too take every CPU in turn, starting with
+    the second (generator i on CPU i+1 mod CPUs).  PostgreSQL and Redis are not pinned.  The
+    first list is only the single server's."""
     cpus = available_cpus()
     if args.no_pin or len(cpus) < 2:
         return None, None
     if is_cluster(args):
+        if args.servers < len(cpus):
+            return None, cpus[args.servers :]
         return None, cpus[1:] + cpus[:1]
     return cpus[:1], cpus[1:]
 

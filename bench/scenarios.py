@@ -30,6 +30,7 @@ from .server import (
     create_users,
     kernel_socket_kib,
     machine_cpu_seconds,
+    machine_memory_used_kib,
     open_fds,
     rss_kib,
     thread_cpu_seconds,
@@ -280,6 +281,7 @@ def run_connections(
 
     with Generators(k, cpus, lifetime) as gens:
         tcp0 = kernel_socket_kib()
+        mem0 = machine_memory_used_kib()
         rss0 = rss_all()
         fds0 = [p.fds() for p in probes]
         svc0 = sample_services(services)
@@ -314,6 +316,7 @@ def run_connections(
         time.sleep(0.5)  # let the server settle (delivery flusher, wheel) before reading its RSS
         rss_logged = rss_all()
         tcp_logged = kernel_socket_kib()
+        mem_logged = machine_memory_used_kib()
         fds1 = [p.fds() for p in probes]
         t_start = time.monotonic() + 0.5
         t_end = t_start + hold
@@ -329,7 +332,8 @@ def run_connections(
         held = gens.gather(hold + 60)
         rss_held = rss_all()
         # Who the nodes (GET /health) and Redis (each node's device set) say is online, after the hold.
-        health = [health_devices(t) for t in targets] if cluster is not None else None
+        health_answers = [health_of(t) for t in targets] if cluster is not None else []
+        health = [a.get("devices") for a in health_answers] if cluster is not None else None
         presence = cluster.presence_devices() if cluster is not None else None
         gens.call("close", [{}] * k, 60)
         password = password_logins(args, target) if args.password_logins else None
@@ -377,6 +381,10 @@ def run_connections(
             mismatches["logged in by node"] = logged_by_node
         if health != expected:
             mismatches["GET /health devices by node"] = health
+        # /health names its node (when the server says): each port must be the node it was started as
+        names = [a.get("node", cluster.node_name(j)) for j, a in enumerate(health_answers)]
+        if names != [cluster.node_name(j) for j in range(n_nodes)]:
+            mismatches["GET /health node names"] = names
         if presence != expected:
             mismatches["Redis devices by node"] = presence
         if live_nodes != [cluster.node_name(j) for j in range(n_nodes)]:
@@ -410,6 +418,8 @@ def run_connections(
             "rss_bytes_per_connection": rss_per_conn,
             "rss_bytes_per_connection_after_hold": rss_per_conn_held,
             "kernel_bytes_per_socket": kernel_per_conn,
+            # everything on the machine: servers, generators, both ends' sockets (and others' processes)
+            "machine_memory_used_kib": {"before": mem0, "logged_in": mem_logged},
             "hold_s": hold,
             "heartbeat_interval_s": args.heartbeat,
             "heartbeats_sent": hb_sent,
@@ -498,6 +508,18 @@ def run_connections(
                 "mismatches": mismatches,
             }
         )
+        rows.insert(1, ("users created (admin API, node 1)", f"{n:,} with tokens in {fmt(create_s, ' s', 1)}"))
+        mem_delta = delta(mem0, mem_logged)
+        rows.append(
+            (
+                "machine memory in use",
+                f"{fmt(mem0, ' KiB')} before, {fmt(mem_logged, ' KiB')} logged in "
+                f"(+{fmt(bytes_per(mem0, mem_logged, ok_logins), ' B')} per connection, both ends and the "
+                f"generators; others' processes included)"
+                if mem_delta is not None
+                else "-",
+            )
+        )
         rows.append(("", ""))
         rows.append(("per node", "connections / RSS per conn / login CPU / hold CPU, per heartbeat"))
         for node in nodes:
@@ -516,8 +538,9 @@ def run_connections(
                     name,
                     f"RSS {fmt(figures['rss_kib_logged_in'], ' KiB')} "
                     f"(PSS {fmt(figures['pss_kib_logged_in'], ' KiB')}, "
-                    f"{figures['processes']} process(es)); CPU {fmt(figures['cpu_login_pct'], '%')} during the "
-                    f"logins ({fmt(figures['cpu_us_per_login'], ' us')} per login), "
+                    f"+{fmt(figures['pss_bytes_per_login'], ' B')} per login, {figures['processes']} process(es)); "
+                    f"CPU {fmt(figures['cpu_login_pct'], '%')} during the logins "
+                    f"({fmt(figures['cpu_us_per_login'], ' us')} per login), "
                     f"{fmt(figures['cpu_hold_pct'], '%')} during the hold",
                 )
             )
@@ -557,13 +580,14 @@ def bytes_per(before_kib: int | None, after_kib: int | None, count: int) -> int 
     return round((after_kib - before_kib) * 1024 / count)
 
 
-def health_devices(target: Target) -> int | None:
-    """The devices a node reports online (``GET /health``)."""
+def health_of(target: Target) -> dict[str, Any]:
+    """A node's ``GET /health`` answer (its node name and the devices it holds); {} if it fails."""
     try:
         with urllib.request.urlopen(target.http_url.rstrip("/") + "/health", timeout=10) as r:
-            return int(json.loads(r.read())["devices"])
-    except (OSError, ValueError, KeyError):
-        return None
+            answer = json.loads(r.read())
+    except (OSError, ValueError):
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 def cluster_services(cluster: Cluster | None) -> dict[str, ProcessGroup]:
@@ -600,6 +624,8 @@ def service_figures(
             "rss_kib_after_hold": hold1[name]["rss_kib"],
             "pss_kib_before": before[name]["pss_kib"],
             "pss_kib_logged_in": login1[name]["pss_kib"],
+            # what the logins added (Redis: each device's presence entries; PostgreSQL: caches)
+            "pss_bytes_per_login": bytes_per(login0[name]["pss_kib"], login1[name]["pss_kib"], logins),
             "cpu_login_pct": cpu_share(login_cpu, login_wall),
             "cpu_us_per_login": per_op_us(login_cpu, logins),
             "cpu_hold_pct": cpu_share(hold_cpu, hold),

@@ -202,6 +202,22 @@ def open_fds(pid: int) -> int | None:
         return None
 
 
+def machine_memory_used_kib() -> int | None:
+    """MemTotal - MemAvailable: the whole machine's memory in use (every process and the kernel)."""
+    values: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("MemTotal", "MemAvailable"):
+                    values[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if len(values) < 2:
+        return None
+    return values["MemTotal"] - values["MemAvailable"]
+
+
 def kernel_socket_kib() -> int | None:
     """Kernel memory that grows with sockets: slab (socket, inode, file and epoll objects) plus
     the TCP buffer pages of /proc/net/sockstat.  Machine-wide, so only a large delta means much."""
