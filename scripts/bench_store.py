@@ -31,17 +31,25 @@ def messages(args: argparse.Namespace, round_no: int) -> list[NewMessage]:
     for n in range(args.appends):
         a, b = 2 * (n % args.conversations) + 1, 2 * (n % args.conversations) + 2
         sender, to = (a, b) if n % 2 else (b, a)
-        out.append(NewMessage(
-            conv=conversation_key(SessionType.SINGLE, sender, to), session_type=SessionType.SINGLE,
-            sender_id=sender, to_id=to, client_msg_id=f"{round_no}-{n}", msg_type=1,
-            data=b"hello there, this is a benchmark message", created_at=1_700_000_000 + n // 1000,
-        ))
+        out.append(
+            NewMessage(
+                conv=conversation_key(SessionType.SINGLE, sender, to),
+                session_type=SessionType.SINGLE,
+                sender_id=sender,
+                to_id=to,
+                client_msg_id=f"{round_no}-{n}",
+                msg_type=1,
+                data=b"hello there, this is a benchmark message",
+                created_at=1_700_000_000 + n // 1000,
+            )
+        )
     return out
 
 
 async def bench(args: argparse.Namespace, path: str) -> None:
-    store = SQLiteStore(reactor, path, group_commit_ms=args.group_commit_ms, max_batch=args.max_batch,
-                        synchronous=args.synchronous)
+    store = SQLiteStore(
+        reactor, path, group_commit_ms=args.group_commit_ms, max_batch=args.max_batch, synchronous=args.synchronous
+    )
     await store.start()
     try:
         for round_no in range(args.rounds):
@@ -53,10 +61,13 @@ async def bench(args: argparse.Namespace, path: str) -> None:
             assert all(r.created for r in results)
             commits = store.commits - commits0
             stored = args.appends * (round_no + 1)
-            print(f"{args.appends} appends over {args.conversations} conversations in {elapsed:.3f}s: "
-                  f"{args.appends / elapsed:,.0f} appends/s ({commits} commits, "
-                  f"{args.appends / max(commits, 1):.0f} appends/commit, synchronous={args.synchronous}"
-                  + (f", {stored} messages stored)" if args.rounds > 1 else ")"), flush=True)
+            print(
+                f"{args.appends} appends over {args.conversations} conversations in {elapsed:.3f}s: "
+                f"{args.appends / elapsed:,.0f} appends/s ({commits} commits, "
+                f"{args.appends / max(commits, 1):.0f} appends/commit, synchronous={args.synchronous}"
+                + (f", {stored} messages stored)" if args.rounds > 1 else ")"),
+                flush=True,
+            )
     finally:
         await store.stop()
 
