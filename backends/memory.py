@@ -141,6 +141,15 @@ class MemoryStore:
 
         return self._ok(revoke)
 
+    def purge_tokens(self, now: int, limit: int) -> defer.Deferred:
+        def purge() -> int:
+            expired = [h for h, t in self._tokens.items() if t[1] <= now][:limit]
+            for token_hash in expired:
+                del self._tokens[token_hash]
+            return len(expired)
+
+        return self._ok(purge)
+
     def revoke_user_tokens(self, user_id: int) -> defer.Deferred:
         def revoke() -> int:
             tokens = [t for t in self._tokens.values() if t[0] == user_id and not t[2]]

@@ -327,7 +327,16 @@ def _migration_2_append_function(cur: psycopg.Cursor) -> None:
 
 #: Applied in order at start(), each in its own transaction with its version bump, under an
 #: advisory lock; ``schema_version`` records how many have run.  Append, never reorder.
-MIGRATIONS: list[Callable[[psycopg.Cursor], None]] = [_migration_1_initial, _migration_2_append_function]
+def _migration_3_token_expiry(cur: psycopg.Cursor) -> None:
+    """An index on ``tokens.expires_at``, so that purging expired tokens reads only those."""
+    cur.execute("CREATE INDEX tokens_expires_at ON tokens (expires_at)")
+
+
+MIGRATIONS: list[Callable[[psycopg.Cursor], None]] = [
+    _migration_1_initial,
+    _migration_2_append_function,
+    _migration_3_token_expiry,
+]
 
 
 def _migrate(conn: psycopg.Connection) -> int:
@@ -693,6 +702,15 @@ def _revoke_token_txn(cur: psycopg.Cursor, token_hash: str) -> bool:
 
 def _revoke_user_tokens_txn(cur: psycopg.Cursor, user_id: int) -> int:
     return cur.execute(SQL_REVOKE_USER_TOKENS, (user_id,)).rowcount
+
+
+def _purge_tokens_txn(cur: psycopg.Cursor, now: int, limit: int) -> int:
+    # SKIP LOCKED: nodes purging at the same time take different rows instead of waiting.
+    return cur.execute(
+        "DELETE FROM tokens WHERE token_hash IN "
+        "(SELECT token_hash FROM tokens WHERE expires_at <= %s LIMIT %s FOR UPDATE SKIP LOCKED)",
+        (now, limit),
+    ).rowcount
 
 
 def _mark_read_txn(cur: psycopg.Cursor, user_id: int, conv: str, seq: int) -> int | None:
@@ -1353,6 +1371,9 @@ class PostgresStore(ThreadedStore):
 
     def revoke_user_tokens(self, user_id: int) -> defer.Deferred:
         return self.run_write("revoke_user_tokens", _revoke_user_tokens_txn, user_id)
+
+    def purge_tokens(self, now: int, limit: int) -> defer.Deferred:
+        return self.run_write("purge_tokens", _purge_tokens_txn, now, limit)
 
     # ---- IMessageStore -----------------------------------------------------------------------
 

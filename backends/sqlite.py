@@ -219,7 +219,16 @@ def _migration_2_groups(db: sqlite_utils.Database) -> None:
 
 
 #: Applied in order; ``schema_version`` records how many have run.  Append, never reorder.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1_initial, _migration_2_groups]
+def _migration_3_token_expiry(db: sqlite_utils.Database) -> None:
+    """An index on ``tokens.expires_at``, so that purging expired tokens reads only those."""
+    db.execute("CREATE INDEX tokens_expires_at ON tokens (expires_at)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1_initial,
+    _migration_2_groups,
+    _migration_3_token_expiry,
+]
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -526,6 +535,12 @@ def _revoke_token_txn(cur: sqlite3.Cursor, token_hash: str) -> bool:
 
 def _revoke_user_tokens_txn(cur: sqlite3.Cursor, user_id: int) -> int:
     return cur.execute(SQL_REVOKE_USER_TOKENS, (user_id,)).rowcount
+
+
+def _purge_tokens_txn(cur: sqlite3.Cursor, now: int, limit: int) -> int:
+    return cur.execute(
+        "DELETE FROM tokens WHERE rowid IN (SELECT rowid FROM tokens WHERE expires_at <= ? LIMIT ?)", (now, limit)
+    ).rowcount
 
 
 def _mark_read_txn(cur: sqlite3.Cursor, user_id: int, conv: str, seq: int) -> int | None:
@@ -1097,6 +1112,9 @@ class SQLiteStore(ThreadedStore):
 
     def revoke_user_tokens(self, user_id: int) -> defer.Deferred:
         return self.run_write("revoke_user_tokens", _revoke_user_tokens_txn, user_id)
+
+    def purge_tokens(self, now: int, limit: int) -> defer.Deferred:
+        return self.run_write("purge_tokens", _purge_tokens_txn, now, limit)
 
     # ---- IMessageStore -----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from coffeechat.timing import TimingWheel
 log = Logger()
 
 DELIVERY_FLUSH_INTERVAL = 1.0
+TOKEN_PURGE_INTERVAL = 3600.0
 
 
 class ChatCore:
@@ -82,6 +83,8 @@ class ChatCore:
             self.read_counts.on_read = self.cluster.read_moved
         self._flusher = task.LoopingCall(self.messages.deliveries.flush)
         self._flusher.clock = reactor
+        self._token_purger = task.LoopingCall(self._purge_tokens)
+        self._token_purger.clock = reactor
         self.running = False
 
     def _run_in_cpu_pool(self, f, *args) -> defer.Deferred:
@@ -107,6 +110,13 @@ class ChatCore:
             except Exception:
                 log.failure("disconnecting device {device} failed", device=device.device_id)
         return len(devices)
+
+    def _purge_tokens(self) -> defer.Deferred:
+        """Hourly: expired tokens go (a failure is logged and the next hour tries again)."""
+        d = defer.ensureDeferred(self.accounts.purge_expired_tokens())
+        d.addCallback(lambda n: n and log.info("purged {n} expired login tokens", n=n))
+        d.addErrback(lambda f: log.failure("purging expired tokens failed", f))
+        return d
 
     def new_device_id(self) -> str:
         """A device id unique across the cluster: node name plus a counter."""
@@ -135,6 +145,7 @@ class ChatCore:
             yield self.cluster.start()
         self.wheel.start()
         self._flusher.start(DELIVERY_FLUSH_INTERVAL, now=False)
+        self._token_purger.start(TOKEN_PURGE_INTERVAL, now=False)
         self.running = True
         log.info("chat core started (node {node})", node=self._node)
 
@@ -147,6 +158,8 @@ class ChatCore:
         self.wheel.stop()
         if self._flusher.running:
             self._flusher.stop()
+        if self._token_purger.running:
+            self._token_purger.stop()
         yield self.messages.deliveries.flush()
         if self.cluster is not None:
             self.cluster.stop()

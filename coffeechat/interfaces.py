@@ -86,6 +86,11 @@ class IUserStore(Interface):
     def revoke_user_tokens(user_id: int):
         """Revoke every token of a user; fires with the number revoked."""
 
+    def purge_tokens(now: int, limit: int):
+        """Delete at most ``limit`` tokens that expired at or before ``now`` (revoked ones go
+        when they expire); fires with the number deleted.  Bounded, so that a purge never holds
+        the writer for long; the caller repeats while it returns ``limit``."""
+
 
 class IMessageStore(Interface):
     """Messages, conversations and read state."""

@@ -78,6 +78,17 @@ def test_empty_unknown_or_foreign_token_never_logs_in(node):
         assert conn.only(Cmd.LOGIN_AUTH_TOKEN_RSP).result_code == ErrorCode.LOGIN_INVALID_USER_TOKEN
 
 
+def test_expired_tokens_are_purged_every_hour():
+    node = MemoryNode(**{"auth.token_ttl": 1800.0})
+    alice = node.user("alice")
+    node.result(defer.ensureDeferred(node.core.accounts.issue_token(alice)))
+    assert len(node.store._tokens) == 1
+    node.advance(1800, step=60)
+    assert len(node.store._tokens) == 1  # expired, not purged yet
+    node.advance(1860, step=60)  # the hourly purge ran
+    assert node.store._tokens == {}
+
+
 def test_commands_before_login_are_refused(node):
     conn = node.connect()
     conn.send(Cmd.LIST_RECENT_CONTACT_SESSION_REQ, pb.CIMRecentContactSessionReq())

@@ -316,7 +316,7 @@ async def test_migration_2_keeps_data_written_before_it(tmp_path, monkeypatch):
     monkeypatch.undo()
     store = await _open(tmp_path)
     try:
-        assert store.schema_version == 2
+        assert store.schema_version == len(sqlite_backend.MIGRATIONS)
         entry = await store.conversation_entry(2, "p:1:2")
         assert (entry.unread, entry.mention_seq) == (1, 0)
         group = await new_group(store, 1, [3])

@@ -176,6 +176,16 @@ class AccountHandler:
     async def revoke_token(self, token: str) -> bool:
         return await self.store.revoke_token(token_hash(token))
 
+    async def purge_expired_tokens(self, batch: int = 10_000) -> int:
+        """Delete the tokens that expired (every login issues one, so they pile up), in batches
+        that each hold the writer only briefly; returns how many went."""
+        total = 0
+        while True:
+            removed = await self.store.purge_tokens(self._now(), batch)
+            total += removed
+            if removed < batch:
+                return total
+
     async def revoke_all_tokens(self, user_id: int) -> int:
         return await self.store.revoke_user_tokens(user_id)
 

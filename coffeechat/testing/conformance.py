@@ -258,6 +258,23 @@ class StoreConformanceTests:
         assert await store.users_by_tokens([], T0) == {}
 
     @pytest_twisted.ensureDeferred
+    async def test_expired_tokens_are_purged_in_bounded_steps(self, store):
+        alice = await store.create_user("alice", "Alice", "", T0)
+        for i in range(5):
+            await store.add_token(f"old{i}", alice.user_id, T0, T0 + 10 + i, "")
+        await store.add_token("live", alice.user_id, T0, T0 + 1000, "")
+        await store.add_token("revoked", alice.user_id, T0, T0 + 1000, "")
+        await store.revoke_token("revoked")
+        assert await store.purge_tokens(T0 + 9, 100) == 0  # none expired yet
+        assert await store.purge_tokens(T0 + 20, 3) == 3  # at most limit at once
+        assert await store.purge_tokens(T0 + 20, 3) == 2
+        assert await store.purge_tokens(T0 + 20, 3) == 0
+        assert await _owner(store, "live", T0 + 20) == alice.user_id
+        assert await store.revoke_token("revoked") is False  # still known as revoked until it expires
+        assert await store.purge_tokens(T0 + 1000, 100) == 2
+        assert await store.users_by_tokens(["live", "revoked"], T0) == {}
+
+    @pytest_twisted.ensureDeferred
     async def test_revoke_one_token(self, store):
         alice = await store.create_user("alice", "Alice", "", T0)
         await store.add_token("tok-1", alice.user_id, T0, T0 + 100, "a")
