@@ -7,13 +7,15 @@
     coffeechat-bench connections -n 100000 --servers 6 --source-ips 8 --hold 60   # a cluster of 6 nodes
     coffeechat-bench offline --pairs 50 --messages 20000
     coffeechat-bench group --groups 5 --members 200           # fan-out: deliveries/s (20 senders per group)
+    coffeechat-bench p2p --servers 2 --pairs 500              # 2 nodes: every message crosses (Redis pub/sub)
 
 By default it starts its own server (``twistd -n coffeechat`` with a temporary data dir and a
 generated config, pinned to the first CPU, generators on the others); ``--target``, ``--http``
-and ``--admin-token`` aim it at a running one instead.  ``connections --servers N`` starts N nodes
-as one cluster on a shared PostgreSQL and Redis (``--dsn``/``--redis``, or throwaway ones it starts:
-see :mod:`.cluster`).  Every run is bounded (``--duration``, ``--max-messages``, timeouts) and
-whatever it started is stopped however the run ends (Ctrl-C and SIGTERM included).
+and ``--admin-token`` aim it at a running one instead.  ``connections``, ``p2p`` and ``group`` take
+``--servers N``: N nodes as one cluster on a shared PostgreSQL and Redis (``--dsn``/``--redis``, or
+throwaway ones it starts: see :mod:`.cluster`); ``--placement`` says which node each end uses.
+Every run is bounded (``--duration``, ``--max-messages``, timeouts) and whatever it started is
+stopped however the run ends (Ctrl-C and SIGTERM included).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 from .cluster import Cluster, mask_dsn, mask_url
 from .pool import GeneratorError
 from .report import machine, print_table, write_json
-from .scenarios import SCENARIOS, group_overrides, run_connections
+from .scenarios import GROUP_PLACEMENTS, P2P_PLACEMENTS, SCENARIOS, group_overrides
 from .server import ManagedServer, ServerError, Target, available_cpus
 
 
@@ -91,20 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="connect from this many loopback addresses 127.0.0.2... (one address's ports run short past ~14k)",
     )
-    g = p.add_argument_group("cluster (several server processes)")
-    g.add_argument(
-        "--servers",
-        type=int,
-        default=1,
-        help="server processes (default 1: one node on SQLite). N > 1 starts N nodes as one cluster sharing "
-        "PostgreSQL and Redis; connections go round-robin to them",
-    )
-    g.add_argument("--dsn", help="PostgreSQL of the cluster (libpq DSN or URI); default: start a throwaway one")
-    g.add_argument("--redis", metavar="URL", help="Redis of the cluster (redis://host:port/db); default: start one")
+    _cluster_options(p, "connections go round-robin to them")
 
     p = sub.add_parser("p2p", parents=[common], help="1:1 messages: saturation (closed loop) or latency (--rate)")
     p.add_argument("--pairs", type=int, default=500, help="sender/receiver pairs (default 500)")
     p.add_argument("--rate", type=float, help="open loop: total offered msgs/s (default: closed loop)")
+    g = _cluster_options(p, "where each pair's ends log in: --placement")
+    g.add_argument(
+        "--placement",
+        choices=P2P_PLACEMENTS,
+        help="with --servers N > 1: 'cross' (default) puts every sender on node 1 and the receivers on the "
+        "other nodes, so every message crosses nodes; 'spread' puts pair i's sender on node i mod N and its "
+        "receiver on the next node (every message crosses, every node sends and receives); 'same' puts both "
+        "ends of pair i on node i mod N (no message crosses)",
+    )
 
     p = sub.add_parser("group", parents=[common], help="group fan-out: deliveries/s, latency to the last member")
     p.add_argument("--groups", type=int, default=5, help="groups (default 5), each with its own members")
@@ -122,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         "several messages in flight a reactor turn sends each member several pushes at once)",
     )
     p.add_argument("--window", type=int, default=1, help="messages in flight per sender (default 1)")
+    g = _cluster_options(p, "members are placed by --placement")
+    g.add_argument(
+        "--placement",
+        choices=GROUP_PLACEMENTS,
+        help="with --servers N > 1: 'spread' (default) deals the members of every group round-robin over the "
+        "nodes, so a message reaches most members through other nodes; 'same' puts all of group g's members on "
+        "node g mod N (no push crosses)",
+    )
 
     p = sub.add_parser("offline", parents=[common], help="messages to offline users, then their catch-up")
     p.add_argument("--pairs", type=int, default=50, help="sender/offline-receiver pairs (default 50)")
@@ -129,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=8, help="messages in flight per sender (default 8)")
     p.add_argument("--page", type=int, default=100, help="history page size (the server caps it, 100 by default)")
     return parser
+
+
+def _cluster_options(p: argparse.ArgumentParser, spread: str) -> argparse._ArgumentGroup:
+    g = p.add_argument_group("cluster (several server processes)")
+    g.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="server processes (default 1: one node on SQLite). N > 1 starts N nodes as one cluster sharing "
+        f"PostgreSQL and Redis; {spread}",
+    )
+    g.add_argument("--dsn", help="PostgreSQL of the cluster (libpq DSN or URI); default: start a throwaway one")
+    g.add_argument("--redis", metavar="URL", help="Redis of the cluster (redis://host:port/db); default: start one")
+    return g
 
 
 def _hoist_scenario(argv: list[str]) -> list[str]:
@@ -169,6 +193,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--servers must be at least 1")
     if is_cluster(args) and args.target:
         parser.error("--servers, --dsn and --redis start nodes of their own: not with --target")
+    if args.scenario in ("p2p", "group"):
+        servers = args.servers
+        if args.placement is None:
+            args.placement = "same" if servers < 2 else ("cross" if args.scenario == "p2p" else "spread")
+        elif args.placement != "same" and servers < 2:
+            parser.error(f"--placement {args.placement} needs --servers 2 or more (one node: every end on it)")
     return args
 
 
@@ -203,8 +233,11 @@ def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | N
 
     A cluster's nodes take the CPUs in turn (node i on CPU i mod CPUs): they all work at once
     during a login storm, and on one CPU they would queue behind each other.  The generators get
-    the CPUs no node has when there are such, else they too take every CPU in turn, starting with
-    the second (generator i on CPU i+1 mod CPUs).  PostgreSQL and Redis are not pinned.  The
+    the CPUs no node has when there are such.  Else, for ``connections``, they too take every
+    CPU in turn, starting with the second (generator i on CPU i+1 mod CPUs); for the message
+    scenarios (``p2p``, ``group``) they are not pinned: the nodes' loads differ (the sending
+    node stores, the receiving one pushes), and a generator pinned beside one of them would
+    take that node's core while the other had room.  PostgreSQL and Redis are not pinned.  The
     first list is only the single server's."""
     cpus = available_cpus()
     if args.no_pin or len(cpus) < 2:
@@ -212,6 +245,8 @@ def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | N
     if is_cluster(args):
         if args.servers < len(cpus):
             return None, cpus[args.servers :]
+        if args.scenario != "connections":
+            return None, None
         return None, cpus[1:] + cpus[:1]
     return cpus[:1], cpus[1:]
 
@@ -274,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.redis,
             )
             target = cluster.start()[0]
-            results, rows = run_connections(args, target, generator_cpus, cluster)
+            results, rows = SCENARIOS[args.scenario](args, target, generator_cpus, cluster)
         else:
             server = ManagedServer(args.server_config, server_cpus, server_overrides(args))
             target = server.start()
@@ -337,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         m = document["machine"]
         where = f"server CPU(s) {server_cpus or 'any'}"
         if cluster is not None:
-            where = f"{args.servers} server(s), node i on CPU {'i mod ' + str(m['nproc']) if generator_cpus else 'any'}"
+            pinned = any(node.cpus for node in cluster.nodes)
+            where = f"{args.servers} server(s), node i on CPU {'i mod ' + str(m['nproc']) if pinned else 'any'}"
         title = (
             f"coffeechat-bench {args.scenario} - {m['nproc']} CPU(s) {m['cpu_model']}, Python {m['python']}; "
             f"{where}, generators CPU(s) {generator_cpus or 'any'}"

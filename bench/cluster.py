@@ -1,9 +1,12 @@
-"""Several server processes as one cluster (``connections --servers N``): N ``twistd coffeechat``
-nodes sharing one PostgreSQL and one Redis, all on this machine's loopback.
+"""Several server processes as one cluster (``--servers N`` of ``connections``, ``p2p`` and
+``group``): N ``twistd coffeechat`` nodes sharing one PostgreSQL and one Redis, all on this
+machine's loopback.
 
 Why several processes: one process may hold at most 20,000 open files here, and one CPython
 process uses one core, so 100,000 connections need at least six nodes (and the generators that
-hold the other ends, at most ~19,000 sockets each, are processes too).
+hold the other ends, at most ~19,000 sockets each, are processes too).  And messages between
+users on different nodes go through Redis pub/sub: ``p2p``/``group`` with ``--placement`` measure
+what that costs.
 
 Where PostgreSQL and Redis come from: ``--dsn`` and ``--redis`` name running ones; without them
 the benchmark starts throwaway ones from the installed binaries (``redis-server`` on a free port,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import secrets
@@ -21,7 +22,7 @@ from typing import Any
 from coffeechat.errors import ErrorCode
 
 from . import wire
-from .cluster import Cluster, ProcessGroup
+from .cluster import Cluster, ProcessGroup, ServiceError, redis_command, redis_info
 from .pool import Generators, split
 from .report import fmt, fmt_latency, latency_summary, merge_latencies
 from .server import (
@@ -32,6 +33,7 @@ from .server import (
     machine_cpu_seconds,
     machine_memory_used_kib,
     open_fds,
+    per_cpu_busy_seconds,
     rss_kib,
     thread_cpu_seconds,
 )
@@ -111,13 +113,11 @@ def fmt_others(others: dict[str, float | None]) -> str:
     return f"{fmt(others['other_processes_cpu_pct'], '%')} of one core (VM steal {fmt(others['steal_pct'], '%')})"
 
 
-def fmt_threads(split: dict | None) -> str:
+def fmt_threads(split: dict | None, others: str = "SQLite writer + readers") -> str:
     if not split:
         return "-"
-    return (
-        f"reactor (main thread) {fmt(split['reactor_thread_pct'], '%')}, "
-        f"SQLite writer + readers {fmt(split['other_threads_pct'], '%')}"
-    )
+    reactor, rest = fmt(split["reactor_thread_pct"], "%"), fmt(split["other_threads_pct"], "%")
+    return f"reactor (main thread) {reactor}, {others} {rest}"
 
 
 def per_op_us(cpu_s: float | None, ops: int) -> float | None:
@@ -674,9 +674,290 @@ def password_logins(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 # ---- p2p ----------------------------------------------------------------------------------------
 
 
-def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) -> tuple[dict, Rows]:
+P2P_PLACEMENTS = ("cross", "same", "spread")
+GROUP_PLACEMENTS = ("spread", "same")
+
+
+def p2p_nodes(placement: str, pairs: int, nodes: int) -> list[tuple[int, int]]:
+    """(sender's node, receiver's node) of each pair, as node indexes.
+
+    ``cross``: every sender on node 0, the receivers round-robin over the others (every message
+    crosses; node 0 does the storing and acking, the others the pushing).  ``spread``: pair i's
+    sender on node i mod N, its receiver on the next node (every message crosses, every node both
+    sends and receives).  ``same``: both ends of pair i on node i mod N (no message crosses)."""
+    if nodes < 2 or placement == "same":
+        return [(i % nodes, i % nodes) for i in range(pairs)]
+    if placement == "cross":
+        return [(0, 1 + i % (nodes - 1)) for i in range(pairs)]
+    if placement == "spread":
+        return [(i % nodes, (i + 1) % nodes) for i in range(pairs)]
+    raise ValueError(f"unknown p2p placement {placement!r}")
+
+
+def group_nodes(placement: str, groups: int, members: int, nodes: int) -> list[list[int]]:
+    """The node index of each member of each group.  ``spread``: all members dealt round-robin
+    over the nodes (user u of the run on node u mod N), so about (N-1)/N of every group's
+    deliveries go through another node.  ``same``: group g wholly on node g mod N."""
+    if nodes < 2 or placement == "same":
+        return [[g % nodes] * members for g in range(groups)]
+    if placement == "spread":
+        return [[(g * members + j) % nodes for j in range(members)] for g in range(groups)]
+    raise ValueError(f"unknown group placement {placement!r}")
+
+
+class ClusterWindow:
+    """The figures of a cluster's processes between two instants: each node's CPU (in total and
+    by thread), PostgreSQL's and Redis's CPU, and what Redis processed (commands, bytes)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.probes = [ServerProbe(t) for t in cluster.targets]
+        self.services = cluster_services(cluster)
+        self.postgres = PostgresCounters(cluster.dsn)
+        self.samples: list[dict[str, Any]] = []
+
+    def sample(self) -> None:
+        """At a window's edge (the start, then the end: the second call closes what it opened)."""
+        pg = self.postgres.sample()
+        if self.samples:
+            self.postgres.close()
+        self.samples.append(
+            {
+                "cpu": [p.cpu() for p in self.probes],
+                "threads": [p.threads() for p in self.probes],
+                "rss": [p.rss() for p in self.probes],
+                "services": sample_services(self.services),
+                "redis": redis_counters(self.cluster.redis),
+                "cores": per_cpu_busy_seconds(),
+                "postgres": pg,
+            }
+        )
+
+    def figures(self, wall: float, ops: int, per: str) -> dict[str, Any]:
+        """Per node and in total: % of one core and CPU µs per ``per`` (message, delivery)."""
+        a, b = self.samples[0], self.samples[-1]
+        nodes = []
+        for j, probe in enumerate(self.probes):
+            cpu_s = delta(a["cpu"][j], b["cpu"][j])
+            nodes.append(
+                {
+                    "node_name": self.cluster.node_name(j),
+                    "pid": probe.pid,
+                    "pinned_cpus": self.cluster.targets[j].cpus,
+                    "cpu_s": cpu_s,
+                    "cpu_pct": cpu_share(cpu_s, wall),
+                    f"cpu_us_per_{per}": per_op_us(cpu_s, ops),
+                    "cpu_by_thread": probe.split(a["threads"][j], b["threads"][j], wall),
+                    "rss_kib": {"window_start": a["rss"][j], "window_end": b["rss"][j]},
+                }
+            )
+        services: dict[str, dict[str, Any]] = {}
+        for name in self.services:
+            cpu_s = delta(a["services"][name]["cpu_s"], b["services"][name]["cpu_s"])
+            services[name] = {
+                "processes": b["services"][name]["processes"],
+                "cpu_s": cpu_s,
+                "cpu_pct": cpu_share(cpu_s, wall),
+                f"cpu_us_per_{per}": per_op_us(cpu_s, ops),
+                "rss_kib": b["services"][name]["rss_kib"],
+                "pss_kib": b["services"][name]["pss_kib"],
+            }
+
+        def counted(target: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> None:
+            for key, value in before.items():
+                if key == "calls":
+                    continue
+                d = delta(value, after.get(key))
+                target[key] = d
+                target[f"{key}_per_{per}"] = round(d / ops, 3) if d is not None and ops > 0 else None
+
+        redis = services.get("redis")
+        if redis is not None:
+            counted(redis, a["redis"], b["redis"])
+            calls = {
+                name: n - a["redis"]["calls"].get(name, 0)
+                for name, n in b["redis"]["calls"].items()
+                if n - a["redis"]["calls"].get(name, 0) > 0 and name != "info"
+            }
+            redis["calls"] = calls
+            redis[f"calls_per_{per}"] = {k: round(v / ops, 3) for k, v in calls.items()} if ops > 0 else None
+        postgres = services.get("postgres")
+        if postgres is not None:
+            counted(postgres, a["postgres"], b["postgres"])
+        cores = None
+        if a["cores"] and b["cores"] and wall > 0:
+            # every process on the machine (ours and others'): is one core full while the other is not?
+            cores = {f"cpu{c}": round(100 * (b["cores"][c] - v) / wall, 1) for c, v in a["cores"].items()}
+        node_cpu_s = total_or_none([n["cpu_s"] for n in nodes])
+        all_cpu_s = total_or_none([node_cpu_s, *(v["cpu_s"] for v in services.values())])
+        return {
+            "nodes": nodes,
+            "services": services,
+            "nodes_cpu_s": node_cpu_s,
+            "nodes_cpu_pct": cpu_share(node_cpu_s, wall),
+            f"nodes_cpu_us_per_{per}": per_op_us(node_cpu_s, ops),
+            # the nodes, PostgreSQL and Redis: what the cluster as a whole spends
+            f"cluster_cpu_us_per_{per}": per_op_us(all_cpu_s, ops),
+            "core_busy_pct": cores,
+        }
+
+    def service_cpu_s(self) -> list[float | None]:
+        a, b = self.samples[0], self.samples[-1]
+        return [delta(a["services"][name]["cpu_s"], b["services"][name]["cpu_s"]) for name in self.services]
+
+
+def redis_counters(url: str | None) -> dict[str, Any]:
+    """Redis's own counters: commands processed, bytes in and out (INFO stats), and the calls of
+    each command (INFO commandstats: which commands the cross-node delivery costs)."""
+    keys = {
+        "commands": "total_commands_processed",
+        "net_input_bytes": "total_net_input_bytes",
+        "net_output_bytes": "total_net_output_bytes",
+    }
+    info: dict[str, str] = {}
+    calls: dict[str, int] = {}
+    if url:
+        try:
+            info = redis_info(url)
+            text = redis_command(url, "INFO", "commandstats") or b""
+            for line in text.decode(errors="replace").splitlines():
+                name, sep, rest = line.partition(":")
+                if sep and name.startswith("cmdstat_"):
+                    fields = dict(kv.split("=", 1) for kv in rest.strip().split(",") if "=" in kv)
+                    calls[name.removeprefix("cmdstat_")] = int(fields.get("calls", 0))
+        except (OSError, ServiceError, ValueError):
+            info = {}
+    out: dict[str, Any] = {}
+    for name, key in keys.items():
+        try:
+            out[name] = int(info[key])
+        except (KeyError, ValueError):
+            out[name] = None
+    out["calls"] = calls
+    return out
+
+
+class PostgresCounters:
+    """PostgreSQL's own counters over a window: transactions committed in the cluster's database
+    and WAL writes and flushes (``pg_stat_wal``, PostgreSQL 14+).  Backends publish their counts
+    at most once a second, so a window's figures are right to about a second's worth."""
+
+    QUERY = (
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()), "
+        "wal_write, wal_sync, wal_bytes FROM pg_stat_wal"
+    )
+
+    def __init__(self, dsn: str | None) -> None:
+        self.conn = None
+        if dsn:
+            try:
+                import psycopg
+
+                self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            except Exception:
+                self.conn = None
+
+    def sample(self) -> dict[str, int | None]:
+        names = ("commits", "wal_writes", "wal_syncs", "wal_bytes")
+        if self.conn is None:
+            return dict.fromkeys(names)
+        try:
+            row = self.conn.execute(self.QUERY).fetchone()
+        except Exception:
+            return dict.fromkeys(names)
+        return {name: None if v is None else int(v) for name, v in zip(names, row, strict=True)}
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+
+
+def check_placement(
+    cluster: Cluster, expected: list[int], logged_by_node: list[int]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """After the logins: the nodes' leases, and for each node the devices the generators logged
+    in on it, the devices it reports itself (``GET /health``, which also names it) and the ones
+    it registered in Redis must all be what the placement asked for.  (figures, mismatches)"""
+    n = len(cluster.targets)
+    names = [cluster.node_name(j) for j in range(n)]
+    live = cluster.live_nodes()
+    health_answers = [health_of(t) for t in cluster.targets]
+    health = [a.get("devices") for a in health_answers]
+    presence = cluster.presence_devices()
+    mismatches: dict[str, Any] = {}
+    if live != names:
+        mismatches["live nodes in Redis"] = live
+    if logged_by_node != expected:
+        mismatches["logged in by node"] = logged_by_node
+    if health != expected:
+        mismatches["GET /health devices by node"] = health
+    if [a.get("node", names[j]) for j, a in enumerate(health_answers)] != names:
+        mismatches["GET /health node names"] = [a.get("node") for a in health_answers]
+    if presence != expected:
+        mismatches["Redis devices by node"] = presence
+    figures = {
+        "live_nodes": live,
+        "devices_by_node": {"expected": expected, "logged_in": logged_by_node, "health": health, "redis": presence},
+    }
+    return figures, mismatches
+
+
+def cluster_rows(
+    args: argparse.Namespace, figures: dict[str, Any], per: str, placement_text: str, roles: list[str]
+) -> Rows:
+    """The table rows of a cluster run: placement, each node, PostgreSQL and Redis."""
+    rows: Rows = [
+        ("", ""),
+        ("cluster", f"{len(figures['nodes'])} nodes on PostgreSQL + Redis, placement '{args.placement}': "
+                    f"{placement_text}"),
+        (f"nodes CPU (sum), per {per}",
+         f"{fmt(figures['nodes_cpu_pct'], '% of one core')}, {fmt(figures[f'nodes_cpu_us_per_{per}'], ' us')}"),
+        (f"cluster CPU per {per}", f"{fmt(figures[f'cluster_cpu_us_per_{per}'], ' us')} (nodes + PostgreSQL + Redis)"),
+        ("cores busy (everything on them)",
+         ", ".join(f"{c} {fmt(v, '%')}" for c, v in (figures["core_busy_pct"] or {}).items()) or "-"),
+    ]  # fmt: skip
+    for node, role in zip(figures["nodes"], roles, strict=True):
+        rows.append(
+            (
+                f"  {node['node_name']} (pid {node['pid']}, CPU {node['pinned_cpus'] or 'any'})",
+                f"{role}: {fmt(node['cpu_pct'], '%')}, {fmt(node[f'cpu_us_per_{per}'], ' us')} per {per}; "
+                f"{fmt_threads(node['cpu_by_thread'], 'storage threads')}",
+            )
+        )
+    for name, service in figures["services"].items():
+        extra = ""
+        if name == "redis":
+            calls = service.get(f"calls_per_{per}") or {}
+            extra = (
+                f"; {fmt(service.get(f'commands_per_{per}'), digits=2)} commands "
+                f"({', '.join(f'{k} {v:.2f}' for k, v in sorted(calls.items(), key=lambda kv: -kv[1])[:4])}) and "
+                f"{fmt(service.get(f'net_input_bytes_per_{per}'), ' B', 0)} in / "
+                f"{fmt(service.get(f'net_output_bytes_per_{per}'), ' B', 0)} out per {per}"
+            )
+        elif name == "postgres":
+            extra = (
+                f"; about {fmt(service.get(f'commits_per_{per}'), digits=3)} commits and "
+                f"{fmt(service.get(f'wal_syncs_per_{per}'), digits=3)} WAL flushes per {per}"
+            )
+        rows.append(
+            (
+                f"  {name}",
+                f"{fmt(service['cpu_pct'], '%')}, {fmt(service[f'cpu_us_per_{per}'], ' us')} per {per} "
+                f"({service['processes']} process(es)){extra}",
+            )
+        )
+    return rows
+
+
+def run_p2p(
+    args: argparse.Namespace, target: Target, cpus: list[int] | None, cluster: Cluster | None = None
+) -> tuple[dict, Rows]:
     """K pairs, each sender with one message in flight (closed loop) or paced at ``--rate`` in
-    total (open loop); a message is complete when the sender has its ack and the receiver its push."""
+    total (open loop); a message is complete when the sender has its ack and the receiver its push.
+    With a ``cluster`` each end logs in on the node ``--placement`` gives it (:func:`p2p_nodes`);
+    CPU is taken per node, and for PostgreSQL and Redis."""
     pairs_n = args.pairs
     prefix = run_id()
     users, create_s = create(target, prefix, 2 * pairs_n)
@@ -688,6 +969,15 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
     lifetime = setup_timeout + run_s + 180
     shares = split(pairs, k)
     open_loop = args.rate is not None
+    n_nodes = len(cluster.targets) if cluster is not None else 1
+    placement = p2p_nodes(getattr(args, "placement", None) or "same", pairs_n, n_nodes)
+    node_kwargs: list[dict[str, Any]] = [{} for _ in shares]
+    if cluster is not None:
+        ports = [endpoint(args, t)["port"] for t in cluster.targets]
+        node_shares = split(placement, k)
+        node_kwargs = [{"nodes": [list(p) for p in share], "ports": ports} for share in node_shares]
+        expected = [sum((s == j) + (r == j) for s, r in placement) for j in range(n_nodes)]
+        cwin = ClusterWindow(cluster)
     with Generators(k, cpus, lifetime) as gens:
         setup = gens.call(
             "p2p_setup",
@@ -697,11 +987,15 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
                     "pairs": share,
                     "concurrency": args.concurrency,
                     "timeout": args.connect_timeout,
+                    **extra,
                 }
-                for share in shares
+                for share, extra in zip(shares, node_kwargs, strict=True)
             ],
             setup_timeout,
         )
+        if cluster is not None:
+            logged_by_node = [sum(r["logged_in_by_node"][j] for r in setup) for j in range(n_nodes)]
+            placed, placement_mismatches = check_placement(cluster, expected, logged_by_node)
         t0 = time.monotonic() + 0.5
         win_start, win_end = t0 + args.warmup, t0 + args.warmup + args.duration
         kwargs = []
@@ -720,11 +1014,15 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
             )
         gens.send("p2p_run", kwargs)
         sleep_until(win_start)
+        if cluster is not None:
+            cwin.sample()
         cpu0, rss0, threads0 = probe.cpu(), probe.rss(), probe.threads()
         window = Window()
         sleep_until(win_end)
         cpu1, rss1, threads1 = probe.cpu(), probe.rss(), probe.threads()
         window.stop()
+        if cluster is not None:
+            cwin.sample()
         done = gens.gather(run_s + 120)
         gens.call("close", [{}] * k, 60)
 
@@ -739,12 +1037,18 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
     setup_errors = merge_events(setup, "errors")
     logged_in = sum(r["logged_in"] for r in setup)
     delivered_per_s = round(total["completed_in_window"] / args.duration, 1)
-    server_cpu = cpu_share(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, args.duration)
-    gen_cpu = cpu_share(sum(r["cpu"] for r in done), args.duration)
-    others = window.others(
-        args.duration, None if cpu0 is None or cpu1 is None else cpu1 - cpu0, sum(r["cpu"] for r in done)
-    )
-    us_per_msg = per_op_us(None if cpu0 is None or cpu1 is None else cpu1 - cpu0, total["completed_in_window"])
+    server_cpu_s = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    gen_cpu_s = sum(r["cpu"] for r in done)
+    cluster_figures: dict[str, Any] | None = None
+    if cluster is not None:
+        cluster_figures = cwin.figures(args.duration, total["completed_in_window"], "msg")
+        server_cpu_s = cluster_figures["nodes_cpu_s"]
+        others = window.others(args.duration, server_cpu_s, gen_cpu_s, *cwin.service_cpu_s())
+    else:
+        others = window.others(args.duration, server_cpu_s, gen_cpu_s)
+    server_cpu = cpu_share(server_cpu_s, args.duration)
+    gen_cpu = cpu_share(gen_cpu_s, args.duration)
+    us_per_msg = per_op_us(server_cpu_s, total["completed_in_window"])
     mismatches = {
         name: total[name]
         for name in ("refused", "acked_not_delivered", "delivered_not_acked", "unanswered", "gap_pairs", "missing_ids")
@@ -756,6 +1060,8 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         mismatches["sent != acked"] = total["sent"] - total["acked"]
     if logged_in != 2 * pairs_n:
         mismatches["connections not logged in"] = 2 * pairs_n - logged_in
+    if cluster is not None:
+        mismatches.update(placement_mismatches)
     correct = not mismatches and not events and not setup_errors
     results = {
         "mode": "open" if open_loop else "closed",
@@ -774,7 +1080,7 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         "send_to_delivery": del_lat,
         "send_lag": lag,
         "server_cpu_pct": server_cpu,
-        "server_cpu_by_thread": probe.split(threads0, threads1, args.duration),
+        "server_cpu_by_thread": probe.split(threads0, threads1, args.duration) if cluster is None else None,
         "server_cpu_us_per_msg": us_per_msg,
         "msgs_per_s_at_one_full_core": round(1e6 / us_per_msg) if us_per_msg else None,
         "generator_cpu_pct": gen_cpu,
@@ -785,6 +1091,19 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         "setup_errors": setup_errors,
         "correct": correct,
     }
+    if cluster is not None and cluster_figures is not None:
+        crossing = sum(1 for s, r in placement if s != r)
+        results.update(
+            {
+                "servers": n_nodes,
+                "placement": args.placement,
+                "pairs_crossing_nodes": crossing,
+                "pair_nodes": {"senders": [sum(s == j for s, _ in placement) for j in range(n_nodes)],
+                               "receivers": [sum(r == j for _, r in placement) for j in range(n_nodes)]},
+                **placed,
+                **cluster_figures,
+            }
+        )  # fmt: skip
     mode = (
         f"open loop at {fmt(args.rate)} msgs/s offered" if open_loop else "closed loop, one message in flight per pair"
     )
@@ -801,17 +1120,30 @@ def run_p2p(args: argparse.Namespace, target: Target, cpus: list[int] | None) ->
         )
     rows += [
         (
-            "server CPU",
+            "server CPU" + (" (all nodes)" if cluster is not None else ""),
             f"{fmt(server_cpu, '% of one core')}, {fmt(us_per_msg, ' us')} per message "
             f"(one full core: {fmt(results['msgs_per_s_at_one_full_core'])} msgs/s)",
         ),
-        ("server CPU by thread", fmt_threads(results["server_cpu_by_thread"])),
+    ]
+    if cluster is None:
+        rows.append(("server CPU by thread", fmt_threads(results["server_cpu_by_thread"])))
+    rows += [
         ("generators CPU", fmt(gen_cpu, "% of one core (sum)")),
         ("other processes' CPU", fmt_others(others)),
         ("sent / acked / delivered", f"{total['sent']:,} / {total['acked']:,} / {total['delivered']:,}"),
         ("server_msg_id gaps", f"{total['gap_pairs']} pair(s)"),
-        ("correct", "yes" if correct else f"NO: {mismatches} {events} {setup_errors}"),
     ]
+    if cluster is not None and cluster_figures is not None:
+        senders, receivers = results["pair_nodes"]["senders"], results["pair_nodes"]["receivers"]
+        text = f"{results['pairs_crossing_nodes']:,} of {pairs_n:,} pairs have their ends on different nodes"
+        roles = [f"{senders[j]:,} senders, {receivers[j]:,} receivers" for j in range(n_nodes)]
+        rows += cluster_rows(args, cluster_figures, "msg", text, roles)
+        rows.append(("devices by node (logged in / health / Redis)",
+                     " ; ".join(f"{a} / {fmt(b)} / {fmt(c)}" for a, b, c in zip(
+                         placed["devices_by_node"]["logged_in"], placed["devices_by_node"]["health"],
+                         placed["devices_by_node"]["redis"], strict=True))))  # fmt: skip
+        rows.append(("", ""))
+    rows.append(("correct", "yes" if correct else f"NO: {mismatches} {events} {setup_errors}"))
     return results, rows
 
 
@@ -841,23 +1173,35 @@ def create_refusal(errors: list[dict[str, Any]]) -> str:
     return f"server answered GROUP_CREATE with 0x{first['answer_cmd']:04x} code {code} ({name}){text}"
 
 
-def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) -> tuple[dict, Rows]:
+def run_group(
+    args: argparse.Namespace, target: Target, cpus: list[int] | None, cluster: Cluster | None = None
+) -> tuple[dict, Rows]:
     """G groups of M members, one connection per member; each group's first member creates it
     with GROUP_CREATE, its first ``--senders`` members each keep ``--window`` messages in flight
     (closed loop).  A message is complete when its sender has the ack and every other member
     device has the push (and acked it, as clients do): deliveries/s, messages/s and
-    send->last-delivery latency, with every delivery checked exactly once per device."""
+    send->last-delivery latency, with every delivery checked exactly once per device.  With a
+    ``cluster`` the members log in on the nodes ``--placement`` gives them (:func:`group_nodes`)."""
     g_n, m_n = args.groups, args.members
     n_users = g_n * m_n
-    if n_users > MAX_CONNECTIONS_PER_SERVER:
-        raise ValueError(f"{g_n} groups x {m_n} members is over {MAX_CONNECTIONS_PER_SERVER:,} connections")
+    n_nodes = len(cluster.targets) if cluster is not None else 1
+    if n_users > MAX_CONNECTIONS_PER_SERVER * n_nodes:
+        raise ValueError(f"{g_n} groups x {m_n} members is over {MAX_CONNECTIONS_PER_SERVER * n_nodes:,} connections")
     senders = min(args.senders, m_n)
     prefix = run_id()
     users, create_s = create(target, prefix, n_users)
+    placement = group_nodes(getattr(args, "placement", None) or "same", g_n, m_n, n_nodes)
     groups = [
         {"index": i, "members": [list(u) for u in users[i * m_n : (i + 1) * m_n]], "senders": senders}
         for i in range(g_n)
     ]
+    node_kwargs: dict[str, Any] = {}
+    if cluster is not None:
+        for g, nodes in zip(groups, placement, strict=True):
+            g["nodes"] = nodes
+        node_kwargs = {"ports": [endpoint(args, t)["port"] for t in cluster.targets]}
+        expected = [sum(nodes.count(j) for nodes in placement) for j in range(n_nodes)]
+        cwin = ClusterWindow(cluster)
     k = min(max(args.generators, math.ceil(n_users / CONNECTIONS_PER_GENERATOR)), g_n)
     shares = split(groups, k)  # whole groups per generator: a message completes inside one process
     probe = ServerProbe(target)
@@ -875,11 +1219,15 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
                     "concurrency": args.concurrency,
                     "timeout": args.login_timeout,
                     "settle": settle,
+                    **node_kwargs,
                 }
                 for share in shares
             ],
             setup_timeout + settle,
         )
+        if cluster is not None:
+            logged_by_node = [sum(r["logged_in_by_node"][j] for r in setup) for j in range(n_nodes)]
+            placed, placement_mismatches = check_placement(cluster, expected, logged_by_node)
         create_errors = [e for r in setup for e in r["create_errors"]]
         if create_errors:
             gens.call("close", [{}] * k, 60)
@@ -911,11 +1259,15 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
         ]
         gens.send("group_run", kwargs)
         sleep_until(win_start)
+        if cluster is not None:
+            cwin.sample()
         cpu0, rss0, threads0 = probe.cpu(), probe.rss(), probe.threads()
         window = Window()
         sleep_until(win_end)
         cpu1, rss1, threads1 = probe.cpu(), probe.rss(), probe.threads()
         window.stop()
+        if cluster is not None:
+            cwin.sample()
         done = gens.gather(run_s + 120)
         gens.call("close", [{}] * k, 60)
 
@@ -934,6 +1286,13 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
     missing_creation = sum(r["missing_creation_pushes"] for r in setup)
     server_cpu_s = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     gen_cpu_s = sum(r["cpu"] for r in done)
+    cluster_figures: dict[str, Any] | None = None
+    if cluster is not None:
+        cluster_figures = cwin.figures(args.duration, total["deliveries_in_window"], "delivery")
+        server_cpu_s = cluster_figures["nodes_cpu_s"]
+        others = window.others(args.duration, server_cpu_s, gen_cpu_s, *cwin.service_cpu_s())
+    else:
+        others = window.others(args.duration, server_cpu_s, gen_cpu_s)
     deliveries_per_s = round(total["deliveries_in_window"] / args.duration, 1)
     msgs_per_s = round(total["completed_in_window"] / args.duration, 1)
     us_per_delivery = per_op_us(server_cpu_s, total["deliveries_in_window"])
@@ -954,6 +1313,8 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
         mismatches["members not logged in"] = n_users - logged_in
     if missing_creation:
         mismatches["creation pushes missing"] = missing_creation
+    if cluster is not None:
+        mismatches.update(placement_mismatches)
     correct = not mismatches and not events and not setup_errors and not setup_events
     results = {
         "transport": args.transport,
@@ -979,18 +1340,31 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
         "send_to_first_delivery": first_lat,
         "send_to_last_delivery": last_lat,
         "server_cpu_pct": cpu_share(server_cpu_s, args.duration),
-        "server_cpu_by_thread": probe.split(threads0, threads1, args.duration),
+        "server_cpu_by_thread": probe.split(threads0, threads1, args.duration) if cluster is None else None,
         "server_cpu_us_per_delivery": us_per_delivery,
         "deliveries_per_s_at_one_full_core": round(1e6 / us_per_delivery) if us_per_delivery else None,
         "generator_cpu_pct": cpu_share(gen_cpu_s, args.duration),
         "generator_cpu_us_per_delivery": per_op_us(gen_cpu_s, total["deliveries_in_window"]),
         "server_rss_kib": {"window_start": rss0, "window_end": rss1},
-        "window": window.others(args.duration, server_cpu_s, gen_cpu_s),
+        "window": others,
         "mismatches": mismatches,
         "events": events,
         "setup_errors": {**setup_errors, **setup_events},
         "correct": correct,
     }
+    if cluster is not None and cluster_figures is not None:
+        # receivers of a message on another node than its sender, over all sender slots
+        crossing = sum(sum(1 for n in nodes if n != nodes[s]) for nodes in placement for s in range(senders))
+        results.update(
+            {
+                "servers": n_nodes,
+                "placement": args.placement,
+                "crossing_receivers_share": round(crossing / (g_n * senders * receivers), 3) if receivers else None,
+                "members_by_node": expected,
+                **placed,
+                **cluster_figures,
+            }
+        )
     rows: Rows = [
         (
             "groups",
@@ -1003,7 +1377,7 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
         ("send->first delivery p50/p99/p99.9", fmt_latency(first_lat) + " ms"),
         ("send->last delivery p50/p99/p99.9", fmt_latency(last_lat) + " ms"),
         (
-            "server CPU",
+            "server CPU" + (" (all nodes)" if cluster is not None else ""),
             f"{fmt(results['server_cpu_pct'], '% of one core')}, {fmt(us_per_delivery, ' us')} per delivery "
             f"(one full core: {fmt(results['deliveries_per_s_at_one_full_core'])} deliveries/s)",
         ),
@@ -1021,8 +1395,21 @@ def run_group(args: argparse.Namespace, target: Target, cpus: list[int] | None) 
             f"{'yes' if not total['missing_deliveries'] and not events else 'NO'})",
         ),
         ("server_msg_id gaps", f"{total['gap_groups']} group(s)"),
-        ("correct", "yes" if correct else f"NO: {mismatches} {events} {results['setup_errors']}"),
     ]
+    if cluster is not None and cluster_figures is not None:
+        rows = [row for row in rows if row[0] != "server CPU by thread"]
+        text = (
+            f"{fmt(100 * (results['crossing_receivers_share'] or 0), '%', 0)} of the deliveries go to a member on "
+            "another node than the sender"
+        )
+        roles = [f"{expected[j]:,} members" for j in range(n_nodes)]
+        rows += cluster_rows(args, cluster_figures, "delivery", text, roles)
+        rows.append(("devices by node (logged in / health / Redis)",
+                     " ; ".join(f"{a} / {fmt(b)} / {fmt(c)}" for a, b, c in zip(
+                         placed["devices_by_node"]["logged_in"], placed["devices_by_node"]["health"],
+                         placed["devices_by_node"]["redis"], strict=True))))  # fmt: skip
+        rows.append(("", ""))
+    rows.append(("correct", "yes" if correct else f"NO: {mismatches} {events} {results['setup_errors']}"))
     return results, rows
 
 

@@ -195,6 +195,27 @@ def machine_cpu_seconds() -> tuple[float, float] | None:
     return busy / _CLK_TCK, steal / _CLK_TCK
 
 
+def per_cpu_busy_seconds() -> dict[int, float] | None:
+    """Busy CPU seconds of each core since boot (/proc/stat's cpuN lines, steal and idle left out):
+    whether one core was full while the other had room, whoever used it."""
+    out: dict[int, float] = {}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if not line.startswith("cpu"):
+                    break
+                name, *rest = line.split()
+                if name == "cpu":
+                    continue
+                values = [int(v) for v in rest]
+                idle = values[3] + values[4]
+                steal = values[7] if len(values) > 7 else 0
+                out[int(name[3:])] = (sum(values[:8]) - idle - steal) / _CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+    return out or None
+
+
 def open_fds(pid: int) -> int | None:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))

@@ -411,21 +411,32 @@ class Worker:
     # ---- p2p -------------------------------------------------------------------------------
 
     async def _setup_pairs(
-        self, pairs: list[list], concurrency: int, timeout: float, receivers: bool = True
+        self,
+        pairs: list[list],
+        concurrency: int,
+        timeout: float,
+        receivers: bool = True,
+        nodes: list[list[int]] | None = None,
+        ports: list[int] | None = None,
     ) -> dict[str, Any]:
-        """Connect and log in the senders (and the receivers) of ``pairs``."""
+        """Connect and log in the senders (and the receivers) of ``pairs``.  With several server
+        nodes, pair i's sender goes to node ``nodes[i][0]`` and its receiver to ``nodes[i][1]``,
+        each listening on ``ports[node]``; else both go to the phase's port."""
         self.pairs = [Pair(*p) for p in pairs]
         errors: Counter[str] = Counter()
-        ends: list[tuple[Pair, bool]] = [(p, True) for p in self.pairs]
+        ends: list[tuple[int, bool]] = [(i, True) for i in range(len(self.pairs))]
         if receivers:
-            ends += [(p, False) for p in self.pairs]
+            ends += [(i, False) for i in range(len(self.pairs))]
         ok = 0
+        by_node = [0] * len(ports or [0])
 
-        async def one(end: tuple[Pair, bool]) -> None:
+        async def one(end: tuple[int, bool]) -> None:
             nonlocal ok
-            pair, is_sender = end
+            i, is_sender = end
+            pair = self.pairs[i]
+            node = nodes[i][0 if is_sender else 1] if nodes else 0
             handler = self._sender_frame if is_sender else self._receiver_frame
-            conn = await self._open(handler, timeout, errors)
+            conn = await self._open(handler, timeout, errors, ports[node] if ports else None)
             if conn is None:
                 return
             conn.tag = pair
@@ -436,16 +447,32 @@ class Worker:
                 pair.receiver = conn
                 logged = await self._login(conn, pair.r_uid, pair.r_token, timeout, errors)
             ok += logged
+            by_node[node] += logged
 
         t0 = _now()
         await wire.run_bounded(ends, one, concurrency)
-        return {"logged_in": ok, "failed": len(ends) - ok, "t0": t0, "t1": _now(), "errors": dict(errors)}
+        return {
+            "logged_in": ok,
+            "failed": len(ends) - ok,
+            "logged_in_by_node": by_node,
+            "t0": t0,
+            "t1": _now(),
+            "errors": dict(errors),
+        }
 
     async def do_p2p_setup(
-        self, host: str, port: int, pairs: list[list], concurrency: int, timeout: float, ws_path: str | None = None
+        self,
+        host: str,
+        port: int,
+        pairs: list[list],
+        concurrency: int,
+        timeout: float,
+        ws_path: str | None = None,
+        nodes: list[list[int]] | None = None,
+        ports: list[int] | None = None,
     ) -> dict[str, Any]:
         self._endpoint(host, port, ws_path)
-        return await self._setup_pairs(pairs, concurrency, timeout)
+        return await self._setup_pairs(pairs, concurrency, timeout, nodes=nodes, ports=ports)
 
     def _send(self, pair: Pair, t_sched: float) -> None:
         """Encode and write one MSG_DATA; its number is its client_msg_id."""
@@ -681,11 +708,13 @@ class Worker:
         timeout: float,
         settle: float,
         ws_path: str | None = None,
+        ports: list[int] | None = None,
     ) -> dict[str, Any]:
         """Log every member in (one connection each), then each group's first member creates
         the group with all the others (GROUP_CREATE, 0x0501), then wait until every member has the
         creation's pushes (GROUP_MEMBER_CHANGED, and the NOTIFICATION message for all but the
-        creator's device) so that the measured phase starts quiet."""
+        creator's device) so that the measured phase starts quiet.  With several server nodes a
+        group's ``nodes`` (one per member) say where each member connects: ``ports[node]``."""
         self._endpoint(host, port, ws_path)
         self.groups = [BenchGroup(g["index"], g["members"], g["senders"]) for g in groups]
         self.by_gid: dict[int, BenchGroup] = {}
@@ -695,17 +724,21 @@ class Worker:
         self.run_events = Counter()
         errors: Counter[str] = Counter()
         members = [m for g in self.groups for m in g.members]
+        placed = [n for g in groups for n in (g.get("nodes") or [0] * len(g["members"]))]
+        by_node = [0] * len(ports or [0])
 
-        async def one(member: Member) -> None:
-            conn = await self._open(self._member_frame, timeout, errors)
+        async def one(i: int) -> None:
+            member, node = members[i], placed[i]
+            conn = await self._open(self._member_frame, timeout, errors, ports[node] if ports else None)
             if conn is None:
                 return
             conn.tag = member
             if await self._login(conn, member.uid, member.token, timeout, errors):
                 member.conn = conn
+                by_node[node] += 1
 
         t0 = _now()
-        await wire.run_bounded(members, one, concurrency)
+        await wire.run_bounded(range(len(members)), one, concurrency)
         t_logged = _now()
         logged_in = sum(1 for m in members if m.conn is not None)
         create_errors: list[dict[str, Any]] = []
@@ -752,6 +785,7 @@ class Worker:
         missing_notices = sum(g.missing_creation_pushes() for g in self.groups) if not create_errors else 0
         return {
             "logged_in": logged_in,
+            "logged_in_by_node": by_node,
             "members": len(members),
             "login_s": t_logged - t0,
             "create_s": t_created - t_create,

@@ -157,6 +157,66 @@ def test_connections_over_a_cluster_of_two_server_processes(tmp_path):
     assert "bench-2" in text and "postgres" in text
 
 
+def test_p2p_over_a_cluster_of_two_nodes_every_message_crosses(tmp_path):
+    """p2p --servers 2: every sender on node 1, every receiver on node 2 (--placement cross, the
+    default), so every message goes from node to node through Redis; each is delivered exactly
+    once, each pair's ids are dense, and the nodes and Redis agree on where everyone is."""
+    cluster_binaries_or_skip()
+    code, doc, text = bench(
+        tmp_path, "p2p", "--servers", "2", "--pairs", "4", "--duration", "2", "--warmup", "0.5", "--drain", "5"
+    )
+    r = check_document(doc, "p2p")
+    assert code == 0, text
+    assert [node["node_name"] for node in doc["server"]["cluster"]["nodes"]] == ["bench-1", "bench-2"]
+    assert doc["server"]["config"]["storage"]["backend"] == "postgres"
+    assert r["servers"] == 2 and r["placement"] == "cross" and r["pairs_crossing_nodes"] == 4
+    assert r["pair_nodes"] == {"senders": [4, 0], "receivers": [0, 4]}
+    assert r["live_nodes"] == ["bench-1", "bench-2"]
+    devices = r["devices_by_node"]
+    assert devices["expected"] == devices["logged_in"] == devices["health"] == devices["redis"] == [4, 4]
+    assert r["mode"] == "closed" and r["pairs"] == 4 and r["logged_in"] == 8
+    assert r["sent"] > 0
+    assert r["sent"] == r["acked"] == r["delivered"] == r["completed"]
+    assert r["gap_pairs"] == 0 and r["missing_ids"] == 0
+    assert r["mismatches"] == {} and r["events"] == {} and r["setup_errors"] == {}
+    assert 0 < r["completed_in_window"] <= r["completed"]
+    assert r["send_to_delivery"]["count"] > 0
+    nodes = r["nodes"]
+    assert [n["node_name"] for n in nodes] == ["bench-1", "bench-2"] and len({n["pid"] for n in nodes}) == 2
+    for node in nodes:
+        assert node["cpu_pct"] is not None and node["cpu_by_thread"] is not None
+    # the figures add up: the nodes' sum, and the cluster (nodes + PostgreSQL + Redis) above it
+    assert r["server_cpu_us_per_msg"] == r["nodes_cpu_us_per_msg"]
+    assert r["cluster_cpu_us_per_msg"] >= r["nodes_cpu_us_per_msg"]
+    assert set(r["services"]) == {"postgres", "redis"}
+    redis = r["services"]["redis"]
+    assert redis["commands"] > 0 and redis["calls"].get("publish", 0) > 0  # cross-node lookups and publishes
+    assert set(r["core_busy_pct"]) >= {"cpu0"}
+    assert r["correct"] is True
+    assert "bench-2" in text and "placement 'cross'" in text
+
+
+def test_cluster_placements():
+    import pytest
+
+    from coffeechat.bench.cli import parse_args
+    from coffeechat.bench.scenarios import group_nodes, p2p_nodes
+
+    assert p2p_nodes("cross", 4, 2) == [(0, 1)] * 4
+    assert p2p_nodes("cross", 4, 3) == [(0, 1), (0, 2), (0, 1), (0, 2)]
+    assert p2p_nodes("spread", 3, 2) == [(0, 1), (1, 0), (0, 1)]
+    assert p2p_nodes("same", 3, 2) == [(0, 0), (1, 1), (0, 0)]
+    assert p2p_nodes("cross", 2, 1) == [(0, 0), (0, 0)]
+    assert group_nodes("spread", 2, 3, 2) == [[0, 1, 0], [1, 0, 1]]
+    assert group_nodes("same", 3, 2, 2) == [[0, 0], [1, 1], [0, 0]]
+    # defaults: one node keeps today's run; several cross (p2p) or spread (group)
+    assert parse_args(["p2p"]).placement == "same" and parse_args(["p2p"]).servers == 1
+    assert parse_args(["p2p", "--servers", "2"]).placement == "cross"
+    assert parse_args(["group", "--servers", "2"]).placement == "spread"
+    with pytest.raises(SystemExit):
+        parse_args(["p2p", "--placement", "cross"])  # needs --servers 2 or more
+
+
 def test_p2p_closed_loop_every_acked_message_is_delivered_once(tmp_path):
     code, doc, text = bench(tmp_path, "p2p", "--pairs", "5", "--duration", "2", "--warmup", "0.5")
     r = check_document(doc, "p2p")
