@@ -1068,6 +1068,11 @@ class PostgresStore(ThreadedStore):
             self.dsn, autocommit=True, connect_timeout=self.connect_timeout, application_name=f"coffeechat-{role}"
         )
         try:
+            # Every statement here finds rows by key.  psycopg prepares a statement after a few
+            # runs and PostgreSQL then caches one generic plan per connection; planned while the
+            # tables were small (a new database), that plan reads whole tables, and it would stay
+            # as they grow.  With sequential scans priced out, plans use the indexes at any size.
+            conn.execute("SET enable_seqscan = off")
             if role == "writer":
                 # "normal": COMMIT returns before the WAL is flushed (a crash of the database
                 # server may lose the last moments of acknowledged writes, never corrupts).

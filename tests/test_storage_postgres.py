@@ -874,3 +874,37 @@ async def test_writer_reconnects_after_losing_its_connection(tmp_path):
         assert _seqs(await store.history("p:1:2", 0, 10)) == [1, 2]  # the read reconnected too
     finally:
         await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_plans_made_on_an_empty_database_still_use_the_indexes(tmp_path):
+    """PostgreSQL caches one generic plan per prepared statement and connection.  Planned while
+    the tables were empty, a plan could read whole tables for as long as the connection lives;
+    the store's connections price sequential scans out so that it cannot."""
+    import re
+
+    from coffeechat.backends import postgres as pg_backend
+
+    store = await _open(tmp_path)
+    try:
+        await store.run_write("analyze", lambda cur: cur.execute("ANALYZE messages; ANALYZE conversations"))
+
+        def generic_plan(cur) -> str:
+            numbered = iter(range(1, 100))
+            stmt = re.sub(r"%s", lambda _: f"${next(numbered)}", pg_backend.SQL_APPEND_SINGLES)
+            types = "text[], bigint[], bigint[], text[], smallint[], bytea[], bigint[], smallint[]"
+            cur.execute(f"PREPARE probe({types}) AS {stmt}")
+            cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cur.execute(
+                "EXPLAIN EXECUTE probe(array['p:1:2'], array[1], array[2], array['c'], array[1]::smallint[], "
+                "array['x'::bytea], array[0], array[0]::smallint[])"
+            )
+            plan = "\n".join(row[0] for row in cur.fetchall())
+            cur.execute("DEALLOCATE probe")
+            return plan
+
+        plan = await store.run_read("plan", generic_plan)
+        assert "Index Scan using messages_sender_client_msg_id" in plan, plan
+        assert "Seq Scan on messages" not in plan and "Seq Scan on conversations" not in plan, plan
+    finally:
+        await store.stop()
