@@ -22,7 +22,6 @@ removes their files (:meth:`Cluster.stop`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import glob
 import os
 import pwd
@@ -42,26 +41,20 @@ from .server import (
     ServerError,
     Target,
     cpu_seconds,
+    die_with_parent,
     free_port,
     rss_kib,
+    stop_process,
 )
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-_PR_SET_PDEATHSIG = 1
 # PostgreSQL's connections: each node holds one writer and ``reader_threads`` readers (4 by default).
 PG_CONNECTIONS_PER_NODE = 6
 
 
 class ServiceError(ServerError):
     """PostgreSQL or Redis could not be found, started or reached."""
-
-
-def _pdeathsig(sig: int) -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
-    except Exception:
-        pass
 
 
 def _child_setup(sig: int, user: pwd.struct_passwd | None) -> Callable[[], None]:
@@ -73,27 +66,9 @@ def _child_setup(sig: int, user: pwd.struct_passwd | None) -> Callable[[], None]
             os.setgroups([])
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
-        _pdeathsig(sig)
+        die_with_parent(sig)
 
     return setup
-
-
-def _stop_process(process: subprocess.Popen | None, sig: int, timeout: float = STOP_TIMEOUT) -> int | None:
-    """``sig``, then SIGKILL after ``timeout``; the exit code (None if there was no process)."""
-    if process is None:
-        return None
-    if process.poll() is None:
-        try:
-            process.send_signal(sig)
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        except BaseException:  # a second Ctrl-C while waiting: do not leave it running
-            process.kill()
-            process.wait()
-            raise
-    return process.returncode
 
 
 # ---- PostgreSQL -------------------------------------------------------------------------------
@@ -162,7 +137,7 @@ class ThrowawayPostgres:
                 self._wait_ready()
                 break
             except ServiceError:
-                _stop_process(self.process, signal.SIGQUIT, 5)
+                stop_process(self.process, signal.SIGQUIT, 5)
                 self.process = None
                 if attempt == 4:
                     raise
@@ -219,7 +194,7 @@ class ThrowawayPostgres:
     def stop(self) -> None:
         """Fast shutdown (SIGINT), SIGKILL if it lingers; remove its files."""
         try:
-            _stop_process(self.process, signal.SIGINT)
+            stop_process(self.process, signal.SIGINT, STOP_TIMEOUT)
         finally:
             self.process = None
             shutil.rmtree(self.root, ignore_errors=True)
@@ -337,7 +312,7 @@ class ThrowawayRedis:
                 except (OSError, ServiceError):
                     pass
                 time.sleep(0.02)
-            _stop_process(self.process, signal.SIGKILL, 5)
+            stop_process(self.process, signal.SIGKILL, 5)
             self.process = None
             if attempt == 4:
                 log_text = (self.root / "redis.log").read_text(errors="replace")[-2000:]
@@ -346,7 +321,7 @@ class ThrowawayRedis:
 
     def stop(self) -> None:
         try:
-            _stop_process(self.process, signal.SIGTERM, 10)
+            stop_process(self.process, signal.SIGTERM, 10)
         finally:
             self.process = None
             shutil.rmtree(self.root, ignore_errors=True)

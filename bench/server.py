@@ -263,12 +263,32 @@ def kernel_socket_kib() -> int | None:
 # ---- the managed server -----------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the benchmark dies without cleaning up."""
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In the child before exec: get ``sig`` if the benchmark dies without cleaning up."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
     except Exception:
         pass
+
+
+def stop_process(process: subprocess.Popen | None, sig: int | None, timeout: float) -> int | None:
+    """Send ``sig`` (None: it was sent already), wait, SIGKILL after ``timeout``; the exit code
+    (None if there was no process)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        try:
+            if sig is not None:
+                process.send_signal(sig)
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        except BaseException:  # a second Ctrl-C while waiting: do not leave it running
+            process.kill()
+            process.wait()
+            raise
+    return process.returncode
 
 
 class ManagedServer:
@@ -354,7 +374,7 @@ class ManagedServer:
         if root is not None:
             env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
         command = [*twistd_command(), "--pidfile=", "-n", "coffeechat", "--config", str(path)]
-        preexec = _die_with_parent
+        preexec = die_with_parent
         if self.cpus:
             taskset = shutil.which("taskset")
             if taskset:
@@ -363,7 +383,7 @@ class ManagedServer:
                 cpus = set(self.cpus)
 
                 def preexec() -> None:
-                    _die_with_parent()
+                    die_with_parent()
                     os.sched_setaffinity(0, cpus)
 
         log = open(self.dir / "twistd.log", "wb")
@@ -433,21 +453,11 @@ class ManagedServer:
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (a clean shutdown flushes storage), SIGKILL after ``timeout``; remove the data."""
         process = self.process
-        if process is not None and process.poll() is None:
-            try:
-                if not self._terminated:  # a second SIGTERM would interrupt the clean shutdown
-                    process.send_signal(signal.SIGTERM)
-                    self._terminated = True
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            except BaseException:  # a second Ctrl-C while waiting: do not leave it running
-                process.kill()
-                process.wait()
-                raise
+        # A second SIGTERM would interrupt the clean shutdown.
+        sig = None if self._terminated else signal.SIGTERM
+        self._terminated = True
         if process is not None:
-            self.exit_code = process.returncode
+            self.exit_code = stop_process(process, sig, timeout)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.exit_code
 

@@ -87,6 +87,15 @@ def decode_push(data: list) -> Push | None:
     return None
 
 
+def _encoded(push: Push) -> list:
+    """:func:`encode_push`, once per push however many nodes it goes to (cached with the
+    transports' encodings)."""
+    encoded = push.encoded.get("cluster")
+    if encoded is None:
+        encoded = push.encoded["cluster"] = encode_push(push)
+    return encoded
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -98,9 +107,10 @@ def _dumps(obj: Any) -> bytes:
 class Cluster:
     """This node's side of cross-node delivery (see the module docstring).
 
-    ``local`` is the router (pushes to this node's devices); the hooks tell the core's caches
-    what other nodes changed: ``forget_group`` drops a cached group, ``reads_elsewhere`` marks
-    group read counts dirty, ``disconnect_user`` closes a user's devices here.
+    ``local`` is the router (pushes to this node's devices); what other nodes changed reaches
+    the core's caches through ``groups`` (a changed group is dropped) and the hooks:
+    ``reads_elsewhere`` marks group read counts dirty, ``disconnect_user`` closes a user's
+    devices here.
     """
 
     def __init__(
@@ -111,7 +121,6 @@ class Cluster:
         store: IMessageStore | IUserStore,
         groups: GroupCache,
         clock: IReactorTime,
-        forget_group: Callable[[int | None], None],
         reads_elsewhere: Callable[[int, int, int], None],
         disconnect_user: Callable[[int, int, str], None],
     ) -> None:
@@ -122,7 +131,6 @@ class Cluster:
         self.groups = groups
         self.clock = clock
         self.node = presence.node
-        self._forget_group = forget_group
         self._reads_elsewhere = reads_elsewhere
         self._disconnect_user = disconnect_user
         self._batch: list[tuple[int, Push]] = []
@@ -172,10 +180,13 @@ class Cluster:
             self._scheduled = True
             self.clock.callLater(0, self._flush)
 
-    def _located(self, where: dict[int, set[str]], batch: list[tuple[int, Push]]) -> None:
+    def _located(self, where: dict[int, set[str]] | None, batch: list[tuple[int, Push]]) -> None:
+        """One payload per node holding some of the users (``where`` None: every other live
+        node, each pushing to those it holds)."""
+        others = self.presence.live_nodes() - {self.node} if where is None else ()
         per_node: dict[str, dict[int, tuple[Push, list[int]]]] = {}
         for user_id, push in batch:
-            for node in where.get(user_id, ()):
+            for node in others if where is None else where.get(user_id, ()):
                 entries = per_node.setdefault(node, {})
                 entry = entries.get(id(push))
                 if entry is None:
@@ -189,17 +200,12 @@ class Cluster:
         """Presence could not say where the users are: send the batch to every other live node,
         each pushes to those it holds (more traffic, nothing missed)."""
         log.warn("locating users failed ({error}); sending to all nodes", error=failure.getErrorMessage())
-        entries: dict[int, tuple[Push, list[int]]] = {}
-        for user_id, push in batch:
-            entries.setdefault(id(push), (push, []))[1].append(user_id)
-        for node in self.presence.live_nodes():
-            if node != self.node:
-                self._publish_pushes(node, list(entries.values()))
+        self._located(None, batch)
 
     def _publish_pushes(self, node: str, entries: list[tuple[Push, list[int]]]) -> None:
         for start in range(0, len(entries), MAX_PUSHES_PER_PAYLOAD):
             chunk = entries[start : start + MAX_PUSHES_PER_PAYLOAD]
-            payload = {"t": "push", "from": self.node, "p": [[encode_push(p), users] for p, users in chunk]}
+            payload = {"t": "push", "from": self.node, "p": [[_encoded(p), users] for p, users in chunk]}
             self.bus.publish(node, _dumps(payload))
             self.sent += 1
 
@@ -241,7 +247,7 @@ class Cluster:
             if kind == "push":
                 self._received_pushes(data["p"])
             elif kind == "group":
-                self._forget_group(int(data["g"]))
+                self.groups.forget(int(data["g"]))
             elif kind == "reads":
                 for group_id, before, after in data["r"]:
                     self._reads_elsewhere(int(group_id), int(before), int(after))
@@ -262,7 +268,7 @@ class Cluster:
     def resumed(self, lost_at: float) -> None:
         """Payloads sent to this node since ``lost_at`` may be lost: forget cached groups (their
         changes may have been missed) and push to each local user what storage holds since then."""
-        self._forget_group(None)
+        self.groups.forget(None)
         self.catching_up = defer.ensureDeferred(self._catch_up(int(lost_at) - CATCH_UP_SLACK))
         self.catching_up.addErrback(lambda f: log.failure("catching up after a lost subscription failed", f))
 

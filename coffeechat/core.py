@@ -74,7 +74,6 @@ class ChatCore:
                 store,
                 self.group_cache,
                 reactor,
-                forget_group=self.group_cache.forget,
                 reads_elsewhere=self.read_counts.read_moved_elsewhere,
                 disconnect_user=self._disconnect_local,
             )

@@ -279,8 +279,9 @@ class ReadCount:
 class Push:
     """An event pushed to devices: ``MESSAGE`` carries ``(Message, sender nick)`` or, for a
     group message with mentions, ``(Message, sender nick, mentions, at_all)``; ``READ`` a
-    ReadReceipt; ``GROUP`` a GroupNotice; ``READ_COUNT`` a ReadCount.  Transports cache their
-    encoding in ``encoded`` so that a fan-out to many devices encodes the body once."""
+    ReadReceipt; ``GROUP`` a GroupNotice; ``READ_COUNT`` a ReadCount.  Transports (and the
+    cluster, for other nodes) cache their encoding in ``encoded`` so that a fan-out to many
+    devices or nodes encodes the body once."""
 
     MESSAGE = "message"
     READ = "read"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PgServer", "find_bindir", "pg_server"]
+__all__ = ["PgServer", "find_bindir", "free_port", "pg_server", "unavailable"]
 
 START_TIMEOUT = 60
 
@@ -49,7 +49,15 @@ def find_bindir() -> str | None:
     return None
 
 
-def _free_port() -> int:
+def unavailable(reason: str) -> None:
+    """A server binary the tests need is missing: skip with the reason, or fail under ``CI``
+    (so that CI cannot go green by skipping)."""
+    if os.environ.get("CI"):
+        pytest.fail(reason + " (CI is set: not skipping)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -106,7 +114,7 @@ class PgServer:
         )
         self._run("mkdir", "-p", str(self.sockdir))
         for attempt in range(5):
-            self.port = _free_port()
+            self.port = free_port()
             options = (
                 f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c fsync=on "
                 "-c max_connections=200 -c shared_buffers=64MB"
@@ -199,10 +207,9 @@ def pg_server() -> Iterator[PgServer]:
     """A PostgreSQL server for the whole session; skipped (failed under CI) without binaries."""
     bindir = find_bindir()
     if bindir is None:
-        reason = "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; install postgresql or set PG_BINDIR"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI is set: not skipping)")
-        pytest.skip(reason)
+        unavailable(
+            "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; install postgresql or set PG_BINDIR"
+        )
     server = PgServer(bindir)
     try:
         server.start()

@@ -82,6 +82,17 @@ def test_one_to_one_across_nodes_with_devices_on_both(cluster):
     assert (note.user_id, note.msg_id) == (bob_id, seq)
 
 
+def test_when_presence_cannot_locate_every_other_node_gets_the_batch(cluster):
+    hub, (n1, n2, n3) = cluster
+    _, bob_id = users(n1, "alice", "bobby")
+    alice, bob = Device(n1, "alice"), Device(n2, "bobby")
+    n1.core.presence.locate = lambda user_ids: defer.fail(RuntimeError("Redis timed out"))
+    alice.conn.send_text(bob_id, "found anyway")
+    n1.clock.advance(0)
+    assert texts(bob) == ["found anyway"]
+    assert len(payloads_to(hub, "n2")) == len(payloads_to(hub, "n3")) == 1  # n3 holds nobody: it pushes nothing
+
+
 def test_a_single_live_node_looks_nothing_up(cluster):
     hub, (n1, n2, n3) = cluster
     hub.kill("n2")
