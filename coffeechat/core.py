@@ -152,7 +152,10 @@ class ChatCore:
     def stop(self):
         """Say goodbye to every device, flush what is pending and close storage."""
         self.running = False
-        for device in self.router.all_devices():
+        devices = self.router.all_devices()
+        if devices:
+            log.info("disconnecting {n} devices: server shutting down", n=len(devices))
+        for device in devices:
             device.disconnect(ErrorCode.SERVER_SHUTDOWN, "server shutting down")
         self.wheel.stop()
         if self._flusher.running:

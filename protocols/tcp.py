@@ -67,6 +67,14 @@ def write_now(transport, data: bytes) -> None:
     transport.write(data)
 
 
+def peer_text(address) -> str:
+    """``host:port`` of a TCP peer (``[v6]:port``), for the log; other addresses as they print."""
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if host is None or port is None:
+        return str(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class CIMProtocol(Protocol):
     """Length-prefixed frames in, frames out; the meaning of a frame is the session's business."""
 
@@ -79,8 +87,7 @@ class CIMProtocol(Protocol):
         self._out: list[bytes] | None = None
 
     def connectionMade(self) -> None:
-        peer = self.transport.getPeer()
-        self.session = CIMSession(self.core, self.send, self.close, str(peer))
+        self.session = CIMSession(self.core, self.send, self.close, peer_text(self.transport.getPeer()))
 
     def dataReceived(self, data: bytes) -> None:
         error = None

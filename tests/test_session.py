@@ -353,18 +353,95 @@ def test_user_list(pair):
 # -- delivery acks and redelivery
 
 
-def test_unacknowledged_push_is_resent_then_connection_dropped(pair):
+def test_unacknowledged_push_is_resent_twice_then_given_up_and_the_connection_stays(pair):
     node, alice, bob, alice_id, bob_id = pair
+    alice.send_text(bob_id, "first")
+    ((_, seq, first),) = bob.frames()
+    ack_delivery(bob, first, seq)  # bob's client acknowledges deliveries
     alice.send_text(bob_id, "are you there?")
-    first = bob.only(Cmd.MSG_DATA)
+    second = bob.only(Cmd.MSG_DATA)
+    for _ in range(2):
+        node.advance(16)
+        bob.send(Cmd.LOGIN_HEARTBEAT, pb.CIMHeartBeat())
+        again = [f for f in bob.frames() if f[0] == Cmd.MSG_DATA]
+        assert [f[2].server_msg_id for f in again] == [second.server_msg_id]
+    for _ in range(3):
+        node.advance(16)
+        bob.send(Cmd.LOGIN_HEARTBEAT, pb.CIMHeartBeat())
+        assert [f[0] for f in bob.frames()] == [Cmd.LOGIN_HEARTBEAT]
+    assert not bob.closed and bob.protocol.session.unacked_count == 0
+
+
+def test_a_client_that_never_acks_is_neither_resent_to_nor_disconnected(pair):
+    node, alice, bob, alice_id, bob_id = pair
+    for i in range(3):
+        alice.send_text(bob_id, f"m{i}")
+    assert [f[0] for f in bob.frames()] == [Cmd.MSG_DATA] * 3
+    for _ in range(6):
+        node.advance(16)
+        bob.send(Cmd.LOGIN_HEARTBEAT, pb.CIMHeartBeat())
+        assert [f[0] for f in bob.frames()] == [Cmd.LOGIN_HEARTBEAT]
+    assert not bob.closed and bob.protocol.session.unacked_count == 0
+    # what it may have missed is in storage: the next login catches up
+    bob.send(Cmd.LIST_RECENT_CONTACT_SESSION_REQ, pb.CIMRecentContactSessionReq())
+    (entry,) = bob.only(Cmd.LIST_RECENT_CONTACT_SESSION_RSP).contact_session_list
+    assert (entry.server_msg_id, entry.unread_cnt) == (3, 3)
+
+
+def test_a_delivery_ack_with_server_msg_id_0_matches_by_client_msg_id(pair):
+    """The original Go client acks with server_msg_id 0 (hard-coded), the other fields copied
+    from the push; the original server matched on client_msg_id alone."""
+    node, alice, bob, alice_id, bob_id = pair
+    alice.send_text(bob_id, "hello", client_msg_id="same-id")
+    ((_, seq, push),) = bob.frames()
+    bob.send(
+        Cmd.MSG_DATA_ACK,
+        pb.CIMMsgDataAck(
+            from_user_id=push.from_user_id,
+            to_session_id=push.to_session_id,
+            client_msg_id=push.client_msg_id,
+            session_type=1,
+            res_code=1,
+        ),
+        seq=seq,
+    )
+    assert bob.protocol.session.unacked_count == 0
+    node.advance(40)
+    assert bob.frames() == [] and not bob.closed
+    conv = f"p:{min(alice_id, bob_id)}:{max(alice_id, bob_id)}"
+    node.advance(1)
+    assert node.result(node.store.delivered_seq(bob_id, conv)) == 1
+
+
+def test_an_ack_by_client_msg_id_clears_only_its_own_conversation(pair):
+    """Client ids are the sender's: two senders may use the same one (a counter)."""
+    node, alice, bob, alice_id, bob_id = pair
+    carol_id = node.user("carol")
+    carol = node.connect()
+    carol.login("carol")
+    alice.send_text(bob_id, "from alice", client_msg_id="1")
+    carol.send_text(bob_id, "from carol", client_msg_id="1")
+    pushes = bob.frames()
+    assert len(pushes) == 2
+    ack = pb.CIMMsgDataAck(from_user_id=carol_id, to_session_id=bob_id, client_msg_id="1", session_type=1)
+    bob.send(Cmd.MSG_DATA_ACK, ack, seq=pushes[1][1])
+    assert bob.protocol.session.unacked_count == 1
     node.advance(16)
     bob.send(Cmd.LOGIN_HEARTBEAT, pb.CIMHeartBeat())
-    again = [f for f in bob.frames() if f[0] == Cmd.MSG_DATA]
-    assert len(again) == 1 and again[0][2].server_msg_id == first.server_msg_id
-    node.advance(16)
-    bob.send(Cmd.LOGIN_HEARTBEAT, pb.CIMHeartBeat())
-    node.advance(16)
-    assert bob.closed
+    again = [f[2] for f in bob.frames() if f[0] == Cmd.MSG_DATA]
+    assert [(m.from_user_id, m.msg_data) for m in again] == [(alice_id, b"from alice")]
+
+
+def test_a_message_without_client_msg_id_gets_one_from_the_server(pair):
+    node, alice, bob, alice_id, bob_id = pair
+    msg = pb.CIMMsgData(to_session_id=bob_id, msg_type=1, session_type=1, msg_data=b"no id")
+    seq = alice.send(Cmd.MSG_DATA, msg)
+    ((cmd, ack_seq, ack),) = alice.frames()
+    assert (cmd, ack_seq, ack.res_code, ack.server_msg_id) == (Cmd.MSG_DATA_ACK, seq, 1, 1)
+    assert len(ack.client_msg_id) == 36 and not ack.error_code
+    assert bob.only(Cmd.MSG_DATA).client_msg_id == ack.client_msg_id
+    alice.send(Cmd.MSG_DATA, msg)  # the same again: a new message (nothing to recognise it by)
+    assert [f[2].server_msg_id for f in alice.frames()] == [2]
 
 
 def test_delivery_ack_stops_redelivery_and_is_recorded(pair):

@@ -89,6 +89,17 @@ def check_content(msg_type: int, data: bytes, limits: LimitsConfig) -> None:
                 raise ChatError(ErrorCode.INVALID_MSG, f"location messages need a numeric {key}")
 
 
+def checked_client_msg_id(client_msg_id: str) -> str:
+    """The id that makes resends safe.  A client that sends none (the original desktop client
+    does not) gets one made by the server, returned in the ack: its messages are stored and
+    delivered, only a resend of one of them cannot be recognised (docs/delivery.md)."""
+    if not client_msg_id:
+        return str(uuid.uuid4())
+    if len(client_msg_id) > MAX_CLIENT_MSG_ID:
+        raise ChatError(ErrorCode.INVALID_ARGUMENT, f"client_msg_id is limited to {MAX_CLIENT_MSG_ID} characters")
+    return client_msg_id
+
+
 class UserDirectory:
     """Answers "does this user exist?" without a database read per message.
 
@@ -196,8 +207,7 @@ class MessageHandler:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "session_type must be 1 (single) or 2 (group)")
             if to_id <= 0 or to_id == sender.user_id:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be another user")
-            if not client_msg_id or len(client_msg_id) > MAX_CLIENT_MSG_ID:
-                raise ChatError(ErrorCode.INVALID_ARGUMENT, f"client_msg_id must be 1-{MAX_CLIENT_MSG_ID} characters")
+            client_msg_id = checked_client_msg_id(client_msg_id)
             check_content(msg_type, data, self.limits)
         except ChatError as e:
             return defer.fail(e)
@@ -251,8 +261,7 @@ class MessageHandler:
         try:
             if group_id <= 0:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be a group id")
-            if not client_msg_id or len(client_msg_id) > MAX_CLIENT_MSG_ID:
-                raise ChatError(ErrorCode.INVALID_ARGUMENT, f"client_msg_id must be 1-{MAX_CLIENT_MSG_ID} characters")
+            client_msg_id = checked_client_msg_id(client_msg_id)
             check_content(msg_type, data, self.limits)
         except ChatError as e:
             return defer.fail(e)

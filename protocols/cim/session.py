@@ -29,7 +29,9 @@ from coffeechat.model import (
     Push,
     ReadCount,
     ReadReceipt,
+    SessionType,
     User,
+    conversation_key,
 )
 from coffeechat.ratelimit import TokenBucket
 
@@ -43,6 +45,11 @@ STATUS_READ = pb.kCIM_MSG_STATUS_READ
 STATUS_SENT = pb.kCIM_MSG_STATUS_SENT
 MAX_PUSH_SEQ = 65534
 REDELIVERY_TRIES = 3
+# Pushes a connection may have awaiting a delivery ack; beyond it the oldest is given up (it is
+# stored: the client catches up at its next login), so a client that never acks costs bounded memory.
+MAX_UNACKED = 1000
+_SINGLE = int(SessionType.SINGLE)
+_GROUP = int(SessionType.GROUP)
 
 # send(command_id, seq, message, cache): ``cache`` is a dict shared by every recipient of one
 # push, where a transport may keep its encoding of ``message`` (None for one-off frames).
@@ -74,6 +81,13 @@ _GROUP_RESPONSES: dict[int, tuple[int, type[PbMessage]]] = {
     Cmd.GROUP_READ_COUNT_REQ: (Cmd.GROUP_READ_COUNT_RSP, pb.CIMGroupReadCountRsp),
 }
 _OK = int(ErrorCode.SUCCESS)
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return str(code)
 
 
 def user_info(user: User) -> pb.CIMUserInfo:
@@ -236,6 +250,8 @@ class CIMSession:
         "_logging_in",
         "_push_seq",
         "_unacked",
+        "_acks_seen",
+        "_given_up",
         "_redelivery_armed",
         "_requests",
         "_messages",
@@ -259,8 +275,10 @@ class CIMSession:
         self.closed = False
         self._logging_in = False
         self._push_seq = 0
-        # (client_msg_id, seq) -> [push, sent_at, tries]; only pushes awaiting a delivery ack
-        self._unacked: dict[tuple[str, int], list] = {}
+        # (client_msg_id, conv) -> [push, sent_at, tries]; only pushes awaiting a delivery ack
+        self._unacked: dict[tuple[str, str], list] = {}
+        self._acks_seen = False  # this client acknowledges deliveries (not every original client does)
+        self._given_up = 0  # pushes never acknowledged, for the log
         self._redelivery_armed = False
         self._requests = TokenBucket(self.clock, limits.requests_per_second, limits.request_burst)
         self._messages = TokenBucket(self.clock, limits.messages_per_second, limits.message_burst)
@@ -303,12 +321,23 @@ class CIMSession:
         """A frame whose body could not be decoded: answer it, keep the connection."""
         self.answer_error(cmd, seq, None, code, text)
 
-    def connection_lost(self) -> None:
+    def connection_lost(self, how: str = "disconnected") -> None:
+        """The connection is gone (``how`` says why, for the log; empty: logged already)."""
         if self.closed:
             return
         self.closed = True
         if self.user is not None:
             self.core.router.detach(self)
+        if self.user is not None and how:
+            log.info(
+                "user {user_id} device {device} {how}{unacked}",
+                user_id=self.user_id,
+                device=self.device_id,
+                how=how,
+                unacked=f" ({self._given_up + len(self._unacked)} pushes never acknowledged)"
+                if self._given_up or self._unacked
+                else "",
+            )
         self._unacked.clear()
 
     def answer(self, cmd: int, seq: int, message: PbMessage) -> None:
@@ -341,7 +370,11 @@ class CIMSession:
             if body is None:
                 body = push.encoded["pb"] = message_data(*push.payload)
             self._send(Cmd.MSG_DATA, self._next_push_seq(), body, push.encoded)
-            self._unacked[(message.client_msg_id, message.seq)] = [push, self.clock.seconds(), 1]
+            unacked = self._unacked
+            if len(unacked) >= MAX_UNACKED:
+                del unacked[next(iter(unacked))]
+                self._given_up += 1
+            unacked[(message.client_msg_id, message.conv)] = [push, self.clock.seconds(), 1]
             if not self._redelivery_armed:
                 self._arm_redelivery()
         elif push.kind == Push.READ:
@@ -369,10 +402,18 @@ class CIMSession:
         """Tell the client why (KICKOUT_NOTIFY), then close."""
         if self.closed:
             return
+        if code != ErrorCode.SERVER_SHUTDOWN:  # the core logs one line for all of those
+            log.info(
+                "kicking out {who} from {peer}: {reason} ({code})",
+                who=f"user {self.user_id} device {self.device_id}" if self.user is not None else "a connection",
+                peer=self.peer,
+                reason=reason,
+                code=_code_name(code),
+            )
         self._send(
             Cmd.KICKOUT_NOTIFY, self._next_push_seq(), pb.CIMKickoutNotify(reason_code=code, reason=reason), None
         )
-        self.connection_lost()
+        self.connection_lost("")
         self._close()
 
     # -- timers (one shared wheel, see coffeechat.timing)
@@ -395,23 +436,51 @@ class CIMSession:
         self.core.wheel.schedule(self.clock.seconds() + self.limits.redeliver_after, self._redeliver)
 
     def _redeliver(self, now: float) -> None:
-        """Resend pushes whose delivery ack is overdue; after a few tries give up on the connection
-        (the client catches up from storage when it reconnects)."""
+        """Resend pushes whose delivery ack is overdue, a few times, then give them up.
+
+        Never a reason to disconnect: the message is stored, and the client catches up at its
+        next login (docs/delivery.md).  A connection that has never acknowledged anything is a
+        client that does not send delivery acks (the original desktop client): resending would
+        only show it duplicates, so its pushes are given up at the first check."""
         self._redelivery_armed = False
         if self.closed or not self._unacked:
             return
         cutoff = now - self.limits.redeliver_after
-        for entry in list(self._unacked.values()):
+        resent = given_up = 0
+        unacked = self._unacked
+        for key, entry in list(unacked.items()):
             push, sent_at, tries = entry
             if sent_at > cutoff:
                 continue
-            if tries >= REDELIVERY_TRIES:
-                self.disconnect(ErrorCode.IDLE_TIMEOUT, "messages were not acknowledged")
-                return
+            if tries >= REDELIVERY_TRIES or not self._acks_seen:
+                del unacked[key]
+                given_up += 1
+                continue
             entry[1] = now
             entry[2] = tries + 1
+            resent += 1
             self._send(Cmd.MSG_DATA, self._next_push_seq(), push.encoded["pb"], push.encoded)
-        self._arm_redelivery()
+        if given_up and not self._acks_seen and not self._given_up:
+            log.info(
+                "user {user_id} device {device} sends no delivery acks: its pushes are not resent "
+                "(it catches up from storage at its next login)",
+                user_id=self.user_id,
+                device=self.device_id,
+            )
+        elif resent or given_up:
+            log.info(
+                "redelivery to user {user_id} device {device}: {resent} pushed again{given_up}",
+                user_id=self.user_id,
+                device=self.device_id,
+                resent=resent,
+                given_up=f", {given_up} given up after {REDELIVERY_TRIES} tries (stored: the client catches up "
+                "at its next login)"
+                if given_up
+                else "",
+            )
+        self._given_up += given_up
+        if unacked:
+            self._arm_redelivery()
 
     @property
     def unacked_count(self) -> int:
@@ -426,9 +495,12 @@ class CIMSession:
             try:
                 user = await self.core.accounts.login_password(req.user_name, req.user_pwd)
                 token, expires_at = await self.core.accounts.issue_token(user.user_id, "cim-password-login")
+            except ChatError as e:
+                self._login_refused(f"name {req.user_name[:64]!r}", e)
+                raise
             finally:
                 self._logging_in = False
-            if self._logged_in(user, req.client_type):
+            if self._logged_in(user, req.client_type, "password"):
                 rsp = self._auth_ok(pb.CIMAuthRsp, user)
                 rsp.user_token = token
                 rsp.token_expire_time = expires_at
@@ -442,9 +514,12 @@ class CIMSession:
         async def login() -> None:
             try:
                 user = await self.core.accounts.login_token(req.user_id, req.user_token)
+            except ChatError as e:
+                self._login_refused(f"user {req.user_id}", e)
+                raise
             finally:
                 self._logging_in = False
-            if self._logged_in(user, req.client_type):
+            if self._logged_in(user, req.client_type, "token"):
                 self.answer(Cmd.LOGIN_AUTH_TOKEN_RSP, seq, self._auth_ok(pb.CIMAuthTokenRsp, user))
 
         return defer.ensureDeferred(login())
@@ -457,13 +532,31 @@ class CIMSession:
             user_info=user_info(user),
         )
 
-    def _logged_in(self, user: User, client_type: int) -> bool:
+    def _login_refused(self, who: str, error: ChatError) -> None:
+        log.info(
+            "login refused for {who} from {peer}: {reason} ({code})",
+            who=who,
+            peer=self.peer,
+            reason=error.message,
+            code=_code_name(error.code),
+        )
+
+    def _logged_in(self, user: User, client_type: int, method: str) -> bool:
         if self.closed:
             return False
         self.user = user
         self.user_id = user.user_id
         self.client_type = client_type
         self.device_id = self.core.new_device_id()
+        log.info(
+            "login: user {user_id} ({name}) device {device} from {peer}, client type {client_type}, by {method}",
+            user_id=user.user_id,
+            name=user.name,
+            device=self.device_id,
+            peer=self.peer,
+            client_type=client_type,
+            method=method,
+        )
         for displaced in self.core.router.attach(self):
             displaced.disconnect(ErrorCode.SESSION_REPLACED, "too many devices: the oldest one was logged out")
         self.core.wheel.schedule(self.last_seen + self.limits.idle_timeout, self._idle_check)
@@ -471,7 +564,7 @@ class CIMSession:
 
     def _logout(self, seq: int, req: pb.CIMLogoutReq) -> None:
         self.answer(Cmd.LOGIN_AUTH_LOGOUT_RSP, seq, pb.CIMLogoutRsp(result_code=ErrorCode.SUCCESS))
-        self.connection_lost()
+        self.connection_lost("logged out")
         self._close()
 
     def _heartbeat(self, seq: int, req: pb.CIMHeartBeat) -> None:
@@ -514,10 +607,48 @@ class CIMSession:
         return d.addCallback(stored)
 
     def _delivery_ack(self, seq: int, req: pb.CIMMsgDataAck) -> None:
-        entry = self._unacked.pop((req.client_msg_id, req.server_msg_id), None)
+        """A device's delivery ack.  Matched by client_msg_id within the conversation the ack
+        names: the original clients send ``server_msg_id = 0``, and the original server matched on
+        client_msg_id alone."""
+        cmid = req.client_msg_id
+        conv = self._ack_conversation(req)
+        entry = self._unacked.pop((cmid, conv), None) if conv is not None else None
+        if entry is None:
+            entry = self._unacked_by_client_msg_id(cmid, req.server_msg_id)
+        elif req.server_msg_id and req.server_msg_id != entry[0].payload[0].seq:
+            self._unacked[(cmid, conv)] = entry  # an ack of some other message: not this one
+            return
         if entry is not None:
+            self._acks_seen = True
             message = entry[0].payload[0]
             self.core.messages.delivered(self.user, message.conv, message.seq)
+
+    def _ack_conversation(self, req: pb.CIMMsgDataAck) -> str | None:
+        """The conversation an ack names: a group by ``to_session_id``; a 1:1 conversation by the
+        pair ``from_user_id``/``to_session_id`` (clients fill it either as the pushed message had it
+        or as they see the conversation: both name the same pair), or this user and the one id given."""
+        if req.session_type == _GROUP:
+            return f"g:{req.to_session_id}" if req.to_session_id > 0 else None
+        if req.session_type != _SINGLE:
+            return None
+        ids = {i for i in (req.from_user_id, req.to_session_id) if i > 0}
+        if len(ids) == 2:
+            low, high = sorted(ids)
+            return f"p:{low}:{high}"
+        if len(ids) == 1 and self.user_id not in ids:
+            return conversation_key(_SINGLE, self.user_id, ids.pop())
+        return None
+
+    def _unacked_by_client_msg_id(self, cmid: str, seq: int) -> list | None:
+        """An ack that names no conversation we can match: look for the client_msg_id among this
+        connection's pushes.  A scan, so it is paid for from the request budget."""
+        if not cmid or not self._unacked or not self._requests.take():
+            return None
+        for key, entry in self._unacked.items():
+            if key[0] == cmid and (not seq or entry[0].payload[0].seq == seq):
+                del self._unacked[key]
+                return entry
+        return None
 
     def _read_ack(self, seq: int, req: pb.CIMMsgDataReadAck) -> defer.Deferred:
         return defer.ensureDeferred(
