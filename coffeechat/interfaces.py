@@ -237,6 +237,55 @@ class IStore(IUserStore, IMessageStore, IGroupStore):
         """Flush pending writes and close; fires when done."""
 
 
+class ISQLTransaction(Interface):
+    """What a function given to :meth:`ISQLDatabase.run_read` / ``run_write`` gets: one
+    transaction on one connection, speaking the portable SQL described in docs/backends.md
+    ("SQL written once"): ``?`` placeholders, ``TRUE``/``FALSE``, ``CAST(? AS TEXT)``,
+    ``GREATEST``/``LEAST``, ``INSERT ... ON CONFLICT ... DO UPDATE``, ``RETURNING``,
+    ``count(*) FILTER (WHERE ...)``.  The engine translates what differs."""
+
+    engine = Attribute('"sqlite" or "postgres": the dialect the statements run on')
+
+    def execute(sql: str, params=()):
+        """Run one statement; return a cursor (``fetchone``, ``fetchall``, ``rowcount``, iteration)."""
+
+    def executemany(sql: str, params_seq):
+        """Run one statement once per parameter tuple."""
+
+    def in_list(column: str, values):
+        """``(clause, params)`` testing ``column`` against the values, for a WHERE clause: one
+        parameter however many values there are (no statement per list length)."""
+
+
+class ISQLDatabase(Interface):
+    """A storage backend that runs SQL (SQLite, PostgreSQL, and the in-memory SQLite behind
+    ``memory``).  Feature modules bring their own tables, as migrations, and their queries,
+    written once, and run them here; they never see a driver."""
+
+    engine = Attribute('"sqlite" or "postgres"')
+
+    def run_read(description: str, fn, *args):
+        """Run ``fn(txn, *args)`` (``txn`` an :class:`ISQLTransaction`) where reads run, and fire
+        with its result.  Every statement sees committed data; several statements that need one
+        snapshot say so with ``txn.execute("BEGIN")`` ... ``COMMIT`` on SQLite only, so prefer
+        single statements."""
+
+    def run_write(description: str, fn, *args, locks=()):
+        """Run ``fn(txn, *args)`` inside the writer's next transaction and fire with its result
+        once that transaction has committed.  ``fn`` may run more than once (a batch replayed after
+        another operation failed, a deadlock retried), so it has no effect outside the database;
+        if it raises, only its own changes are undone and only its Deferred fails.  ``locks`` names
+        conversation keys whose rows are locked before anything runs, in one global order: every
+        writer of those conversations, on every node, waits (nothing to do on SQLite's single
+        writer)."""
+
+    def migrate(component: str, migrations):
+        """Bring the tables of ``component`` (a feature module's name) up to date: ``migrations``
+        are :class:`coffeechat.sql.SQLMigration` from version 1 up; the pending ones run in order,
+        each in its own transaction together with the recorded version.  Fires when done; fails
+        (and the node does not start) when the database holds a newer version than given."""
+
+
 class IDevice(Interface):
     """One connected, authenticated device of a user, as the core sees a transport connection."""
 
