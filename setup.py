@@ -9,10 +9,10 @@ setup(
     python_requires=">=3.11",
     packages=[
         "coffeechat",
-        "coffeechat.handlers",
+        "coffeechat.features",
+        "coffeechat.schema",
         "coffeechat.testing",
         "coffeechat.protocols",
-        "coffeechat.protocols.cim",
         "coffeechat.protocols.webclient",
         "coffeechat.backends",
         "coffeechat.bench",
@@ -20,14 +20,14 @@ setup(
     ],
     package_dir={
         "coffeechat.protocols": "protocols",
-        "coffeechat.protocols.cim": "protocols/cim",
         "coffeechat.protocols.webclient": "protocols/webclient",
         "coffeechat.backends": "backends",
         "coffeechat.bench": "bench",
     },
     package_data={
         "twisted": ["plugins/coffeechat_plugin.py"],
-        "coffeechat.protocols.cim": ["*.proto"],
+        "coffeechat.schema": ["*.proto", "*.pyi"],
+        "coffeechat.features": ["*.sql"],
         "coffeechat.protocols.webclient": ["*.html", "*.js", "*.css", "*.svg"],
     },
     install_requires=[

@@ -23,7 +23,6 @@ import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -335,11 +334,11 @@ class ManagedServer:
         config = deep_merge(config, self.forced)
         # Where it listens, where it keeps data and its admin token are the benchmark's to choose.
         config.setdefault("server", {})["data_dir"] = str(self.dir / "data")
-        from coffeechat.config import ListenConfig
+        from coffeechat.plugins import transports
 
         # Transports the benchmark does not load (the server's list grows) are turned off, so that
         # it never collides on their default ports; CIM, HTTP and WebSocket get free ports.
-        config["listen"] = {f.name: [] for f in dataclass_fields(ListenConfig)}
+        config["listen"] = {name: [] for name in transports()}
         config["listen"]["cim"] = [f"tcp:{cim_port}:interface=127.0.0.1:backlog={ACCEPT_BACKLOG}"]
         config["listen"]["http"] = [f"tcp:{http_port}:interface=127.0.0.1"]
         # The WebSocket transport on a port of its own (--transport ws); no browser is involved.

@@ -26,8 +26,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from coffeechat.protocols.cim import Cmd, pb
 from coffeechat.protocols.framing import HEADER, HEADER_SIZE, VERSION, FrameDecoder, FrameError
+from coffeechat.schema import Cmd, pb
 
 # Plain ints: IntEnum comparisons cost more on every frame.
 LOGIN_AUTH_TOKEN_REQ = int(Cmd.LOGIN_AUTH_TOKEN_REQ)

@@ -36,11 +36,11 @@ from twisted.internet import task
 from twisted.internet.endpoints import serverFromString
 
 from coffeechat.config import Config, ConfigError, load_config
-from coffeechat.core import ChatCore, build_core
 from coffeechat.errors import ChatError
-from coffeechat.handlers.accounts import MD5_RE
+from coffeechat.features.accounts import MD5_RE
 from coffeechat.model import User
-from coffeechat.plugins import presence_factory
+from coffeechat.node import ChatNode, build_node
+from coffeechat.plugins import presence_factory, transports
 
 PROG = "coffeechat"
 
@@ -109,8 +109,8 @@ def _when(unix: int) -> str:
     return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _user(core: ChatCore, args: argparse.Namespace) -> None:
-    accounts = core.accounts
+async def _user(node: ChatNode, args: argparse.Namespace) -> None:
+    accounts = node.feature("accounts")
     if args.action == "add":
         try:
             user = await accounts.create_user(args.name, args.nick, _password_md5(args))
@@ -122,12 +122,13 @@ async def _user(core: ChatCore, args: argparse.Namespace) -> None:
             raise CommandError("--limit must be at least 1 and --after not negative")
         for user in await accounts.list_users(args.limit, args.after, include_disabled=True):
             print(_line(user))
-    elif args.action in ("disable", "enable"):
+    elif args.action == "disable":
         user = await accounts.find_user(args.user)
-        user = await accounts.set_disabled(user.user_id, args.action == "disable")
-        if user.disabled:
-            await accounts.revoke_all_tokens(user.user_id)
+        user, _, _ = await accounts.disable(user.user_id)
         print(_line(user))
+    elif args.action == "enable":
+        user = await accounts.find_user(args.user)
+        print(_line(await accounts.enable(user.user_id)))
     elif args.action == "passwd":
         secret = _password_md5(args)
         user = await accounts.find_user(args.user)
@@ -135,8 +136,8 @@ async def _user(core: ChatCore, args: argparse.Namespace) -> None:
         print(f"password of {user.name} (id {user.user_id}) changed; its tokens are revoked")
 
 
-async def _token(core: ChatCore, args: argparse.Namespace) -> None:
-    accounts = core.accounts
+async def _token(node: ChatNode, args: argparse.Namespace) -> None:
+    accounts = node.feature("accounts")
     user = await accounts.find_user(args.user)
     if args.action == "issue":
         token, expires_at = await accounts.issue_token(user.user_id, "cli")
@@ -152,12 +153,12 @@ async def _token(core: ChatCore, args: argparse.Namespace) -> None:
 
 
 async def _check(
-    core: ChatCore, config: Config, args: argparse.Namespace, reactor: Any, data_dir_existed: bool
+    node: ChatNode, config: Config, args: argparse.Namespace, reactor: Any, data_dir_existed: bool
 ) -> bool:
     """Print what is where and whether it works; False when something is wrong."""
     problems: list[str] = []
     warnings: list[str] = []
-    store = core.store
+    store = node.store
 
     def show(what: str, value: object) -> None:
         print(f"{what + ':':<15}{value}")
@@ -168,22 +169,23 @@ async def _check(
     where = config.sqlite_path.resolve() if config.storage.backend == "sqlite" else repr(store)
     show("storage", f"{config.storage.backend} at {where}" + (f" (schema version {schema})" if schema else ""))
     total = disabled = after = 0
-    while page := await core.accounts.list_users(1000, after, include_disabled=True):
+    while page := await node.feature("accounts").list_users(1000, after, include_disabled=True):
         total += len(page)
         disabled += sum(u.disabled for u in page)
         after = page[-1].user_id
     show("users", f"{total} ({disabled} disabled)")
     show("presence", config.presence.backend)
-    for name in ("cim", "http"):
-        endpoints = getattr(config.listen, name)
+    show("features", ", ".join(node.features))
+    for name in transports():
+        endpoints = config.listen.endpoints.get(name, [])
         show(f"listen.{name}", ", ".join(endpoints) or "off")
         for description in endpoints:
             try:
                 serverFromString(reactor, description)
             except Exception as e:
                 problems.append(f"listen.{name}: {description!r} is not usable: {e}")
-    if not config.listen.cim and not config.listen.http:
-        warnings.append("no listeners configured (listen.cim and listen.http are both empty)")
+    if not any(config.listen.endpoints.values()):
+        warnings.append(f"no listeners configured (listen.{', listen.'.join(transports())} are all empty)")
     admin_token = config.http.admin_token
     show("admin API", "enabled" if admin_token else "disabled (set http.admin_token to enable)")
     if admin_token and len(admin_token) < 16:
@@ -237,29 +239,29 @@ async def _run(reactor: Any, config: Config, args: argparse.Namespace) -> int:
         return await _nodes(reactor, config, args)
     data_dir_existed = config.data_path.is_dir()
     try:
-        core = build_core(config, reactor)
+        node = build_node(config, reactor)
     except (ConfigError, OSError) as e:
         raise CommandError(str(e)) from None
     try:
-        await core.open()
+        await node.open()
     except Exception as e:
-        await _close(core)
+        await _close(node)
         raise CommandError(f"cannot open the database at {config.sqlite_path}: {e}") from None
     try:
         if args.command == "user":
-            await _user(core, args)
+            await _user(node, args)
         elif args.command == "token":
-            await _token(core, args)
+            await _token(node, args)
         elif args.command == "check":
-            return 0 if await _check(core, config, args, reactor, data_dir_existed) else 1
+            return 0 if await _check(node, config, args, reactor, data_dir_existed) else 1
         return 0
     finally:
-        await _close(core)
+        await _close(node)
 
 
-async def _close(core: ChatCore) -> None:
+async def _close(node: ChatNode) -> None:
     try:
-        await core.close()
+        await node.close()
     except Exception:
         traceback.print_exc()
 

@@ -33,18 +33,41 @@ class ServerConfig:
             raise ConfigError("server.data_dir must not be empty")
 
 
-@dataclass
 class ListenConfig:
-    """[listen]: Twisted endpoint strings, e.g. "tcp:8000", "ssl:8443:privateKey=key.pem",
-    "systemd:domain=INET:index=0".  An empty list turns a listener off."""
+    """[listen]: Twisted endpoint strings per transport, e.g. ``cim = ["tcp:8000"]``,
+    ``"ssl:8443:privateKey=key.pem"``, ``"systemd:domain=INET:index=0"``.  The keys are the
+    transports' names (coffeechat/plugins.py: cim, http, ws, and third parties'); an empty list
+    turns a listener off."""
 
-    cim: list[str] = field(default_factory=lambda: ["tcp:8000"])
-    http: list[str] = field(default_factory=lambda: ["tcp:18080"])
-    ws: list[str] = field(default_factory=lambda: ["tcp:8001"])
+    def __init__(self) -> None:
+        from coffeechat.plugins import transports
+
+        self.endpoints: dict[str, list[str]] = {name: list(t.default) for name, t in transports().items()}
+
+    def __getattr__(self, name: str) -> list[str]:
+        endpoints = self.__dict__.get("endpoints", {})
+        if name in endpoints:
+            return endpoints[name]
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ListenConfig) and other.endpoints == self.endpoints
+
+    def __repr__(self) -> str:
+        return f"ListenConfig({self.endpoints!r})"
+
+    def keys(self) -> list[str]:
+        return list(self.endpoints)
+
+    def set(self, name: str, value: list[str]) -> None:
+        self.endpoints[name] = value
+
+    def default(self, name: str) -> list[str]:
+        return self.endpoints[name]
 
     def validate(self) -> None:
-        for name in ("cim", "http", "ws"):
-            for endpoint in getattr(self, name):
+        for name, endpoints in self.endpoints.items():
+            for endpoint in endpoints:
                 if not isinstance(endpoint, str) or ":" not in endpoint:
                     raise ConfigError(f"listen.{name}: {endpoint!r} is not an endpoint string like 'tcp:8000'")
 
@@ -128,24 +151,6 @@ class LimitsConfig:
 
 
 @dataclass
-class AuthConfig:
-    """[auth]: tokens and the password KDF (scrypt)."""
-
-    token_ttl: float = 30 * 24 * 3600.0
-    scrypt_n: int = 2**14
-    scrypt_r: int = 8
-    scrypt_p: int = 1
-    kdf_threads: int = 2
-    login_failures_per_minute: int = 10
-
-    def validate(self) -> None:
-        for f in fields(self):
-            _positive(f"auth.{f.name}", getattr(self, f.name))
-        if self.scrypt_n & (self.scrypt_n - 1):
-            raise ConfigError("auth.scrypt_n must be a power of two")
-
-
-@dataclass
 class HttpConfig:
     """[http]: the HTTP API.  The admin API answers only with ``Authorization: Bearer <admin_token>``
     and is off while admin_token is empty."""
@@ -175,24 +180,20 @@ class WebSocketConfig:
                 )
 
 
-@dataclass
-class GroupsConfig:
-    """[groups]: member limits (by group type) and how many groups one user may be in (0: any)."""
+#: The features a node loads unless the config says otherwise (coffeechat/features/).
+DEFAULT_FEATURES = ("accounts", "messages", "groups", "group_reads")
 
-    max_normal_members: int = 200
-    max_super_members: int = 2000
-    max_groups_per_user: int = 0
+
+@dataclass
+class FeaturesConfig:
+    """[features]: the feature modules this node loads: the built-in ones (coffeechat/features/)
+    and third parties' (the ``coffeechat.features`` entry-point group), by name."""
+
+    enabled: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
 
     def validate(self) -> None:
-        if self.max_normal_members < 2:
-            raise ConfigError("groups.max_normal_members must be at least 2")
-        if self.max_super_members < self.max_normal_members:
-            raise ConfigError("groups.max_super_members must be at least groups.max_normal_members")
-        if self.max_groups_per_user < 0:
-            raise ConfigError("groups.max_groups_per_user must be >= 0 (0 means no limit)")
-
-    def max_members(self, group_type: int) -> int:
-        return self.max_super_members if group_type == 2 else self.max_normal_members
+        if len(set(self.enabled)) != len(self.enabled):
+            raise ConfigError("features.enabled names a feature twice")
 
 
 _SECTIONS = {
@@ -201,26 +202,50 @@ _SECTIONS = {
     "storage": StorageConfig,
     "presence": PresenceConfig,
     "limits": LimitsConfig,
-    "auth": AuthConfig,
     "http": HttpConfig,
     "websocket": WebSocketConfig,
-    "groups": GroupsConfig,
+    "features": FeaturesConfig,
 }
 
 
 @dataclass
 class Config:
-    """The whole configuration of a node."""
+    """The whole configuration of a node: the core's sections, and those of its features
+    (``section(name)``; also as attributes, ``config.auth``)."""
 
     server: ServerConfig = field(default_factory=ServerConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
-    auth: AuthConfig = field(default_factory=AuthConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
-    groups: GroupsConfig = field(default_factory=GroupsConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    #: the feature sections, by section name (filled from the enabled features' ``Config``)
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.sections:
+            self.use_features(self.features.enabled)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
+    def section(self, name: str) -> Any:
+        """A feature's section, or None when no enabled feature has one by that name."""
+        return self.sections.get(name)
+
+    def all_sections(self) -> dict[str, Any]:
+        """Every section, the core's then the features', by name."""
+        return {**{name: getattr(self, name) for name in _SECTIONS}, **self.sections}
+
+    @staticmethod
+    def keys_of(section: Any) -> list[str]:
+        """The keys of a section (for the listen section: the transports)."""
+        return section.keys() if isinstance(section, ListenConfig) else [f.name for f in fields(section)]
 
     @property
     def data_path(self) -> Path:
@@ -233,11 +258,26 @@ class Config:
     def validate(self) -> None:
         for name in _SECTIONS:
             getattr(self, name).validate()
+        for section in self.sections.values():
+            validate = getattr(section, "validate", None)
+            if validate is not None:
+                validate()
 
     def set(self, dotted: str, value: Any) -> None:
         """Set ``section.key`` from a command-line flag or test, with the same checks as the file."""
         section_name, _, key = dotted.partition(".")
         _apply_section(self, section_name, {key: value})
+
+    def use_features(self, names: list[str]) -> None:
+        """Enable exactly ``names``: their config sections appear, with their defaults."""
+        from coffeechat.plugins import feature_sections
+
+        self.features.enabled = list(names)
+        known = {}
+        for section_name, section_class in feature_sections(names).items():
+            existing = self.sections.get(section_name)
+            known[section_name] = existing if isinstance(existing, section_class) else section_class()
+        self.sections = known
 
 
 def _coerce(where: str, default: Any, value: Any) -> Any:
@@ -267,21 +307,38 @@ def _coerce(where: str, default: Any, value: Any) -> Any:
 
 
 def _apply_section(config: Config, section_name: str, values: dict[str, Any]) -> None:
-    if section_name not in _SECTIONS:
-        raise ConfigError(f"unknown section [{section_name}] (known: {', '.join(_SECTIONS)})")
+    if section_name in _SECTIONS:
+        section = getattr(config, section_name)
+    else:
+        section = config.sections.get(section_name)
+        if section is None:
+            known = ", ".join([*_SECTIONS, *config.sections])
+            raise ConfigError(
+                f"unknown section [{section_name}] (known: {known}; a feature's section needs the "
+                "feature in [features] enabled)"
+            )
     if not isinstance(values, dict):
         raise ConfigError(f"[{section_name}] must be a table")
-    section = getattr(config, section_name)
+    if isinstance(section, ListenConfig):
+        for key, value in values.items():
+            if key not in section.keys():
+                raise ConfigError(f"unknown key listen.{key} (known transports: {', '.join(section.keys())})")
+            section.set(key, _coerce(f"listen.{key}", [], value))
+        return
     known = {f.name for f in fields(section)}
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"unknown key {section_name}.{key} (known: {', '.join(sorted(known))})")
         setattr(section, key, _coerce(f"{section_name}.{key}", getattr(section, key), value))
+    if isinstance(section, FeaturesConfig) and "enabled" in values:
+        config.use_features(section.enabled)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Read ``path`` (TOML; None for defaults only), apply ``section.key`` overrides, validate."""
-    config = Config()
+    """Read ``path`` (TOML; None for defaults only), apply ``section.key`` overrides, validate.
+
+    ``[features] enabled`` is read first, so that the enabled features' sections are known."""
+    data: dict[str, Any] = {}
     if path is not None:
         try:
             with open(path, "rb") as f:
@@ -290,9 +347,18 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: {e}") from e
-        for section_name, values in data.items():
-            _apply_section(config, section_name, values)
-    for dotted, value in (overrides or {}).items():
+    overrides = dict(overrides or {})
+    config = Config()
+    features = data.pop("features", None)
+    if features is not None:
+        _apply_section(config, "features", features)
+    if "features.enabled" in overrides:
+        config.set("features.enabled", overrides.pop("features.enabled"))
+    elif features is None or "enabled" not in features:
+        config.use_features(config.features.enabled)
+    for section_name, values in data.items():
+        _apply_section(config, section_name, values)
+    for dotted, value in overrides.items():
         config.set(dotted, value)
     config.validate()
     return config

@@ -27,6 +27,7 @@ class MsgType(IntEnum):
     TIPS = 8
     NOTIFICATION = 9
     AVCHAT = 10
+    RECALLED = 11  # CoffeeChat extension: what a recalled message becomes (coffeechat/features/recall.py)
 
 
 class ClientType(IntEnum):
@@ -143,17 +144,6 @@ class ConversationEntry:
         return self.mention_seq > self.read_seq
 
 
-@dataclass(slots=True, frozen=True)
-class ReadReceipt:
-    """A read position that moved, addressed to one user: ``reader_id`` has read up to ``seq``
-    in the conversation that the addressee files under ``session_id``."""
-
-    reader_id: int
-    session_id: int
-    session_type: int
-    seq: int
-
-
 class GroupType(IntEnum):
     """CIM v1's CIMGroupType: the member limit differs (config ``groups.max_*_members``)."""
 
@@ -253,44 +243,14 @@ class GroupChange:
     roles: tuple[GroupMember, ...] = ()
 
 
-@dataclass(slots=True, frozen=True)
-class GroupNotice:
-    """Payload of ``Push.GROUP``: group ``group_id`` changed (by ``actor_id``); ``changes`` lists
-    ``(user_id, MemberChange, role)`` (empty for an info update)."""
-
-    group_id: int
-    actor_id: int
-    version: int
-    changes: tuple[tuple[int, int, int], ...] = ()
-
-
-@dataclass(slots=True, frozen=True)
-class ReadCount:
-    """Payload of ``Push.READ_COUNT``: how many members (the sender excepted) have read a group
-    message, out of how many."""
-
-    group_id: int
-    seq: int
-    read_count: int
-    member_count: int
-
-
 @dataclass(slots=True)
 class Push:
-    """An event pushed to devices: ``MESSAGE`` carries ``(Message, sender nick)`` or, for a
-    group message with mentions, ``(Message, sender nick, mentions, at_all)``; ``READ`` a
-    ReadReceipt; ``GROUP`` a GroupNotice; ``READ_COUNT`` a ReadCount.  Transports (and the
-    cluster, for other nodes) cache their encoding in ``encoded`` so that a fan-out to many
-    devices or nodes encodes the body once."""
+    """An event for devices.  Each kind is a dataclass deriving from this one, registered by the
+    feature module that sends it (``ModuleAPI.push_kind``: its command, its encoding, its name
+    between nodes).  ``cache`` keeps the encodings made of one push (protobuf body, binary frame
+    body, JSON body, cluster payload), so a fan-out to many devices or nodes encodes it once."""
 
-    MESSAGE = "message"
-    READ = "read"
-    GROUP = "group"
-    READ_COUNT = "read_count"
-
-    kind: str
-    payload: object
-    encoded: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, kw_only=True, repr=False, compare=False)
 
 
 class NodeInfo(NamedTuple):

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from twisted.logger import Logger
+from typing import Any
 
-from coffeechat.interfaces import IDevice, IPresence
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from coffeechat.interfaces import IDevice, ILocalDevices, IPresence
 from coffeechat.model import Push
 
 log = Logger()
 
 
+@implementer(ILocalDevices)
 class Router:
     """Tracks the local devices of each user and routes pushes to them.
 
-    Presence (who is online anywhere) is told of every change.  In a cluster, :attr:`cluster`
-    (a :class:`coffeechat.cluster.Cluster`) also takes every push, for the user's devices on
-    other nodes; on a single node it is None and costs nothing.
+    Presence (who is online anywhere) is told of every change.  In a cluster, ``remote`` (a
+    :class:`coffeechat.cluster.Cluster`) also takes every push, for the user's devices on other
+    nodes; on a single node it is None and costs nothing.
     """
 
-    def __init__(self, presence: IPresence, max_devices: int) -> None:
+    def __init__(self, presence: IPresence, max_devices: int, remote: Any = None) -> None:
         self.presence = presence
         self.max_devices = max_devices
+        self.remote = remote
         self._devices: dict[int, list[IDevice]] = {}
-        self.cluster = None
         self.presence_failures = 0
 
     def attach(self, device: IDevice) -> list[IDevice]:
@@ -70,8 +74,9 @@ class Router:
     def push(self, user_id: int, push: Push, except_device: IDevice | None = None) -> int:
         """Send ``push`` to every device of ``user_id`` but ``except_device``, here and (in a
         cluster) on other nodes; return how many local devices got it."""
-        if self.cluster is not None:
-            self.cluster.route(user_id, push)
+        remote = self.remote
+        if remote is not None:
+            remote.route(user_id, push)
         return self.push_local(user_id, push, except_device)
 
     def push_local(self, user_id: int, push: Push, except_device: IDevice | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The process as a tree of services: the core first, then its listeners once storage is open."""
+"""The process as a tree of services: the node first, then its listeners once storage is open."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from coffeechat.config import Config
-from coffeechat.core import ChatCore, build_core
-from coffeechat.plugins import transport_factory
+from coffeechat.node import ChatNode, build_node
+from coffeechat.plugins import transport_factory, transports
 
 log = Logger()
 
@@ -59,21 +59,23 @@ class ListenerService(service.Service):
 
 
 class NodeService(service.MultiService):
-    """Runs a :class:`ChatCore` and, once it has started, one listener per configured endpoint.
+    """Runs a :class:`ChatNode` and, once it has started, one listener per configured endpoint of
+    every transport (coffeechat/plugins.py).
 
     Listeners start only after storage is open, so no client is accepted that could not be
-    served; on stop they close first, then the core flushes and closes storage.
+    served; on stop they close first, then the node flushes and closes storage.
     """
 
-    def __init__(self, core: ChatCore, reactor) -> None:
+    def __init__(self, node: ChatNode, reactor) -> None:
         super().__init__()
-        self.core = core
+        self.node = node
         self.reactor = reactor
         self.started = defer.Deferred()
-        listen = core.config.listen
-        for name, endpoints in (("cim", listen.cim), ("http", listen.http), ("ws", listen.ws)):
+        listen = node.config.listen
+        for name in transports():
+            endpoints = listen.endpoints.get(name, [])
             if endpoints:
-                factory = transport_factory(name)(core)
+                factory = transport_factory(name)(node)
                 for endpoint in endpoints:
                     listener = ListenerService(endpoint, factory, reactor)
                     listener.setName(f"{name}:{endpoint}")
@@ -81,7 +83,7 @@ class NodeService(service.MultiService):
 
     def startService(self) -> None:
         service.Service.startService(self)
-        d = self.core.start()
+        d = self.node.start()
         d.addCallback(lambda _: self._start_listeners())
         d.addCallbacks(self.started.callback, self._failed)
 
@@ -99,8 +101,8 @@ class NodeService(service.MultiService):
     @defer.inlineCallbacks
     def stopService(self):
         yield super().stopService()
-        if self.core.running:
-            yield self.core.stop()
+        if self.node.running:
+            yield self.node.stop()
 
     def listening_port(self, name: str):
         """The IListeningPort of the first listener of a transport (tests ask for port 0)."""
@@ -114,4 +116,4 @@ def make_node(config: Config, reactor=None) -> NodeService:
     """Build the whole node from a configuration."""
     if reactor is None:
         from twisted.internet import reactor
-    return NodeService(build_core(config, reactor), reactor)
+    return NodeService(build_node(config, reactor), reactor)

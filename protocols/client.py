@@ -47,15 +47,11 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
-from .cim import BODY_TYPES, PUSH_COMMANDS, RESPONSE_OF, BodyError, Cmd, pb
+from coffeechat.schema import BODY_TYPES, PUSH_COMMANDS, RESPONSE_OF, BodyError, Cmd, pb
+from coffeechat.schema.jsonform import encode_json_body, encode_json_frame
+
 from .framing import DEFAULT_MAX_FRAME_BYTES, HEADER, HEADER_SIZE, FrameDecoder, FrameError, encode_frame
-from .websocket import (
-    SUBPROTOCOL_BINARY,
-    SUBPROTOCOL_JSON,
-    LeanWebSocketMixin,
-    encode_json_body,
-    encode_json_frame,
-)
+from .lean_websocket import SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, LeanWebSocketMixin
 
 __all__ = [
     "Backoff",

@@ -1,4 +1,5 @@
-"""The HTTP transport: registration, login and logout, a health check and an admin API.
+"""The HTTP transport: the routes the node's features register (registration, login, the admin
+API ...), the web client and its protocol table, and the WebSocket path.
 
 Every API answer is JSON (``application/json; charset=utf-8``) carrying ``error_code`` and
 ``error_msg``; no API request ever gets an HTML page, not even a crash (that answers error_code 201
@@ -16,9 +17,9 @@ HTTP status codes:
   wrong or missing token, 403 admin API disabled (``http.admin_token`` empty), 400 bad input,
   404 no such user, 409 name taken, 500 internal error; the JSON body is the same shape.
 
-Handlers are coroutines run with ``defer.ensureDeferred``; ``render`` returns NOT_DONE_YET and the
-answer is written when they finish, unless the client has gone away meanwhile.
-
+Route handlers (``ModuleAPI.route``) are coroutines taking an :class:`~coffeechat.modules.HttpCall`,
+so that no feature needs twisted.web; ``render`` returns NOT_DONE_YET and the answer is written
+when they finish, unless the client has gone away meanwhile.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import hashlib
 import hmac
 import io
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -37,26 +37,24 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
-from coffeechat.core import ChatCore
 from coffeechat.errors import ChatError, ErrorCode
+from coffeechat.modules import HttpCall, Route
+from coffeechat.node import ChatNode
+from coffeechat.schema.jsonform import web_table
 
-from .webclient import web_resource
+from .webclient import SECURITY_HEADERS, web_resource
 from .websocket import websocket_resource
 
 log = Logger()
 
 JSON_CONTENT_TYPE = b"application/json; charset=utf-8"
-MAX_BULK_USERS = 1000
 # Admin requests (valid token) may send this much, so 1000 accounts with nicks and passwords fit
 # in one bulk request; everybody else is held to http.max_request_bytes.
 ADMIN_MAX_REQUEST_BYTES = 1024 * 1024
-LIST_PAGE_DEFAULT = 100
 IDLE_TIMEOUT = 120  # seconds a keep-alive connection may sit idle
-_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _INTERNAL = {"error_code": int(ErrorCode.INTERNAL_ERROR), "error_msg": "internal error"}
 
 Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body)
-Handler = Callable[[IRequest], Awaitable[Answer]]
 
 
 class HttpError(Exception):
@@ -86,20 +84,6 @@ def write_json(request: IRequest, status: int, body: dict[str, Any]) -> None:
     request.finish()
 
 
-def json_body(request: IRequest) -> dict[str, Any]:
-    """The request body as a JSON object, or ChatError 9001."""
-    raw = request.content.read() if request.content is not None else b""
-    try:
-        body = json.loads(raw)
-        # Lone surrogates ("\\ud800") parse but cannot be stored or echoed: refuse them here.
-        json.dumps(body, ensure_ascii=False).encode()
-    except (ValueError, RecursionError):  # UnicodeError is a ValueError
-        raise ChatError(ErrorCode.USER_INVALID_PARAMETER, "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ChatError(ErrorCode.USER_INVALID_PARAMETER, "request body must be a JSON object")
-    return body
-
-
 def bearer_token(request: IRequest) -> bytes | None:
     """The token of an ``Authorization: Bearer <token>`` header, or None."""
     header = request.getHeader(b"Authorization")
@@ -121,146 +105,6 @@ def is_admin(request: IRequest, admin_token: str) -> bool:
     return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(admin_token.encode()).digest())
 
 
-def query_int(request: IRequest, name: bytes, default: int, minimum: int) -> int:
-    """An integer query argument; anything else is ChatError 9001."""
-    values = request.args.get(name)
-    if not values:
-        return default
-    raw = values[-1]
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < minimum:
-        raise ChatError(ErrorCode.USER_INVALID_PARAMETER, f"{name.decode()} must be an integer >= {minimum}")
-    return int(raw)
-
-
-class JsonResource(Resource):
-    """A resource answering JSON from ``async def on_<METHOD>(request) -> (status, body)``.
-
-    Subclasses choose the HTTP status of refusals (:meth:`error_status`) and may check the request
-    first (:meth:`authorize`).  A resource without any ``on_`` method is a directory: 404.
-    """
-
-    internal_status = 200
-
-    def __init__(self, core: ChatCore) -> None:
-        super().__init__()
-        self.core = core
-
-    def error_status(self, code: ErrorCode) -> int:
-        return 200
-
-    def authorize(self, request: IRequest) -> None:
-        """Raise HttpError to refuse the request before it is routed to a handler."""
-
-    def missing(self) -> Resource:
-        """What an unknown child path gets."""
-        return NotFound(self.core)
-
-    def getChild(self, path: bytes, request: IRequest) -> Resource:
-        return self.missing()
-
-    def render(self, request: IRequest) -> Any:
-        method = request.method.decode("ascii", "replace").upper()
-        handler = getattr(self, f"on_{method}", None)
-        gone: list[Failure] = []
-        request.notifyFinish().addErrback(gone.append)
-        d = defer.ensureDeferred(self._answer(request, handler))
-
-        def write(answer: Answer) -> None:
-            if not gone and not request.finished:
-                write_json(request, *answer)
-
-        def failed(failure: Failure) -> None:
-            log.failure("{method} {uri} failed", failure, method=method, uri=request.uri)
-            if not gone and not request.finished:
-                write_json(request, self.internal_status, dict(_INTERNAL))
-
-        d.addCallbacks(write, failed)
-        d.addErrback(lambda f: log.failure("could not write the answer to {uri}", f, uri=request.uri))
-        return server.NOT_DONE_YET
-
-    async def _answer(self, request: IRequest, handler: Handler | None) -> Answer:
-        try:
-            self.authorize(request)
-            if handler is None:
-                allowed = [m for m in _METHODS if hasattr(self, f"on_{m}")]
-                if not allowed:
-                    raise HttpError(404, ErrorCode.NOT_FOUND, "no such resource")
-                raise HttpError(
-                    405, ErrorCode.NOT_SUPPORTED, "method not allowed", {b"Allow": ", ".join(allowed).encode()}
-                )
-            return await handler(request)
-        except HttpError as e:
-            for name, value in e.headers.items():
-                request.setHeader(name, value)
-            return e.status, {"error_code": int(e.code), "error_msg": e.message}
-        except ChatError as e:
-            return self.error_status(e.code), {"error_code": int(e.code), "error_msg": e.message}
-
-
-class NotFound(JsonResource):
-    """404 for any path and method."""
-
-    def getChild(self, path: bytes, request: IRequest) -> Resource:
-        return self
-
-
-# ---- public API: /user/, /api/, /health --------------------------------------------------------
-
-
-class Register(JsonResource):
-    """``POST /user/register``, as the original: {"userName", "userNickName", "userPwd"}."""
-
-    async def on_POST(self, request: IRequest) -> Answer:
-        body = json_body(request)
-        user = await self.core.accounts.register(body.get("userName"), body.get("userNickName"), body.get("userPwd"))
-        return 200, ok(user_id=user.user_id)
-
-
-class Login(JsonResource):
-    """``POST /api/login`` {"userName", "userPwd"}: a token for the CIM token login (or this API)."""
-
-    async def on_POST(self, request: IRequest) -> Answer:
-        body = json_body(request)
-        accounts = self.core.accounts
-        user = await accounts.login_password(body.get("userName"), body.get("userPwd"))
-        token, expires_at = await accounts.issue_token(user.user_id, "http login")
-        return 200, ok(user_id=user.user_id, nick_name=user.nick_name, token=token, expires_at=expires_at)
-
-
-class Logout(JsonResource):
-    """``POST /api/logout`` with ``Authorization: Bearer <token>``: revokes that token."""
-
-    async def on_POST(self, request: IRequest) -> Answer:
-        raw = bearer_token(request)
-        try:
-            token = raw.decode("ascii") if raw is not None else ""
-        except UnicodeDecodeError:
-            token = ""
-        accounts = self.core.accounts
-        try:
-            # The store revokes known tokens whatever their state, so check first: a token
-            # already revoked or expired answers 2002 like any invalid one.
-            await accounts.login_token(0, token)
-        except ChatError as e:
-            if e.code != ErrorCode.USER_DISABLED:
-                raise
-        await accounts.revoke_token(token)
-        return 200, ok()
-
-
-class Health(JsonResource):
-    """``GET /health`` for load balancers and monitoring."""
-
-    async def on_GET(self, request: IRequest) -> Answer:
-        router = self.core.router
-        counts = {"node": self.core.node, "online_users": router.user_count, "devices": router.device_count}
-        if not self.core.running:
-            return 503, {"status": "stopping", **counts}
-        return 200, {"status": "ok", **counts}
-
-
-# ---- admin API: /admin/ -----------------------------------------------------------------------
-
 _ADMIN_STATUS = {
     ErrorCode.USER_NOT_EXIST: 404,
     ErrorCode.NOT_FOUND: 404,
@@ -271,19 +115,86 @@ _ADMIN_STATUS = {
 }
 
 
-class AdminResource(JsonResource):
-    """Answers only to ``Authorization: Bearer <http.admin_token>``; the API is off without one."""
+class ApiResource(Resource):
+    """Every API path: the routes the node's features registered (``ModuleAPI.route``), matched
+    by method and path, answered JSON.  Under ``/admin/`` the admin token is checked before
+    anything else, so unknown admin paths reveal nothing without it."""
 
-    internal_status = 500
+    isLeaf = True
 
-    def error_status(self, code: ErrorCode) -> int:
-        return _ADMIN_STATUS.get(code, 400)
+    def __init__(self, node: ChatNode) -> None:
+        super().__init__()
+        self.node = node
+        self.routes = node.registry.routes
 
-    def missing(self) -> Resource:
-        return AdminNotFound(self.core)
+    def render(self, request: IRequest) -> Any:
+        method = request.method.decode("ascii", "replace").upper()
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+        parts = [p.decode("utf-8", "replace") for p in request.prepath + request.postpath]
+        admin = bool(parts) and parts[0] == "admin"
+        d = defer.ensureDeferred(self._answer(request, method, parts, admin))
 
-    def authorize(self, request: IRequest) -> None:
-        expected = self.core.config.http.admin_token
+        def write(answer: Answer) -> None:
+            if not gone and not request.finished:
+                write_json(request, *answer)
+
+        def failed(failure: Failure) -> None:
+            log.failure("{method} {uri} failed", failure, method=method, uri=request.uri)
+            if not gone and not request.finished:
+                write_json(request, 500 if admin else 200, dict(_INTERNAL))
+
+        d.addCallbacks(write, failed)
+        d.addErrback(lambda f: log.failure("could not write the answer to {uri}", f, uri=request.uri))
+        return server.NOT_DONE_YET
+
+    async def _answer(self, request: IRequest, method: str, parts: list[str], admin: bool) -> Answer:
+        try:
+            if admin:
+                self._authorize_admin(request)
+            route, params = self._route(method, parts)
+            raw = bearer_token(request)
+            try:
+                bearer = raw.decode("ascii") if raw is not None else ""
+            except UnicodeDecodeError:
+                bearer = ""
+            call = HttpCall(
+                method=method,
+                params=params,
+                query={
+                    k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                    for k, vs in request.args.items()
+                },
+                body=request.content.read() if request.content is not None else b"",
+                bearer=bearer,
+            )
+            answer = await route.handler(call)
+        except HttpError as e:
+            for name, value in e.headers.items():
+                request.setHeader(name, value)
+            return e.status, {"error_code": int(e.code), "error_msg": e.message}
+        except ChatError as e:
+            status = _ADMIN_STATUS.get(e.code, 400) if admin else 200
+            return status, {"error_code": int(e.code), "error_msg": e.message}
+        if isinstance(answer, tuple):
+            return answer
+        return 200, ok(**answer)
+
+    def _route(self, method: str, parts: list[str]) -> tuple[Route, dict[str, Any]]:
+        allowed = []
+        for route in self.routes:
+            params = route.match(parts)
+            if params is None:
+                continue
+            if route.method == method:
+                return route, params
+            allowed.append(route.method)
+        if not allowed:
+            raise HttpError(404, ErrorCode.NOT_FOUND, "no such resource")
+        raise HttpError(405, ErrorCode.NOT_SUPPORTED, "method not allowed", {b"Allow": ", ".join(allowed).encode()})
+
+    def _authorize_admin(self, request: IRequest) -> None:
+        expected = self.node.config.http.admin_token
         if not expected:
             raise HttpError(403, ErrorCode.FORBIDDEN, "admin API disabled: set http.admin_token")
         if not is_admin(request, expected):
@@ -295,137 +206,46 @@ class AdminResource(JsonResource):
             )
 
 
-class AdminNotFound(AdminResource):
-    """404 under /admin/, after the token check (unknown paths reveal nothing without it)."""
+class ProtocolTable(Resource):
+    """``/app/protocol-table.js``: the protocol table of cim.proto as an ES module, so that the web
+    client reads the command ids, answers, pushes and enum values from the schema."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        table = web_table()
+        lines = ["// Generated by the server from cim.proto (coffeechat/schema/jsonform.py): do not edit."]
+        lines += [
+            f"export const {name} = Object.freeze({json.dumps(value, sort_keys=True)});"
+            for name, value in table.items()
+        ]
+        self.body = ("\n".join(lines) + "\n").encode()
+
+    def render_GET(self, request: IRequest) -> bytes:
+        for name, value in SECURITY_HEADERS.items():
+            request.setHeader(name, value)
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        return self.body
+
+
+class Root(Resource):
+    """``/`` the web client's page, ``/app/`` its files, the WebSocket path, and the API."""
+
+    def __init__(self, node: ChatNode) -> None:
+        super().__init__()
+        self.api = ApiResource(node)
+        self.page = web_resource()
+        app = web_resource()
+        app.putChild(b"protocol-table.js", ProtocolTable())
+        self.putChild(b"", self.page)
+        self.putChild(b"app", app)
+        path = node.config.websocket.http_path
+        if path:
+            self.putChild(path.strip("/").encode(), websocket_resource(node))
 
     def getChild(self, path: bytes, request: IRequest) -> Resource:
-        return self
-
-
-class AdminDirectory(AdminResource):
-    """``/admin/`` itself."""
-
-
-def _user_entry(user: Any) -> dict[str, Any]:
-    return {"user_id": user.user_id, "userName": user.name, "nickName": user.nick_name, "disabled": user.disabled}
-
-
-class AdminUsers(AdminResource):
-    """``GET /admin/users?after=&limit=`` lists accounts; ``POST /admin/users`` creates many at once."""
-
-    def getChild(self, path: bytes, request: IRequest) -> Resource:
-        if path.isdigit() and len(path) <= 18 and int(path) > 0:
-            return AdminUser(self.core, int(path))
-        return self.missing()
-
-    async def on_GET(self, request: IRequest) -> Answer:
-        after = query_int(request, b"after", 0, minimum=0)
-        limit = query_int(request, b"limit", LIST_PAGE_DEFAULT, minimum=1)
-        limit = min(limit, self.core.config.limits.users_listed_max)
-        users = await self.core.accounts.list_users(limit, after, include_disabled=True)
-        return 200, ok(users=[_user_entry(u) for u in users])
-
-    async def on_POST(self, request: IRequest) -> Answer:
-        body = json_body(request)
-        specs = body.get("users")
-        issue_tokens = body.get("issueTokens", False)
-        if not isinstance(specs, list):
-            raise ChatError(ErrorCode.USER_INVALID_PARAMETER, '"users" must be a list')
-        if len(specs) > MAX_BULK_USERS:
-            raise ChatError(ErrorCode.USER_INVALID_PARAMETER, f"at most {MAX_BULK_USERS} users per request")
-        if not isinstance(issue_tokens, bool):
-            raise ChatError(ErrorCode.USER_INVALID_PARAMETER, '"issueTokens" must be true or false')
-        # All at once: the storage writer commits whatever is queued together, so a thousand
-        # accounts cost a few transactions, not a thousand.
-        results = await defer.gatherResults(
-            [defer.ensureDeferred(self._create_one(spec, issue_tokens)) for spec in specs], consumeErrors=True
-        )
-        created = sum(1 for r in results if "user_id" in r and "error_code" not in r)
-        log.info("admin: created {created} of {asked} users", created=created, asked=len(specs))
-        return 200, ok(users=results)
-
-    async def _create_one(self, spec: Any, issue_token: bool) -> dict[str, Any]:
-        """One account of a bulk request: its entry, or its own error (never raises)."""
-        name = spec.get("userName") if isinstance(spec, dict) else None
-        entry: dict[str, Any] = {"userName": name}
-        try:
-            if not isinstance(spec, dict):
-                raise ChatError(ErrorCode.USER_INVALID_PARAMETER, "each user must be a JSON object")
-            accounts = self.core.accounts
-            user = await accounts.create_user(name, spec.get("userNickName"), spec.get("userPwd"))
-            entry = {"user_id": user.user_id, "userName": user.name}
-            if issue_token:
-                entry["token"], entry["expires_at"] = await accounts.issue_token(user.user_id, "admin")
-            return entry
-        except ChatError as e:
-            return {**entry, "error_code": int(e.code), "error_msg": e.message}
-        except Exception:
-            log.failure("admin: creating user {name!r} failed", name=name)
-            return {**entry, **_INTERNAL}
-
-
-class AdminUser(AdminResource):
-    """``/admin/users/<id>/``: the actions below it."""
-
-    def __init__(self, core: ChatCore, user_id: int) -> None:
-        super().__init__(core)
-        self.user_id = user_id
-
-    def getChild(self, path: bytes, request: IRequest) -> Resource:
-        action = getattr(self, f"do_{path.decode('ascii', 'replace')}", None) if path.isalpha() else None
-        return AdminUserAction(self.core, action) if action is not None else self.missing()
-
-    async def do_disable(self, request: IRequest) -> Answer:
-        """Disable the account, revoke its tokens and disconnect its devices now."""
-        uid = self.user_id
-        await self.core.accounts.set_disabled(uid, True)
-        revoked = await self.core.accounts.revoke_all_tokens(uid)
-        disconnected = self.core.disconnect_user(uid, ErrorCode.USER_DISABLED, "account disabled")
-        log.info("admin: disabled user {uid} ({n} devices disconnected here)", uid=uid, n=disconnected)
-        return 200, ok(user_id=uid, disabled=True, revoked_tokens=revoked, disconnected=disconnected)
-
-    async def do_enable(self, request: IRequest) -> Answer:
-        await self.core.accounts.set_disabled(self.user_id, False)
-        log.info("admin: enabled user {uid}", uid=self.user_id)
-        return 200, ok(user_id=self.user_id, disabled=False)
-
-    async def do_password(self, request: IRequest) -> Answer:
-        """Reset the password ({"userPwd": 32 hex}); every token of the user is revoked and its
-        devices are disconnected."""
-        body = json_body(request)
-        await self.core.accounts.set_password(self.user_id, body.get("userPwd"))
-        # Whoever held the old password must not stay connected on it.
-        devices = self.core.router.devices_of(self.user_id)
-        for device in devices:
-            device.disconnect(ErrorCode.SESSION_REPLACED, "password changed")
-        log.info("admin: reset the password of user {uid}", uid=self.user_id)
-        return 200, ok(user_id=self.user_id, disconnected=len(devices))
-
-    async def do_tokens(self, request: IRequest) -> Answer:
-        """Issue a login token for the user."""
-        if not await self.core.users.exists(self.user_id):
-            raise ChatError(ErrorCode.USER_NOT_EXIST, "no such user")
-        token, expires_at = await self.core.accounts.issue_token(self.user_id, "admin")
-        return 200, ok(user_id=self.user_id, token=token, expires_at=expires_at)
-
-
-class AdminUserAction(AdminResource):
-    """``POST /admin/users/<id>/<action>``."""
-
-    def __init__(self, core: ChatCore, action: Handler) -> None:
-        super().__init__(core)
-        self.on_POST = action
-
-
-class AdminStats(AdminResource):
-    """``GET /admin/stats``: what this node is serving now."""
-
-    async def on_GET(self, request: IRequest) -> Answer:
-        router = self.core.router
-        return 200, ok(online_users=router.user_count, devices=router.device_count)
-
-
-# ---- the site --------------------------------------------------------------------------------
+        return self.api  # a leaf: it reads the whole path
 
 
 class ApiRequest(server.Request):
@@ -441,7 +261,7 @@ class ApiRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         # The headers are in, the body is not: decide here how much of it to keep.
-        http_config = self.channel.site.core.config.http
+        http_config = self.channel.site.node.config.http
         self._max_body = http_config.max_request_bytes
         if is_admin(self, http_config.admin_token):
             self._max_body = max(self._max_body, ADMIN_MAX_REQUEST_BYTES)
@@ -484,33 +304,16 @@ class ApiRequest(server.Request):
 
 
 class ChatSite(server.Site):
-    """The site; its requests read their limits from ``core.config.http``."""
+    """The site; its requests read their limits from ``node.config.http``."""
 
     requestFactory = ApiRequest
     displayTracebacks = False
 
-    def __init__(self, resource: Resource, core: ChatCore, **kwargs: Any) -> None:
+    def __init__(self, resource: Resource, node: ChatNode, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
-        self.core = core
+        self.node = node
 
 
-def create_site(core: ChatCore) -> server.Site:
-    """The HTTP API of ``core`` as a Site (the ``http`` transport of :mod:`coffeechat.plugins`)."""
-    root = JsonResource(core)
-    user = JsonResource(core)
-    user.putChild(b"register", Register(core))
-    root.putChild(b"user", user)
-    api = JsonResource(core)
-    api.putChild(b"login", Login(core))
-    api.putChild(b"logout", Logout(core))
-    root.putChild(b"api", api)
-    root.putChild(b"health", Health(core))
-    admin = AdminDirectory(core)
-    admin.putChild(b"users", AdminUsers(core))
-    admin.putChild(b"stats", AdminStats(core))
-    root.putChild(b"admin", admin)
-    root.putChild(b"", web_resource())  # the web client (docs/webclient.md): its page at /
-    root.putChild(b"app", web_resource())  # and its scripts, styles and icon under /app/
-    if core.config.websocket.http_path:
-        root.putChild(core.config.websocket.http_path.strip("/").encode(), websocket_resource(core))
-    return ChatSite(root, core, timeout=IDLE_TIMEOUT)
+def create_site(node: ChatNode) -> server.Site:
+    """The HTTP transport of a node (``http`` in :mod:`coffeechat.plugins`)."""
+    return ChatSite(Root(node), node, timeout=IDLE_TIMEOUT)

@@ -7,11 +7,11 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
-from coffeechat.core import ChatCore
 from coffeechat.errors import ErrorCode
+from coffeechat.node import ChatNode
+from coffeechat.schema import BODY_TYPES, BodyError, decode_body
+from coffeechat.session import Session
 
-from .cim import BODY_TYPES, BodyError, decode_body
-from .cim.session import CIMSession
 from .framing import FrameDecoder, FrameError, encode_header
 
 log = Logger()
@@ -78,16 +78,17 @@ def peer_text(address) -> str:
 class CIMProtocol(Protocol):
     """Length-prefixed frames in, frames out; the meaning of a frame is the session's business."""
 
-    session: CIMSession
+    session: Session
 
-    def __init__(self, core: ChatCore, max_frame_bytes: int, flusher: TurnFlusher) -> None:
-        self.core = core
+    def __init__(self, node: ChatNode, max_frame_bytes: int, flusher: TurnFlusher) -> None:
+        self.node = node
+        self.flow = node.flow
         self._decoder = FrameDecoder(max_frame_bytes)
         self._flusher = flusher
         self._out: list[bytes] | None = None
 
     def connectionMade(self) -> None:
-        self.session = CIMSession(self.core, self.send, self.close, peer_text(self.transport.getPeer()))
+        self.session = Session(self.node, self.send, self.close, peer_text(self.transport.getPeer()))
 
     def dataReceived(self, data: bytes) -> None:
         error = None
@@ -110,8 +111,8 @@ class CIMProtocol(Protocol):
             log.info("closing {peer}: {error}", peer=session.peer, error=str(error))
             session.connection_lost()
             self.close()
-        elif self.core.messages.flow.overloaded:
-            self.core.messages.flow.hold(self.transport)
+        elif self.flow.overloaded:
+            self.flow.hold(self.transport)
 
     def send(self, cmd: int, seq: int, message: PbMessage, cache: dict | None) -> None:
         """Queue one frame for this turn's flush; a body shared by many recipients is serialized
@@ -141,19 +142,19 @@ class CIMProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self._out = None
-        self.core.messages.flow.forget(self.transport)
+        self.flow.forget(self.transport)
         self.session.connection_lost()
 
 
 class CIMServerFactory(Factory):
-    """Builds a :class:`CIMProtocol` per connection, all on one core."""
+    """Builds a :class:`CIMProtocol` per connection, all on one node (the ``cim`` transport)."""
 
-    def __init__(self, core: ChatCore) -> None:
-        self.core = core
-        self.max_frame_bytes = core.config.limits.max_frame_bytes
-        self.flusher = TurnFlusher(core.reactor)
+    def __init__(self, node: ChatNode) -> None:
+        self.node = node
+        self.max_frame_bytes = node.config.limits.max_frame_bytes
+        self.flusher = TurnFlusher(node.reactor)
 
     def buildProtocol(self, addr) -> CIMProtocol:
-        protocol = CIMProtocol(self.core, self.max_frame_bytes, self.flusher)
+        protocol = CIMProtocol(self.node, self.max_frame_bytes, self.flusher)
         protocol.factory = self
         return protocol

@@ -10,15 +10,14 @@ The subprotocol fixes the encoding of what the server sends (``cim.v1`` binary, 
 JSON); without one the server answers in the encoding of the client's last message.  See
 docs/websocket.md.
 
-The JSON codec (:func:`encode_json_body`, :func:`encode_json_frame`, :func:`decode_json_frame`)
-uses no Twisted, and the client library shares it and :class:`LeanWebSocketMixin`.
+The JSON form itself is part of the schema (:mod:`coffeechat.schema.jsonform`), which the client
+library shares, as it shares :mod:`coffeechat.protocols.lean_websocket`.
 """
 
 from __future__ import annotations
 
-import json
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from autobahn.twisted.resource import WebSocketResource
@@ -26,36 +25,30 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from google.protobuf import json_format
 from google.protobuf.message import Message as PbMessage
 
 from coffeechat.errors import ErrorCode
+from coffeechat.schema import BODY_TYPES, BodyError, Cmd, decode_body, pb
+from coffeechat.schema.jsonform import JsonFrameError, decode_json_frame, encode_json_body, encode_json_frame
+from coffeechat.session import Session
 
-from .cim import BODY_TYPES, BodyError, Cmd, decode_body, pb
-from .cim.session import CIMSession
 from .framing import HEADER_SIZE, encode_header
+from .lean_websocket import SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, LeanWebSocketMixin
 from .tcp import TurnFlusher, write_now
 
 if TYPE_CHECKING:
-    from coffeechat.core import ChatCore
+    from coffeechat.node import ChatNode
 
 __all__ = [
     "SUBPROTOCOL_BINARY",
     "SUBPROTOCOL_JSON",
     "CIMWebSocketFactory",
     "CIMWebSocketProtocol",
-    "JsonFrameError",
-    "LeanWebSocketMixin",
     "OriginPolicy",
     "create_factory",
-    "decode_json_frame",
-    "encode_json_body",
-    "encode_json_frame",
     "websocket_resource",
 ]
 
-SUBPROTOCOL_BINARY = "cim.v1"
-SUBPROTOCOL_JSON = "cim.v1.json"
 _SUBPROTOCOLS = {SUBPROTOCOL_BINARY: False, SUBPROTOCOL_JSON: True}  # name -> speaks JSON
 
 # The JSON of a frame is larger than the frame (bytes travel as base64): text messages may be this
@@ -78,91 +71,6 @@ _MALFORMED = ErrorCode.MALFORMED_BODY
 # Client frames up to this size take CIMWebSocketProtocol's fast path (see processData).
 _FAST_PATH_MAX = 4096
 _FIN_BINARY = 0x82
-
-# ---- the JSON form of a frame ------------------------------------------------------------------
-
-_CMD_BY_NAME: dict[str, int] = {c.name: int(c) for c in Cmd}
-# id -> the JSON text of its "cmd" value, so an envelope is formatted, not serialized
-_CMD_JSON: dict[int, bytes] = {int(c): b'"' + c.name.encode() + b'"' for c in Cmd}
-_BODY_TYPES = {int(k): v for k, v in BODY_TYPES.items()}
-
-
-class JsonFrameError(ValueError):
-    """A text message that is not the JSON form of a frame.
-
-    ``cmd`` and ``seq`` are those of the request as far as they could be read (0 otherwise);
-    ``in_body`` tells a body that does not match its command (answered like an undecodable binary
-    body) from a broken envelope (answered with ERROR_RSP)."""
-
-    def __init__(self, code: ErrorCode, message: str, cmd: int = 0, seq: int = 0, in_body: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.cmd = cmd
-        self.seq = seq
-        self.in_body = in_body
-
-
-def encode_json_body(message: PbMessage) -> bytes:
-    """The canonical protobuf JSON of a body: lowerCamelCase names, 64-bit ints as strings, bytes
-    as base64, enums by name, and (as protobuf does) fields at their default value left out, so a
-    successful ack carries no ``errorCode`` rather than one named ``kCIM_ERR_UNKNOWN``."""
-    return json.dumps(json_format.MessageToDict(message), separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def encode_json_frame(cmd: int, seq: int, body: bytes) -> bytes:
-    """A whole JSON frame around an already encoded body (a fan-out encodes the body once)."""
-    name = _CMD_JSON.get(cmd)
-    if name is None:
-        name = b"%d" % cmd
-    return b'{"cmd":%s,"seq":%d,"body":%s}' % (name, seq, body)
-
-
-def _command(value: Any) -> int | None:
-    if isinstance(value, str):
-        return _CMD_BY_NAME.get(value)
-    if type(value) is int and 0 <= value <= _MAX_U16:
-        return value
-    return None
-
-
-def decode_json_frame(text: str | bytes, ignore_unknown_fields: bool = False) -> tuple[int, int, PbMessage | None]:
-    """``(command_id, seq, message)`` of a JSON frame; the message is None for a numeric command id
-    without a known body type (the session answers that like the same frame over TCP).
-
-    ``cmd`` is a :class:`Cmd` name or a number, ``seq`` an integer 0..65535, ``body`` (optional,
-    default ``{}``) the message in protobuf's JSON mapping, field names in lowerCamelCase or as in
-    the .proto, enums by name or number.  Raises :class:`JsonFrameError`.
-    """
-    try:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8")
-        frame = json.loads(text)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise JsonFrameError(_MALFORMED, "not JSON") from None
-    if not isinstance(frame, dict):
-        raise JsonFrameError(_MALFORMED, 'a frame is a JSON object {"cmd", "seq", "body"}')
-    raw_seq = frame.get("seq")
-    seq = raw_seq if type(raw_seq) is int and 0 <= raw_seq <= _MAX_U16 else None
-    cmd = _command(frame.get("cmd"))
-    if cmd is None:
-        raise JsonFrameError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {frame.get('cmd')!r}"[:200], seq=seq or 0)
-    if seq is None:
-        raise JsonFrameError(_MALFORMED, "seq must be an integer 0..65535", cmd=cmd)
-    cls = _BODY_TYPES.get(cmd)
-    if cls is None:
-        return cmd, seq, None
-    body = frame.get("body")
-    if body is None:
-        return cmd, seq, cls()
-    if not isinstance(body, dict):
-        raise JsonFrameError(_MALFORMED, "body must be a JSON object", cmd, seq, in_body=True)
-    try:
-        message = json_format.ParseDict(body, cls(), ignore_unknown_fields=ignore_unknown_fields)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as e:
-        raise JsonFrameError(_MALFORMED, f"body is not a {cls.__name__}: {e}"[:300], cmd, seq, in_body=True) from None
-    return cmd, seq, message
-
 
 # ---- origins -----------------------------------------------------------------------------------
 
@@ -226,35 +134,12 @@ def _same_origin(origin: tuple[str, str, int], host: str) -> bool:
 # ---- the transport -----------------------------------------------------------------------------
 
 
-class LeanWebSocketMixin:
-    """autobahn's per-message paths minus their per-message costs that nobody here uses.
-
-    autobahn formats a debug log line (with terminal colours) for every read and every write
-    whether or not debug logging is on, and fires an observer event (a Deferred) for every
-    message; together that is about half of its CPU time per small message."""
-
-    def dataReceived(self, data: bytes) -> None:
-        self._dataReceived(data)
-
-    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        if sync or chopsize or self.send_queue or self.state != _OPEN or self.logOctets:
-            super().sendData(data, sync, chopsize)
-            return
-        self.transport.write(data)
-        self.trafficStats.outgoingOctetsWireLevel += len(data)
-
-    def onMessageEnd(self) -> None:
-        if not self.failedByMe:
-            self.onMessage(b"".join(self.message_data), self.message_is_binary)
-        self.message_data = None
-
-
 class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
     """One WebSocket connection: its messages in as ``(cmd, seq, message)``, the session's frames out
     in the connection's encoding."""
 
     factory: CIMWebSocketFactory
-    session: CIMSession | None = None
+    session: Session | None = None
     # Answer in JSON?  Fixed by the subprotocol, else follows the client's last message.
     json = False
     encoding_fixed = False
@@ -273,7 +158,7 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
-        self.session = CIMSession(self.factory.core, self.send, self._close, self.peer or "")
+        self.session = Session(self.factory.node, self.send, self._close, self.peer or "")
 
     def dataReceived(self, data: bytes) -> None:
         self._dataReceived(data)
@@ -374,14 +259,14 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
         try:
             request = decode_body(cmd, payload[HEADER_SIZE:])
         except BodyError as e:
-            if cmd in _BODY_TYPES:
+            if cmd in BODY_TYPES:
                 session.bad_frame(cmd, seq, _MALFORMED, str(e))
             else:
                 session.request_received(cmd, seq, None)
             return
         session.request_received(cmd, seq, request)
 
-    def _text(self, session: CIMSession, payload: bytes) -> None:
+    def _text(self, session: Session, payload: bytes) -> None:
         try:
             cmd, seq, request = decode_json_frame(payload)
         except JsonFrameError as e:
@@ -466,17 +351,17 @@ class CIMWebSocketFactory(WebSocketServerFactory):
 
     protocol = CIMWebSocketProtocol
 
-    def __init__(self, core: ChatCore) -> None:
-        super().__init__(server="CoffeeChat", reactor=core.reactor)
-        self.core = core
-        limits = core.config.limits
-        config = core.config.websocket
+    def __init__(self, node: ChatNode) -> None:
+        super().__init__(server="CoffeeChat", reactor=node.reactor)
+        self.node = node
+        limits = node.config.limits
+        config = node.config.websocket
         self.max_frame_bytes = limits.max_frame_bytes
         self.max_message_bytes = int(limits.max_frame_bytes * TEXT_ALLOWANCE) + TEXT_OVERHEAD
         self.fast_path_max = min(_FAST_PATH_MAX, self.max_message_bytes)
         self.origins = OriginPolicy(config.allowed_origins)
-        self.flow = core.messages.flow
-        self.flusher = TurnFlusher(core.reactor)
+        self.flow = node.flow
+        self.flusher = TurnFlusher(node.reactor)
         ping = min(AUTO_PING_INTERVAL, limits.idle_timeout / 2)
         # One call: setProtocolOptions resets allowNullOrigin to False whenever it is called.
         self.setProtocolOptions(
@@ -492,12 +377,12 @@ class CIMWebSocketFactory(WebSocketServerFactory):
         )
 
 
-def create_factory(core: ChatCore) -> CIMWebSocketFactory:
+def create_factory(node: ChatNode) -> CIMWebSocketFactory:
     """The ``ws`` transport of :mod:`coffeechat.plugins`: listened on by itself (``listen.ws``)."""
-    return CIMWebSocketFactory(core)
+    return CIMWebSocketFactory(node)
 
 
-def websocket_resource(core: ChatCore) -> WebSocketResource:
+def websocket_resource(node: ChatNode) -> WebSocketResource:
     """The same transport as a twisted.web resource, mounted at ``websocket.http_path`` of the HTTP
     site so that a web page reaches it on its own origin and port."""
-    return WebSocketResource(CIMWebSocketFactory(core))
+    return WebSocketResource(CIMWebSocketFactory(node))

@@ -6,7 +6,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from coffeechat.config import load_config
-from coffeechat.core import build_core
+from coffeechat.node import build_node
 from coffeechat.protocols import client as cim_client
 from coffeechat.service import NodeService
 
@@ -23,7 +23,7 @@ class LiveNode:
 
     def __init__(self, node: NodeService) -> None:
         self.node = node
-        self.core = node.core
+        self.core = node.node
         cim = node.listening_port("cim")
         http = node.listening_port("http")
         ws = node.listening_port("ws")
@@ -73,7 +73,7 @@ def node_config(tmp_path, **overrides):
 
 
 async def start_node(config) -> LiveNode:
-    node = NodeService(build_core(config, reactor), reactor)
+    node = NodeService(build_node(config, reactor), reactor)
     node.startService()
     await node.started
     return LiveNode(node)

@@ -15,8 +15,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from coffeechat.backends.memory import MemoryStore
 from coffeechat.backends.presence_memory import MemoryHub, MemoryPresence
 from coffeechat.config import load_config
-from coffeechat.core import ChatCore
-from coffeechat.protocols.cim import Cmd, decode_body, pb
+from coffeechat.node import ChatNode
+from coffeechat.schema import Cmd, decode_body, pb
 from coffeechat.protocols.framing import FrameDecoder, encode_frame
 from coffeechat.protocols.tcp import CIMServerFactory
 
@@ -107,7 +107,7 @@ class MemoryNode:
         self.config = load_config(None, settings)
         self.clock = clock or MemoryReactorClock()
         self.store = store or MemoryStore()
-        self.core = ChatCore(
+        self.core = ChatNode(
             self.config,
             self.clock,
             self.store,
@@ -118,7 +118,7 @@ class MemoryNode:
         self.factory = CIMServerFactory(self.core)
 
     def user(self, name: str, password: str = "secret", nick: str | None = None) -> int:
-        d = defer.ensureDeferred(self.core.accounts.create_user(name, nick or name.title(), md5(password)))
+        d = defer.ensureDeferred(self.core.feature("accounts").create_user(name, nick or name.title(), md5(password)))
         return self.result(d).user_id
 
     def connect(self) -> Conn:

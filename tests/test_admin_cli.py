@@ -12,7 +12,7 @@ import pytest
 import pytest_twisted
 
 from coffeechat.config import load_config
-from coffeechat.core import build_core
+from coffeechat.node import build_node
 from coffeechat.errors import ChatError, ErrorCode
 from tests.redisserver import redis_server  # noqa: F401
 
@@ -66,7 +66,7 @@ async def with_core(tmp_path, fn):
     from twisted.internet import reactor
 
     config = load_config(tmp_path / "coffeechat.toml", {"server.data_dir": str(tmp_path / "data")})
-    core = build_core(config, reactor)
+    core = build_node(config, reactor)
     await core.open()
     try:
         return await fn(core)
@@ -106,10 +106,10 @@ async def test_disable_enable_and_passwd(cli, tmp_path):
 
     async def disabled(core):
         with pytest.raises(ChatError) as e:
-            await core.accounts.login_password("alice", md5("old"))
+            await core.feature("accounts").login_password("alice", md5("old"))
         assert e.value.code == ErrorCode.USER_DISABLED
         with pytest.raises(ChatError) as e:
-            await core.accounts.login_token(0, token)
+            await core.feature("accounts").login_token(0, token)
         assert e.value.code == ErrorCode.LOGIN_INVALID_USER_TOKEN  # revoked with the disable
 
     await with_core(tmp_path, disabled)
@@ -119,15 +119,15 @@ async def test_disable_enable_and_passwd(cli, tmp_path):
 
     async def new_password(core):
         with pytest.raises(ChatError) as e:
-            await core.accounts.login_password("alice", md5("old"))
+            await core.feature("accounts").login_password("alice", md5("old"))
         assert e.value.code == ErrorCode.LOGIN_INVALID_USER_OR_PWD
-        assert (await core.accounts.login_password("alice", md5("new"))).user_id == 1
+        assert (await core.feature("accounts").login_password("alice", md5("new"))).user_id == 1
 
     await with_core(tmp_path, new_password)
     ok(cli("user", "passwd", "alice", "--password-md5", md5("third")))
 
     async def third(core):
-        assert (await core.accounts.login_password("ALICE", md5("third"))).name == "alice"
+        assert (await core.feature("accounts").login_password("ALICE", md5("third"))).name == "alice"
 
     await with_core(tmp_path, third)
     refused(cli("user", "passwd", "alice"), code=2)
@@ -143,8 +143,8 @@ async def test_token_issue_and_revoke_all(cli, tmp_path):
     second = ok(cli("token", "issue", "1"))[0].removeprefix("token: ")
 
     async def works(core):
-        assert (await core.accounts.login_token(1, token)).name == "robot1"
-        assert (await core.accounts.login_token(0, second)).name == "robot1"
+        assert (await core.feature("accounts").login_token(1, token)).name == "robot1"
+        assert (await core.feature("accounts").login_token(0, second)).name == "robot1"
 
     await with_core(tmp_path, works)
     assert ok(cli("token", "revoke-all", "robot1")) == ["revoked 2 tokens of robot1 (id 1)"]
@@ -152,7 +152,7 @@ async def test_token_issue_and_revoke_all(cli, tmp_path):
     async def revoked(core):
         for t in (token, second):
             with pytest.raises(ChatError):
-                await core.accounts.login_token(0, t)
+                await core.feature("accounts").login_token(0, t)
 
     await with_core(tmp_path, revoked)
 

@@ -14,7 +14,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from coffeechat.errors import ErrorCode
-from coffeechat.protocols.cim import (
+from coffeechat.schema import (
     BODY_TYPES,
     PUSH_COMMANDS,
     RESPONSE_OF,

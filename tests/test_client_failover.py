@@ -24,10 +24,10 @@ from twisted.python.failure import Failure
 from coffeechat.backends.memory import MemoryStore
 from coffeechat.backends.presence_memory import MemoryPresence
 from coffeechat.config import load_config
-from coffeechat.core import ChatCore
+from coffeechat.node import ChatNode
 from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.protocols import client as cim_client
-from coffeechat.protocols.cim import Cmd, pb
+from coffeechat.schema import Cmd, pb
 from coffeechat.protocols.client import (
     Backoff,
     ChatMessage,
@@ -175,12 +175,12 @@ class MemoryCluster:
         self.config = load_config(None, settings)
         self.clock = MemoryReactorClock()
         self.store = MemoryStore()
-        self.cores: dict[str, ChatCore] = {}
+        self.cores: dict[str, ChatNode] = {}
         self.factories: dict[str, CIMServerFactory] = {}
         self.pipes: dict[str, list[PipeEnd]] = {}
         self.up: dict[str, bool] = {}
         for name in ("a", "b"):
-            core = ChatCore(self.config, self.clock, self.store, MemoryPresence(name), run_cpu=defer.maybeDeferred)
+            core = ChatNode(self.config, self.clock, self.store, MemoryPresence(name), run_cpu=defer.maybeDeferred)
             core.start()
             self.cores[name] = core
             self.factories[name] = CIMServerFactory(core)
@@ -218,7 +218,7 @@ class MemoryCluster:
             end.frozen = end.peer.frozen = True
 
     def user(self, name: str, password: str = "secret") -> int:
-        d = defer.ensureDeferred(self.cores["a"].accounts.create_user(name, name.title(), md5(password)))
+        d = defer.ensureDeferred(self.cores["a"].feature("accounts").create_user(name, name.title(), md5(password)))
         return result(d).user_id
 
     def send_via(self, node: str, sender_id: int, to_id: int, text: str, session_type: int = 1):
@@ -230,7 +230,7 @@ class MemoryCluster:
     async def _send(self, node: str, sender_id: int, to_id: int, text: str, session_type: int):
         core = self.cores[node]
         sender = await core.store.user_by_id(sender_id)
-        out = await core.messages.send(sender, None, session_type, to_id, str(uuid.uuid4()), 1, text.encode())
+        out = await core.feature("messages").send(sender, None, session_type, to_id, str(uuid.uuid4()), 1, text.encode())
         return out.message.seq
 
     def resilient(self, name: str, servers=("a", "b"), **kwargs) -> ResilientClient:
@@ -465,7 +465,7 @@ def test_catch_up_retries_a_failing_history_request(cluster):
     alice_id, bob_id = cluster.user("alice"), cluster.user("bobby")
     for i in range(30):
         cluster.send_via("b", alice_id, bob_id, f"m{i}")
-    messages = cluster.cores["a"].messages
+    messages = cluster.cores["a"].feature("messages")
     real_history = messages.history
     failures = []
 
@@ -491,7 +491,7 @@ def test_refused_token_falls_back_to_the_password(cluster):
     alice.start()
     cluster.run(0.1)
     old_token = alice.token
-    result(defer.ensureDeferred(cluster.cores["a"].accounts.revoke_all_tokens(alice_id)))
+    result(defer.ensureDeferred(cluster.cores["a"].feature("accounts").revoke_all_tokens(alice_id)))
     cluster.kill("a")
     cluster.run(1)
     assert alice.logged_in and alice.login_method == "password" and alice.token != old_token
@@ -500,13 +500,13 @@ def test_refused_token_falls_back_to_the_password(cluster):
 
 def test_refused_token_without_password_stops_and_reports(cluster):
     alice_id = cluster.user("alice")
-    token, _ = result(defer.ensureDeferred(cluster.cores["a"].accounts.issue_token(alice_id)))
+    token, _ = result(defer.ensureDeferred(cluster.cores["a"].feature("accounts").issue_token(alice_id)))
     alice = cluster.resilient("alice", token=token, user_id=alice_id)
     alice.start()
     cluster.run(0.1)
     assert alice.logged_in and alice.login_method == "token"
     pending = alice.send_text(alice_id + 1, "never")  # no such user, but it is never sent
-    result(defer.ensureDeferred(cluster.cores["a"].accounts.revoke_all_tokens(alice_id)))
+    result(defer.ensureDeferred(cluster.cores["a"].feature("accounts").revoke_all_tokens(alice_id)))
     cluster.kill("a")
     stopped = alice.when_stopped()
     queued = alice.send_text(alice_id, "queued")
@@ -575,11 +575,11 @@ def test_group_catch_up_starts_where_the_member_joined(cluster):
     alice_id, bob_id, carol_id = cluster.user("alice"), cluster.user("bobby"), cluster.user("carol")
     core = cluster.cores["b"]
     alice_user = result(core.store.user_by_id(alice_id))
-    out = result(defer.ensureDeferred(core.groups.create(alice_user, None, "g", [carol_id], 1)))
+    out = result(defer.ensureDeferred(core.feature("groups").create(alice_user, None, "g", [carol_id], 1)))
     group_id = out.group.group_id
     for i in range(25):
         cluster.send_via("b", alice_id, group_id, f"before{i}", session_type=2)
-    result(defer.ensureDeferred(core.groups.invite(alice_user, None, group_id, [bob_id])))
+    result(defer.ensureDeferred(core.feature("groups").invite(alice_user, None, group_id, [bob_id])))
     for i in range(3):
         cluster.send_via("b", alice_id, group_id, f"after{i}", session_type=2)
     bob = cluster.resilient("bobby", servers=["b"], history_page=10)
@@ -752,13 +752,13 @@ async def test_real_lost_ack_is_resent_on_the_successor_and_not_duplicated(tmp_p
 async def test_real_refused_token_falls_back_to_password_or_stops(live_node):
     alice_id = await live_node.register("alice")
     alice = ResilientClient(reactor, [live_node.cim_endpoint], "alice", "secret", **fast())
-    token, _ = await live_node.core.accounts.issue_token(alice_id)
+    token, _ = await live_node.core.feature("accounts").issue_token(alice_id)
     token_only = ResilientClient(reactor, [live_node.cim_endpoint], token=token, user_id=alice_id, **fast())
     try:
         await alice.start()
         await token_only.start()
         assert token_only.login_method == "token"
-        await live_node.core.accounts.revoke_all_tokens(alice_id)
+        await live_node.core.feature("accounts").revoke_all_tokens(alice_id)
         for c in (alice, token_only):
             c.client.transport.abortConnection()
         stopped = await token_only.when_stopped()

@@ -9,7 +9,7 @@ import uuid
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from coffeechat.protocols.cim import Cmd, pb
+from coffeechat.schema import Cmd, pb
 from tests.conftest import node_config, start_node, stop_node
 from tests.pgserver import pg_server  # noqa: F401  (session fixture)
 from tests.redisserver import redis_server  # noqa: F401

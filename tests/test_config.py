@@ -18,10 +18,10 @@ def test_sample_file_documents_exactly_the_defaults():
 def test_sample_file_names_every_key():
     text = SAMPLE.read_text()
     config = Config()
-    for section in ("server", "listen", "storage", "presence", "limits", "groups", "auth", "http"):
-        assert f"[{section}]" in text
-        for key in vars(getattr(config, section)):
-            assert f"\n{key} = " in text, f"{section}.{key} missing from etc/coffeechat.toml"
+    for name, section in config.all_sections().items():
+        assert f"[{name}]" in text
+        for key in config.keys_of(section):
+            assert f"\n{key} = " in text, f"{name}.{key} missing from etc/coffeechat.toml"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from coffeechat.errors import ErrorCode
 from coffeechat.model import GroupRole
-from coffeechat.protocols.cim import RESPONSE_OF, Cmd, pb
+from coffeechat.schema import RESPONSE_OF, Cmd, pb
 
 from .memory_node import MemoryNode
 
@@ -35,7 +35,13 @@ class Device:
         frames = self.conn.frames()
         for cmd, seq, msg in frames:
             if cmd == Cmd.MSG_DATA:  # a real client acknowledges every delivery
-                ack = pb.CIMMsgDataAck(client_msg_id=msg.client_msg_id, server_msg_id=msg.server_msg_id)
+                ack = pb.CIMMsgDataAck(
+                    client_msg_id=msg.client_msg_id,
+                    server_msg_id=msg.server_msg_id,
+                    session_type=msg.session_type,
+                    from_user_id=msg.from_user_id,
+                    to_session_id=msg.to_session_id,
+                )
                 self.conn.send(Cmd.MSG_DATA_ACK, ack, seq=seq)
         return frames
 
@@ -266,7 +272,7 @@ def test_group_message_fans_out_once_per_device(node, monkeypatch):
         ]
         assert device.pushes() == []
     assert alice.pushes() == []
-    assert pushed[0].encoded["bin"] is not None  # encoded once, shared by every device
+    assert pushed[0].cache["bin"] is not None  # encoded once, shared by every device
 
 
 def test_unread_counts_per_member_after_partial_reads(node):
@@ -708,7 +714,7 @@ def test_read_count_is_answered_and_notified_coalesced(node):
     for device in (alice, alice2):
         (note,) = device.pushes(Cmd.GROUP_READ_COUNT_NOTIFY)
         assert (note.group_id, note.msg_id, note.read_count, note.member_count) == (gid, seq, 3, 4)
-    assert node.core.read_counts.notifies == 1
+    assert node.core.feature("group_reads").notifies == 1
     others[0].read(gid, seq)  # no change: nothing to say
     node.advance(2)
     assert alice.pushes(Cmd.GROUP_READ_COUNT_NOTIFY) == []
@@ -720,7 +726,7 @@ def test_read_count_is_answered_and_notified_coalesced(node):
     node.advance(2)
     (note,) = alice.pushes(Cmd.GROUP_READ_COUNT_NOTIFY)
     assert (note.read_count, note.member_count) == (3, 3)
-    assert len(node.core.read_counts) == 1
+    assert len(node.core.feature("group_reads")) == 1
     for _ in range(21):  # watches end after 10 minutes
         node.advance(30)
         alice.call(Cmd.LOGIN_HEARTBEAT, pb.CIMHeartBeat())
@@ -728,7 +734,7 @@ def test_read_count_is_answered_and_notified_coalesced(node):
     alice.invite(gid, [ids[4]])
     node.advance(2)
     assert alice.pushes(Cmd.GROUP_READ_COUNT_NOTIFY) == []
-    assert len(node.core.read_counts) == 0
+    assert len(node.core.feature("group_reads")) == 0
 
 
 # -- the store's in-transaction check
@@ -742,7 +748,7 @@ def test_group_message_racing_a_kick_is_refused_by_the_store(node):
     gid = alice.create(ids[1:]).group_info.group_id
     carol.pushes()
     node.result(node.store.remove_members(gid, ids[0], GroupRole.ADMIN, [ids[1]], 0, GroupRole.OWNER))
-    assert ids[1] in node.result(node.core.group_cache.get(gid)).members  # the handler has not heard yet
+    assert ids[1] in node.result(node.core.feature("groups").cache.get(gid)).members  # the handler has not heard yet
     ack = bob.send(gid, "sneaking in")
     assert (ack.res_code, ack.error_code) == (0, ErrorCode.FORBIDDEN)
     assert carol.pushes(Cmd.MSG_DATA) == []

@@ -10,7 +10,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from coffeechat.errors import ErrorCode
-from coffeechat.protocols.cim import Cmd, pb
+from coffeechat.schema import Cmd, pb
 
 from .conftest import TRANSPORTS
 
@@ -26,8 +26,8 @@ async def accounts(live, count: int, prefix: str = "member") -> list[tuple[int, 
     """``count`` token-only accounts: ``(user_id, token)``."""
     out = []
     for i in range(count):
-        user = await live.core.accounts.create_user(f"{prefix}{i:04d}")
-        token, _ = await live.core.accounts.issue_token(user.user_id, "test")
+        user = await live.core.feature("accounts").create_user(f"{prefix}{i:04d}")
+        token, _ = await live.core.feature("accounts").issue_token(user.user_id, "test")
         out.append((user.user_id, token))
     return out
 

@@ -16,7 +16,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH
 
 from coffeechat.errors import ErrorCode
 from coffeechat.protocols import client as cim_client
-from coffeechat.protocols.cim import Cmd
+from coffeechat.schema import Cmd
 from coffeechat.service import NodeService
 
 from .conftest import node_config
@@ -74,7 +74,7 @@ class Api:
 
     @property
     def core(self):
-        return self.node.core
+        return self.node.node
 
     async def call(
         self,
@@ -196,7 +196,7 @@ async def test_login_issues_a_working_token(api):
     assert answer["user_id"] == user_id
     assert answer["nick_name"] == "Alice"
     assert answer["expires_at"] > api.core.reactor.seconds()
-    user = await api.core.accounts.login_token(user_id, answer["token"])
+    user = await api.core.feature("accounts").login_token(user_id, answer["token"])
     assert user.user_id == user_id
 
 
@@ -320,7 +320,7 @@ async def test_admin_bulk_create_with_tokens(api):
     assert results[303]["error_code"] == 9001
     assert results[304]["error_code"] == 9000  # a duplicate within the request
     # The tokens work; the token-only accounts cannot log in with a password, the other can.
-    accounts = api.core.accounts
+    accounts = api.core.feature("accounts")
     assert (await accounts.login_token(0, created[5]["token"])).name == "load0005"
     assert (await api.login("withpwd", "pw"))["nick_name"] == "With Pwd"
     assert (await api.post("/api/login", {"userName": "load0001", "userPwd": ""}))["error_code"] == 2003
@@ -425,7 +425,7 @@ async def test_admin_token_issue(api):
     answer = await api.post(f"/admin/users/{user_id}/tokens", token=ADMIN)
     assert answer["error_code"] == 200
     assert answer["expires_at"] > api.core.reactor.seconds()
-    assert (await api.core.accounts.login_token(user_id, answer["token"])).name == "robot"
+    assert (await api.core.feature("accounts").login_token(user_id, answer["token"])).name == "robot"
     status, answer = await api.call("POST", "/admin/users/999/tokens", token=ADMIN)
     assert (status, answer["error_code"]) == (404, 9002)
 
@@ -445,10 +445,10 @@ async def test_internal_errors_answer_json(api):
     async def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    api.core.accounts.register = broken
+    api.core.feature("accounts").register = broken
     answer = await api.register("alice")
     assert answer == {"error_code": 201, "error_msg": "internal error"}
-    api.core.accounts.list_users = broken
+    api.core.feature("accounts").list_users = broken
     status, answer = await api.call("GET", "/admin/users", token=ADMIN)
     assert (status, answer) == (500, {"error_code": 201, "error_msg": "internal error"})
 
@@ -468,7 +468,7 @@ async def test_client_gone_before_the_answer(api):
         await release
         raise AssertionError("unreachable")  # an error answer would be written, were the client there
 
-    api.core.accounts.register = slow_register
+    api.core.feature("accounts").register = slow_register
     failures = []
 
     def observe(event):

@@ -22,7 +22,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import globalLogPublisher
 
-from coffeechat.protocols.cim import Cmd, decode_body, pb
+from coffeechat.schema import Cmd, decode_body, pb
 from coffeechat.protocols.framing import FrameDecoder, encode_frame
 
 from .conftest import node_config, start_node, stop_node
@@ -87,7 +87,7 @@ class BareClient(Protocol):
 async def bare_login(live, name: str, acks: str) -> BareClient:
     """Log in by token, as the Go demo does (the token from the HTTP login)."""
     user = await live.core.store.user_by_name(name)
-    token, _ = await live.core.accounts.issue_token(user.user_id, "test")
+    token, _ = await live.core.feature("accounts").issue_token(user.user_id, "test")
     port = live.node.listening_port("cim").getHost().port
     client = BareClient(acks)
     await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
@@ -143,7 +143,7 @@ async def test_go_demo_client_acks_with_server_msg_id_0_and_is_neither_resent_to
         await heartbeat(bob)
         assert bob.open and not bob.received(Cmd.KICKOUT_NOTIFY)
         assert [m.msg_data for m in bob.received(Cmd.MSG_DATA)] == [b"hello 0", b"hello 1", b"hello 2"]
-        await live.core.messages.deliveries.flush()
+        await live.core.feature("messages").deliveries.flush()
         conv = f"p:{min(alice_id, bob_id)}:{max(alice_id, bob_id)}"
         assert await live.core.store.delivered_seq(bob_id, conv) == 3
     finally:

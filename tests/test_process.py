@@ -14,7 +14,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 
 from coffeechat.protocols import client as cim_client
-from coffeechat.protocols.cim import Cmd
+from coffeechat.schema import Cmd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ async def stop_cleanly(process: subprocess.Popen, cwd: Path, timeout: float = 30
         raise AssertionError("twistd did not exit")
     log = (cwd / "twistd.log").read_text()
     assert process.returncode in (0, -signal.SIGTERM), log
-    assert "chat core stopped" in log, log
+    assert "node stopped" in log, log
     assert "Traceback" not in log, log
 
 

@@ -8,7 +8,7 @@ import pytest
 from twisted.internet import defer
 
 from coffeechat.errors import ErrorCode
-from coffeechat.protocols.cim import Cmd, pb
+from coffeechat.schema import Cmd, pb
 from coffeechat.protocols.framing import encode_frame, encode_header
 
 from .memory_node import MemoryNode, md5
@@ -71,7 +71,7 @@ def test_bad_password_login(node, name, password, code):
 
 def test_empty_unknown_or_foreign_token_never_logs_in(node):
     alice, bob = node.user("alice"), node.user("bobby")
-    token = node.result(defer.ensureDeferred(node.core.accounts.issue_token(alice)))[0]
+    token = node.result(defer.ensureDeferred(node.core.feature("accounts").issue_token(alice)))[0]
     for user_id, tok in [(alice, ""), (alice, "x" * 43), (bob, token)]:
         conn = node.connect()
         conn.send(Cmd.LOGIN_AUTH_TOKEN_REQ, pb.CIMAuthTokenReq(user_id=user_id, user_token=tok))
@@ -81,7 +81,7 @@ def test_empty_unknown_or_foreign_token_never_logs_in(node):
 def test_expired_tokens_are_purged_every_hour():
     node = MemoryNode(**{"auth.token_ttl": 1800.0})
     alice = node.user("alice")
-    node.result(defer.ensureDeferred(node.core.accounts.issue_token(alice)))
+    node.result(defer.ensureDeferred(node.core.feature("accounts").issue_token(alice)))
     assert len(node.store._tokens) == 1
     node.advance(1800, step=60)
     assert len(node.store._tokens) == 1  # expired, not purged yet

@@ -420,7 +420,7 @@ def test_registered_as_a_storage_backend():
 @pytest_twisted.ensureDeferred
 async def test_build_core_passes_the_dsn(tmp_path):
     from coffeechat.config import load_config
-    from coffeechat.core import build_core
+    from coffeechat.node import build_node
 
     config = load_config(
         None,
@@ -431,7 +431,7 @@ async def test_build_core_passes_the_dsn(tmp_path):
             "storage.max_batch": 7,
         },
     )
-    core = build_core(config, reactor)
+    core = build_node(config, reactor)
     assert isinstance(core.store, PostgresStore) and core.store.dsn == _dsn(tmp_path)
     assert core.store.max_batch == 7
     await core.open()
@@ -492,7 +492,7 @@ async def test_batched_appends_answer_as_one_at_a_time(tmp_path):
 async def test_a_real_node_chats_on_postgres(tmp_path):
     """Registration, login, a message, the offline list and history, over loopback TCP, with
     ``[storage] backend = "postgres"``."""
-    from coffeechat.protocols.cim import Cmd
+    from coffeechat.schema import Cmd
     from tests.conftest import node_config, start_node, stop_node
 
     live = await start_node(node_config(tmp_path, **{"storage.backend": "postgres", "storage.dsn": _dsn(tmp_path)}))

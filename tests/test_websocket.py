@@ -20,7 +20,7 @@ from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
 from coffeechat.errors import ErrorCode
-from coffeechat.protocols.cim import Cmd, pb
+from coffeechat.schema import Cmd, pb
 from coffeechat.protocols.client import WebSocketClosed, _read_body, md5_password
 from coffeechat.protocols.framing import encode_frame, encode_header
 from coffeechat.protocols.websocket import (

@@ -10,36 +10,26 @@ from twisted.python import usage
 from zope.interface import implementer
 
 
-class Options(usage.Options):
-    synopsis = "[--config FILE] [--data-dir DIR] [--cim ENDPOINT]... [--http ENDPOINT]... [--ws ENDPOINT]..."
+class BaseOptions(usage.Options):
+    """twistd's flags; :func:`options` adds one ``--<transport> ENDPOINT`` per transport of the
+    registry (coffeechat/plugins.py)."""
+
     longdesc = (
         "Run a CoffeeChat node. Settings come from the TOML file given with --config "
         "(see etc/coffeechat.toml); the flags below override it. Endpoints are Twisted "
-        "endpoint strings such as tcp:8000 or ssl:8443:privateKey=key.pem."
+        "endpoint strings such as tcp:8000 or ssl:8443:privateKey=key.pem; 'none' turns a listener off."
     )
     optParameters = [
         ["config", "c", None, "TOML configuration file."],
         ["data-dir", "d", None, "Directory for the database and other files (server.data_dir)."],
         ["admin-token", None, None, "Bearer token that unlocks the HTTP admin API (http.admin_token)."],
     ]
+    transports: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()
-        self["cim"] = []
-        self["http"] = []
-        self["ws"] = []
-
-    def opt_cim(self, endpoint: str) -> None:
-        """Listen for CIM TCP clients on ENDPOINT (repeatable; replaces listen.cim)."""
-        self["cim"].append(endpoint)
-
-    def opt_http(self, endpoint: str) -> None:
-        """Serve HTTP on ENDPOINT (repeatable; replaces listen.http)."""
-        self["http"].append(endpoint)
-
-    def opt_ws(self, endpoint: str) -> None:
-        """Serve CIM over WebSocket on ENDPOINT (repeatable; replaces listen.ws)."""
-        self["ws"].append(endpoint)
+        for name in self.transports:
+            self[name] = []
 
     def postOptions(self) -> None:
         from coffeechat.config import ConfigError, load_config
@@ -49,7 +39,7 @@ class Options(usage.Options):
             overrides["server.data_dir"] = self["data-dir"]
         if self["admin-token"]:
             overrides["http.admin_token"] = self["admin-token"]
-        for transport in ("cim", "http", "ws"):
+        for transport in self.transports:
             if self[transport]:
                 overrides[f"listen.{transport}"] = [e for e in self[transport] if e != "none"]
         try:
@@ -58,13 +48,35 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
+def options() -> type[BaseOptions]:
+    """The Options class, with a repeatable flag per transport (built when twistd asks for it, so
+    that listing plugins imports nothing of the server)."""
+    from coffeechat.plugins import transports
+
+    def flag(name: str, description: str):
+        def add(self: BaseOptions, endpoint: str) -> None:
+            self[name].append(endpoint)
+
+        add.__doc__ = f"{description}: listen on ENDPOINT (repeatable; replaces listen.{name})."
+        return add
+
+    found = transports()
+    namespace = {f"opt_{name}": flag(name, t.description) for name, t in found.items()}
+    namespace["transports"] = tuple(found)
+    namespace["synopsis"] = "[--config FILE] [--data-dir DIR] " + " ".join(f"[--{n} ENDPOINT]..." for n in found)
+    return type("Options", (BaseOptions,), namespace)
+
+
 @implementer(IServiceMaker, IPlugin)
 class CoffeeChatServiceMaker:
     tapname = "coffeechat"
-    description = "CoffeeChat instant-messaging server (CIM v1 over TCP, HTTP API)."
-    options = Options
+    description = "CoffeeChat instant-messaging server (CIM v1 over TCP and WebSocket, HTTP API)."
 
-    def makeService(self, options: Options):
+    @property
+    def options(self) -> type[BaseOptions]:
+        return options()
+
+    def makeService(self, options: BaseOptions):
         from coffeechat.service import make_node
 
         return make_node(options.config)

@@ -1,3 +1,4 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -29,6 +30,13 @@ class CIMCmdID(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_CID_MSG_GET_LATEST_MSG_ID_RSP: _ClassVar[CIMCmdID]
     kCIM_CID_MSG_GET_BY_MSG_ID_REQ: _ClassVar[CIMCmdID]
     kCIM_CID_MSG_GET_BY_MSG_ID_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_MSG_RECALL_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_MSG_RECALL_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_MSG_RECALL_NOTIFY: _ClassVar[CIMCmdID]
+    kCIM_CID_MSG_RECALL_LIST_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_MSG_RECALL_LIST_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_MSG_TYPING_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_MSG_TYPING_NOTIFY: _ClassVar[CIMCmdID]
     kCIM_CID_VOIP_INVITE_REQ: _ClassVar[CIMCmdID]
     kCIM_CID_VOIP_INVITE_REPLY: _ClassVar[CIMCmdID]
     kCIM_CID_VOIP_INVITE_REPLY_ACK: _ClassVar[CIMCmdID]
@@ -102,6 +110,7 @@ class CIMErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_ERR_LOGIN_TIMEOUT: _ClassVar[CIMErrorCode]
     kCIM_ERR_GROUP_FULL: _ClassVar[CIMErrorCode]
     kCIM_ERR_TOO_MANY_GROUPS: _ClassVar[CIMErrorCode]
+    kCIM_ERR_RECALL_TOO_LATE: _ClassVar[CIMErrorCode]
 
 class CIMClientType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -132,6 +141,7 @@ class CIMMsgType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_MSG_TYPE_TIPS: _ClassVar[CIMMsgType]
     kCIM_MSG_TYPE_NOTIFACATION: _ClassVar[CIMMsgType]
     kCIM_MSG_TYPE_AVCHAT: _ClassVar[CIMMsgType]
+    kCIM_MSG_TYPE_RECALLED: _ClassVar[CIMMsgType]
 
 class CIMMsgStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -249,6 +259,13 @@ kCIM_CID_MSG_GET_LATEST_MSG_ID_REQ: CIMCmdID
 kCIM_CID_MSG_GET_LATEST_MSG_ID_RSP: CIMCmdID
 kCIM_CID_MSG_GET_BY_MSG_ID_REQ: CIMCmdID
 kCIM_CID_MSG_GET_BY_MSG_ID_RSP: CIMCmdID
+kCIM_CID_MSG_RECALL_REQ: CIMCmdID
+kCIM_CID_MSG_RECALL_RSP: CIMCmdID
+kCIM_CID_MSG_RECALL_NOTIFY: CIMCmdID
+kCIM_CID_MSG_RECALL_LIST_REQ: CIMCmdID
+kCIM_CID_MSG_RECALL_LIST_RSP: CIMCmdID
+kCIM_CID_MSG_TYPING_REQ: CIMCmdID
+kCIM_CID_MSG_TYPING_NOTIFY: CIMCmdID
 kCIM_CID_VOIP_INVITE_REQ: CIMCmdID
 kCIM_CID_VOIP_INVITE_REPLY: CIMCmdID
 kCIM_CID_VOIP_INVITE_REPLY_ACK: CIMCmdID
@@ -316,6 +333,7 @@ kCIM_ERR_IDLE_TIMEOUT: CIMErrorCode
 kCIM_ERR_LOGIN_TIMEOUT: CIMErrorCode
 kCIM_ERR_GROUP_FULL: CIMErrorCode
 kCIM_ERR_TOO_MANY_GROUPS: CIMErrorCode
+kCIM_ERR_RECALL_TOO_LATE: CIMErrorCode
 kCIM_CLIENT_TYPE_DEFAULT: CIMClientType
 kCIM_CLIENT_TYPE_ANDROID: CIMClientType
 kCIM_CLIENT_TYPE_IOS: CIMClientType
@@ -337,6 +355,7 @@ kCIM_MSG_TYPE_ROBOT: CIMMsgType
 kCIM_MSG_TYPE_TIPS: CIMMsgType
 kCIM_MSG_TYPE_NOTIFACATION: CIMMsgType
 kCIM_MSG_TYPE_AVCHAT: CIMMsgType
+kCIM_MSG_TYPE_RECALLED: CIMMsgType
 kCIM_MSG_STATUS_NONE: CIMMsgStatus
 kCIM_MSG_STATUS_UNREAD: CIMMsgStatus
 kCIM_MSG_STATUS_READ: CIMMsgStatus
@@ -392,6 +411,12 @@ kCIM_GROUP_MEMBER_ROLE_UNKNOWN: CIMGroupMemberRole
 kCIM_GROUP_MEMBER_ROLE_MEMBER: CIMGroupMemberRole
 kCIM_GROUP_MEMBER_ROLE_ADMIN: CIMGroupMemberRole
 kCIM_GROUP_MEMBER_ROLE_OWNER: CIMGroupMemberRole
+BODY_FIELD_NUMBER: _ClassVar[int]
+body: _descriptor.FieldDescriptor
+ANSWER_FIELD_NUMBER: _ClassVar[int]
+answer: _descriptor.FieldDescriptor
+PUSH_FIELD_NUMBER: _ClassVar[int]
+push: _descriptor.FieldDescriptor
 
 class CIMUserInfo(_message.Message):
     __slots__ = ("user_id", "nick_name", "nick_name_spell", "phone", "avatar_url", "attach_info")
@@ -738,6 +763,98 @@ class CIMGetMsgByIdRsp(_message.Message):
     session_id: int
     msg_list: _containers.RepeatedCompositeFieldContainer[CIMMsgInfo]
     def __init__(self, user_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_id: _Optional[int] = ..., msg_list: _Optional[_Iterable[_Union[CIMMsgInfo, _Mapping]]] = ...) -> None: ...
+
+class CIMMsgRecallReq(_message.Message):
+    __slots__ = ("user_id", "session_type", "session_id", "msg_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    session_type: CIMSessionType
+    session_id: int
+    msg_id: int
+    def __init__(self, user_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_id: _Optional[int] = ..., msg_id: _Optional[int] = ...) -> None: ...
+
+class CIMMsgRecallRsp(_message.Message):
+    __slots__ = ("user_id", "session_type", "session_id", "msg_id", "result_code", "result_string")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    session_type: CIMSessionType
+    session_id: int
+    msg_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    def __init__(self, user_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_id: _Optional[int] = ..., msg_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ...) -> None: ...
+
+class CIMMsgRecallNotify(_message.Message):
+    __slots__ = ("from_user_id", "to_session_id", "session_type", "server_msg_id", "client_msg_id", "recalled_by", "recall_time")
+    FROM_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SERVER_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    RECALLED_BY_FIELD_NUMBER: _ClassVar[int]
+    RECALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    from_user_id: int
+    to_session_id: int
+    session_type: CIMSessionType
+    server_msg_id: int
+    client_msg_id: str
+    recalled_by: int
+    recall_time: int
+    def __init__(self, from_user_id: _Optional[int] = ..., to_session_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., server_msg_id: _Optional[int] = ..., client_msg_id: _Optional[str] = ..., recalled_by: _Optional[int] = ..., recall_time: _Optional[int] = ...) -> None: ...
+
+class CIMMsgRecallListReq(_message.Message):
+    __slots__ = ("user_id", "since_time", "limit")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    since_time: int
+    limit: int
+    def __init__(self, user_id: _Optional[int] = ..., since_time: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class CIMMsgRecallListRsp(_message.Message):
+    __slots__ = ("user_id", "recalls", "has_more")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECALLS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    recalls: _containers.RepeatedCompositeFieldContainer[CIMMsgRecallNotify]
+    has_more: bool
+    def __init__(self, user_id: _Optional[int] = ..., recalls: _Optional[_Iterable[_Union[CIMMsgRecallNotify, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class CIMTypingReq(_message.Message):
+    __slots__ = ("user_id", "session_type", "session_id", "typing")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPING_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    session_type: CIMSessionType
+    session_id: int
+    typing: bool
+    def __init__(self, user_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_id: _Optional[int] = ..., typing: _Optional[bool] = ...) -> None: ...
+
+class CIMTypingNotify(_message.Message):
+    __slots__ = ("user_id", "session_type", "session_id", "typing", "ttl")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPING_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    session_type: CIMSessionType
+    session_id: int
+    typing: bool
+    ttl: int
+    def __init__(self, user_id: _Optional[int] = ..., session_type: _Optional[_Union[CIMSessionType, str]] = ..., session_id: _Optional[int] = ..., typing: _Optional[bool] = ..., ttl: _Optional[int] = ...) -> None: ...
 
 class CIMGroupInfo(_message.Message):
     __slots__ = ("group_id", "group_name", "group_type", "join_model", "be_invite_model", "mute_model", "group_owner_id", "create_time", "update_time", "group_intro", "announcement", "group_avatar", "group_version", "member_count")

@@ -1,0 +1,696 @@
+"""Messages: send, delivery, read state, history and the conversation list, for every kind of
+conversation.
+
+The delivery contract (docs/delivery.md) lives here: the sender is the authenticated user; the
+store assigns a dense seq in the transaction that commits the message; the sender is acked only
+after that; then the message is pushed to the other participants' devices and the sender's other
+devices (one Push, encoded once); resends with the same client_msg_id return the stored message
+and push nothing.
+
+What differs between 1:1 chats, groups (coffeechat/features/groups.py) and any later kind is a
+:class:`ConversationKind`, registered per session type: who may send, who receives, what history
+one may see, whom a read is told to.  The 1:1 kind is here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from coffeechat.errors import ChatError, ErrorCode
+from coffeechat.interfaces import IDevice, IMessageStore, IStore
+from coffeechat.model import (
+    AppendResult,
+    ConversationEntry,
+    Message,
+    MsgType,
+    NewMessage,
+    Push,
+    SessionType,
+    User,
+    conversation_key,
+)
+from coffeechat.modules import ModuleAPI
+from coffeechat.schema import Cmd, pb
+from coffeechat.session import Session
+
+log = Logger()
+
+CLIENT_MSG_TYPES = frozenset(
+    {
+        MsgType.TEXT,
+        MsgType.FILE,
+        MsgType.IMAGE,
+        MsgType.AUDIO,
+        MsgType.VIDEO,
+        MsgType.LOCATION,
+        MsgType.TIPS,
+        MsgType.AVCHAT,
+    }
+)
+_NEEDS_URL = frozenset({MsgType.FILE, MsgType.IMAGE, MsgType.AUDIO, MsgType.VIDEO})
+MAX_CLIENT_MSG_ID = 64
+MAX_IDS_PER_LOOKUP = 20
+MAX_SESSIONS_LISTED = 1000
+DELIVERY_FLUSH_INTERVAL = 1.0
+CATCH_UP_SLACK = 2  # seconds before the loss that a catch-up also covers (clocks, commit lag)
+CATCH_UP_CONCURRENCY = 4
+CATCH_UP_CONVERSATIONS = 200
+CATCH_UP_MESSAGES = 100
+
+RES_OK = pb.kCIM_RES_CODE_OK
+STATUS_UNREAD = pb.kCIM_MSG_STATUS_UNREAD
+STATUS_READ = pb.kCIM_MSG_STATUS_READ
+STATUS_SENT = pb.kCIM_MSG_STATUS_SENT
+_SINGLE = int(SessionType.SINGLE)
+_GROUP = int(SessionType.GROUP)
+
+
+# -- push kinds
+
+
+@dataclass(slots=True)
+class MessagePush(Push):
+    """A stored message for devices (MSG_DATA), with its sender's nick; group messages carry the
+    members they mention and @all."""
+
+    message: Message
+    nick: str
+    mentions: tuple[int, ...] = ()
+    at_all: bool = False
+
+
+@dataclass(slots=True)
+class ReadPush(Push):
+    """A read position that moved, addressed to one user: ``reader_id`` has read up to ``seq`` in
+    the conversation the addressee files under ``session_id`` (MSG_READ_NOTIFY)."""
+
+    reader_id: int
+    session_id: int
+    session_type: int
+    seq: int
+
+
+def message_data(push: MessagePush) -> pb.CIMMsgData:
+    """The MSG_DATA frame of a stored message (the same for every recipient)."""
+    message = push.message
+    return pb.CIMMsgData(
+        at_user_list=push.mentions,
+        at_all=push.at_all,
+        from_user_id=message.sender_id,
+        from_nick_name=push.nick,
+        to_session_id=message.to_id,
+        client_msg_id=message.client_msg_id,
+        server_msg_id=message.seq,
+        create_time=message.created_at,
+        msg_type=message.msg_type,
+        session_type=message.session_type,
+        msg_data=message.data,
+    )
+
+
+def read_notify(push: ReadPush) -> pb.CIMMsgDataReadNotify:
+    return pb.CIMMsgDataReadNotify(
+        user_id=push.reader_id, session_id=push.session_id, msg_id=push.seq, session_type=push.session_type
+    )
+
+
+def message_ack_key(push: MessagePush) -> tuple[str, str]:
+    """What a delivery ack names: the client_msg_id within its conversation."""
+    return push.message.client_msg_id, push.message.conv
+
+
+def message_info(message: Message, viewer_id: int, my_read: int, peer_read: int) -> pb.CIMMsgInfo:
+    """A history entry; its status says, for the viewer's own messages, whether the peer has read
+    them (READ or SENT), and for the others' whether the viewer has (READ or UNREAD)."""
+    if message.sender_id == viewer_id:
+        status = STATUS_READ if peer_read >= message.seq else STATUS_SENT
+    else:
+        status = STATUS_READ if my_read >= message.seq else STATUS_UNREAD
+    return pb.CIMMsgInfo(
+        client_msg_id=message.client_msg_id,
+        server_msg_id=message.seq,
+        msg_res_code=RES_OK,
+        session_type=message.session_type,
+        from_user_id=message.sender_id,
+        to_session_id=message.to_id,
+        create_time=message.created_at,
+        msg_type=message.msg_type,
+        msg_status=status,
+        msg_data=message.data,
+        sender_client_type=message.client_type,
+    )
+
+
+def session_info(entry: ConversationEntry, viewer_id: int) -> pb.CIMContactSessionInfo:
+    info = pb.CIMContactSessionInfo(
+        session_id=entry.session_id,
+        session_type=entry.session_type,
+        session_status=pb.kCIM_SESSION_STATUS_OK,
+        unread_cnt=entry.unread,
+        updated_time=entry.updated_at,
+        at_me=entry.at_me,
+    )
+    last = entry.last_message
+    if last is not None:
+        info.msg_id = last.client_msg_id
+        info.server_msg_id = last.seq
+        info.msg_time_stamp = last.created_at
+        info.msg_data = last.data
+        info.msg_type = last.msg_type
+        info.msg_from_user_id = last.sender_id
+        if last.sender_id == viewer_id:
+            info.msg_status = STATUS_SENT
+        else:
+            info.msg_status = STATUS_UNREAD if entry.read_seq < last.seq else STATUS_READ
+    return info
+
+
+# -- what clients may send
+
+
+def check_content(msg_type: int, data: bytes, limits: Any) -> None:
+    """Refuse content the clients could not display: wrong type, too large, not UTF-8, bad JSON."""
+    if msg_type not in CLIENT_MSG_TYPES:
+        raise ChatError(ErrorCode.INVALID_MSG, f"msg_type {msg_type} may not be sent by clients")
+    if msg_type == MsgType.TEXT or msg_type == MsgType.TIPS:
+        if len(data) > limits.max_text_bytes:
+            raise ChatError(ErrorCode.MSG_TOO_LARGE, f"text is limited to {limits.max_text_bytes} bytes")
+        if not data:
+            raise ChatError(ErrorCode.INVALID_MSG, "empty text")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ChatError(ErrorCode.INVALID_MSG, "text must be UTF-8") from None
+        return
+    if len(data) > limits.max_body_bytes:
+        raise ChatError(ErrorCode.MSG_TOO_LARGE, f"message bodies are limited to {limits.max_body_bytes} bytes")
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, ValueError):
+        raise ChatError(ErrorCode.INVALID_MSG, f"msg_type {msg_type} needs a JSON object body") from None
+    if not isinstance(body, dict):
+        raise ChatError(ErrorCode.INVALID_MSG, f"msg_type {msg_type} needs a JSON object body")
+    if msg_type in _NEEDS_URL and not isinstance(body.get("url"), str):
+        raise ChatError(ErrorCode.INVALID_MSG, "file, image, audio and video messages need a url")
+    if msg_type == MsgType.LOCATION:
+        for key in ("latitude", "longitude"):
+            if not isinstance(body.get(key), int | float) or isinstance(body.get(key), bool):
+                raise ChatError(ErrorCode.INVALID_MSG, f"location messages need a numeric {key}")
+
+
+def checked_client_msg_id(client_msg_id: str) -> str:
+    """The id that makes resends safe.  A client that sends none (the original desktop client
+    does not) gets one made by the server, returned in the ack: its messages are stored and
+    delivered, only a resend of one of them cannot be recognised (docs/delivery.md)."""
+    if not client_msg_id:
+        return str(uuid.uuid4())
+    if len(client_msg_id) > MAX_CLIENT_MSG_ID:
+        raise ChatError(ErrorCode.INVALID_ARGUMENT, f"client_msg_id is limited to {MAX_CLIENT_MSG_ID} characters")
+    return client_msg_id
+
+
+# -- conversation kinds
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A conversation as one participant sees it: its storage key, the first seq they may see,
+    the peer of a 1:1 conversation (0 otherwise), everyone in it, and whether this participant
+    moderates it (a group's owner and admins)."""
+
+    conv: str
+    first_seq: int
+    peer_id: int
+    members: Sequence[int] | Any
+    moderator: bool = False
+
+
+class ConversationKind:
+    """What a kind of conversation decides (one per session type; see the module docstring)."""
+
+    session_type: int
+
+    def send(
+        self,
+        sender: User,
+        device: IDevice | None,
+        to_id: int,
+        client_msg_id: str,
+        msg_type: int,
+        data: bytes,
+        client_type: int,
+        mentions: Iterable[int],
+        at_all: bool,
+    ) -> defer.Deferred:
+        """Store a message from ``sender`` and push it; fires with the AppendResult."""
+        raise NotImplementedError
+
+    def conversation_key(self, user_id: int, session_id: int) -> str:
+        """The storage key of the conversation ``user_id`` files as ``session_id`` (no check that it
+        is theirs: their conversation entry says that)."""
+        raise NotImplementedError
+
+    async def locate(self, user_id: int, session_id: int) -> Located:
+        """The conversation ``user_id`` files as ``session_id``; ChatError NOT_FOUND or FORBIDDEN
+        when there is none or it is not theirs."""
+        raise NotImplementedError
+
+    async def catch_up_from(self, user_id: int, entry: ConversationEntry) -> int | None:
+        """The first seq ``user_id`` may be pushed again of a conversation of theirs (None: none)."""
+        raise NotImplementedError
+
+    def read_moved(self, user: User, device: IDevice | None, session_id: int, before: int, after: int) -> None:
+        """``user`` read up to ``after`` (from ``before``): tell whom it concerns."""
+        raise NotImplementedError
+
+
+class DirectChats(ConversationKind):
+    """1:1 conversations: one sequence per pair of users (``p:<low>:<high>``)."""
+
+    session_type = _SINGLE
+
+    def __init__(self, messages: Messages) -> None:
+        self.messages = messages
+
+    def send(
+        self,
+        sender: User,
+        device: IDevice | None,
+        to_id: int,
+        client_msg_id: str,
+        msg_type: int,
+        data: bytes,
+        client_type: int,
+        mentions: Iterable[int],
+        at_all: bool,
+    ) -> defer.Deferred:
+        messages = self.messages
+        try:
+            if to_id <= 0 or to_id == sender.user_id:
+                raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be another user")
+            client_msg_id = checked_client_msg_id(client_msg_id)
+            check_content(msg_type, data, messages.limits)
+        except ChatError as e:
+            return defer.fail(e)
+        message = NewMessage(
+            conv=conversation_key(_SINGLE, sender.user_id, to_id),
+            session_type=_SINGLE,
+            sender_id=sender.user_id,
+            to_id=to_id,
+            client_msg_id=client_msg_id,
+            msg_type=msg_type,
+            data=data,
+            created_at=int(messages.clock.seconds()),
+            client_type=client_type,
+        )
+
+        def recipient_checked(exists: bool) -> defer.Deferred:
+            if not exists:
+                raise ChatError(ErrorCode.USER_NOT_EXIST, f"no user {to_id}")
+            return messages.append(message)
+
+        def stored(result: AppendResult) -> AppendResult:
+            if result.created:
+                push = MessagePush(result.message, sender.nick_name)
+                messages.router.push(to_id, push)
+                messages.router.push(sender.user_id, push, device)
+                messages.stored(result.message, sender, device)
+            return result
+
+        d = messages.users.exists(to_id)
+        d.addCallback(recipient_checked)
+        d.addCallback(stored)
+        return d
+
+    def conversation_key(self, user_id: int, session_id: int) -> str:
+        if session_id <= 0:
+            raise ChatError(ErrorCode.INVALID_ARGUMENT, "session_id must be a user id")
+        return conversation_key(_SINGLE, user_id, session_id)
+
+    async def locate(self, user_id: int, session_id: int) -> Located:
+        conv = self.conversation_key(user_id, session_id)
+        return Located(conv, 1, session_id, (user_id, session_id))
+
+    async def catch_up_from(self, user_id: int, entry: ConversationEntry) -> int | None:
+        return 1
+
+    def read_moved(self, user: User, device: IDevice | None, session_id: int, before: int, after: int) -> None:
+        router = self.messages.router
+        router.push(session_id, ReadPush(user.user_id, user.user_id, _SINGLE, after))
+        router.push(user.user_id, ReadPush(user.user_id, session_id, _SINGLE, after), device)
+
+
+# -- the service
+
+
+class DeliveryRecorder:
+    """Coalesces delivery acks per (user, conversation) and writes them in one batch per flush,
+    so that recording deliveries does not double the write load of messaging."""
+
+    def __init__(self, store: IMessageStore) -> None:
+        self.store = store
+        self._pending: dict[tuple[int, str], int] = {}
+
+    def record(self, user_id: int, conv: str, seq: int) -> None:
+        key = (user_id, conv)
+        if self._pending.get(key, 0) < seq:
+            self._pending[key] = seq
+
+    def flush(self) -> defer.Deferred:
+        if not self._pending:
+            return defer.succeed(None)
+        receipts = [(user_id, conv, seq) for (user_id, conv), seq in self._pending.items()]
+        self._pending = {}
+        d = self.store.mark_delivered(receipts)
+        d.addErrback(lambda f: log.failure("recording delivery acks failed", f))
+        return d
+
+
+class Messages:
+    """Sends, reads and lists messages on behalf of an authenticated user, for every kind of
+    conversation; other features extend it (``register_kind``) and use it (``append``,
+    ``post_notice``, ``locate``)."""
+
+    def __init__(self, api: ModuleAPI, users: Any) -> None:
+        self.api = api
+        self.store: IStore = api.store
+        self.router = api.router
+        self.clock: IReactorTime = api.clock
+        self.limits = api.limits
+        self.flow = api.flow
+        self.users = users
+        self.deliveries = DeliveryRecorder(api.store)
+        self._kinds: dict[int, ConversationKind] = {}
+        self.catching_up: defer.Deferred | None = None
+        self.register_kind(DirectChats(self))
+
+    def register_kind(self, kind: ConversationKind) -> None:
+        """Serve conversations of ``kind.session_type`` (a feature adds groups, rooms ...)."""
+        if kind.session_type in self._kinds:
+            raise ValueError(f"session type {kind.session_type} is served twice")
+        self._kinds[kind.session_type] = kind
+
+    def kind(self, session_type: int) -> ConversationKind:
+        kind = self._kinds.get(session_type)
+        if kind is None:
+            raise ChatError(ErrorCode.INVALID_ARGUMENT, f"session_type {session_type} is not served here")
+        return kind
+
+    # -- sending
+
+    def send(
+        self,
+        sender: User,
+        device: IDevice | None,
+        session_type: int,
+        to_id: int,
+        client_msg_id: str,
+        msg_type: int,
+        data: bytes,
+        client_type: int = 0,
+        mentions: Iterable[int] = (),
+        at_all: bool = False,
+    ) -> defer.Deferred:
+        """Store a message from ``sender`` and, once committed, push it; fires with AppendResult.
+        ``mentions`` and ``at_all`` are for group messages."""
+        kind = self._kinds.get(session_type)
+        if kind is None:
+            return defer.fail(ChatError(ErrorCode.INVALID_ARGUMENT, "session_type must be 1 (single) or 2 (group)"))
+        return kind.send(sender, device, to_id, client_msg_id, msg_type, data, client_type, mentions, at_all)
+
+    def append(self, message: NewMessage) -> defer.Deferred:
+        """Store a message, counted by the node's flow control (transports stop reading from
+        clients while too many writes are waiting for storage)."""
+        self.flow.started()
+        return self.store.append(message).addBoth(self.flow.finished)
+
+    def stored(self, message: Message, sender: User, device: IDevice | None) -> None:
+        """A new message was stored and pushed: tell the features that hook ``message/stored``."""
+        self.api.fire("message/stored", message, sender, device)
+
+    async def post_notice(
+        self,
+        actor: User,
+        device: IDevice | None,
+        session_type: int,
+        to_id: int,
+        body: dict,
+        audience: Iterable[int],
+    ) -> Message:
+        """Append a NOTIFICATION message (msg_type 9, JSON ``body``) about a change just committed
+        to a conversation, and push it to every device of ``audience`` but ``device``.  ``actor``
+        is its sender."""
+        conv = conversation_key(session_type, actor.user_id, to_id)
+        message = NewMessage(
+            conv=conv,
+            session_type=session_type,
+            sender_id=actor.user_id,
+            to_id=to_id,
+            client_msg_id=f"notice-{uuid.uuid4().hex}",
+            msg_type=MsgType.NOTIFICATION,
+            data=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+            created_at=int(self.clock.seconds()),
+        )
+        result = await self.append(message)
+        self.fan_out(MessagePush(result.message, actor.nick_name), audience, device)
+        return result.message
+
+    def fan_out(self, push: Push, users: Iterable[int], device: IDevice | None = None) -> None:
+        """One Push to every device of ``users`` but ``device``, here and on other nodes: the
+        transports encode it once (``Push.cache``), however many members and devices there are."""
+        route = self.router.push
+        for user_id in users:
+            route(user_id, push, device)
+
+    def delivered(self, user: User, conv: str, seq: int) -> None:
+        """Record a device's delivery ack (coalesced; see :class:`DeliveryRecorder`)."""
+        self.deliveries.record(user.user_id, conv, seq)
+
+    # -- reading
+
+    async def locate(self, user_id: int, session_type: int, session_id: int) -> Located:
+        """The conversation ``user_id`` files as (``session_type``, ``session_id``)."""
+        return await self.kind(session_type).locate(user_id, session_id)
+
+    async def read(self, user: User, device: IDevice | None, session_type: int, session_id: int, seq: int) -> int:
+        """Move the user's read position forward; tell whom the kind says when it moved.
+        Returns the read position."""
+        kind = self.kind(session_type)
+        conv = kind.conversation_key(user.user_id, session_id)
+        before = await self.store.conversation_entry(user.user_id, conv)
+        if before is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+        after = await self.store.mark_read(user.user_id, conv, seq)
+        if after is not None and after > before.read_seq:
+            kind.read_moved(user, device, session_id, before.read_seq, after)
+        return after if after is not None else before.read_seq
+
+    async def history(
+        self, user: User, session_type: int, session_id: int, end_msg_id: int, limit: int
+    ) -> tuple[list[Message], int, int]:
+        """A page of messages before ``end_msg_id`` (0 = newest), ascending, with the user's and
+        the peer's read positions (so a client can show what is unread and what the peer read).
+        A limit of 0 means the default page; more than the maximum page is cut to it.  One sees
+        a conversation from the first seq the kind allows (a group: from one's join)."""
+        if limit <= 0:
+            limit = self.limits.history_page_default
+        limit = min(limit, self.limits.history_page_max)
+        where = await self.locate(user.user_id, session_type, session_id)
+        messages = await self.store.history(where.conv, end_msg_id, limit, where.first_seq)
+        return (messages, *await self._read_seqs(user.user_id, where))
+
+    async def _read_seqs(self, user_id: int, where: Located) -> tuple[int, int]:
+        mine = await self.store.conversation_entry(user_id, where.conv)
+        peer = await self.store.conversation_entry(where.peer_id, where.conv) if where.peer_id else None
+        return (mine.read_seq if mine else 0), (peer.read_seq if peer else 0)
+
+    async def latest_seq(self, user: User, session_type: int, session_id: int) -> int:
+        where = await self.locate(user.user_id, session_type, session_id)
+        return await self.store.latest_seq(where.conv)
+
+    async def messages_by_id(
+        self, user: User, session_type: int, session_id: int, ids: Iterable[str]
+    ) -> tuple[list[Message], int, int]:
+        """Messages by server_msg_id (given as strings, as CIM v1 does), at most 20 at once, with
+        the read positions as :meth:`history` gives them (only those the user may see)."""
+        where = await self.locate(user.user_id, session_type, session_id)
+        ids = list(ids)
+        if len(ids) > MAX_IDS_PER_LOOKUP:
+            raise ChatError(ErrorCode.INVALID_ARGUMENT, f"at most {MAX_IDS_PER_LOOKUP} ids per request")
+        try:
+            seqs = sorted({int(i) for i in ids})
+        except ValueError:
+            raise ChatError(ErrorCode.INVALID_ARGUMENT, "message ids must be decimal numbers") from None
+        seqs = [s for s in seqs if s >= where.first_seq]
+        messages = await self.store.messages_by_seq(where.conv, seqs)
+        return (messages, *await self._read_seqs(user.user_id, where))
+
+    def conversations(self, user: User, updated_since: int) -> defer.Deferred:
+        """The user's conversation list (ConversationEntry, most recent first)."""
+        return self.store.conversations_of(user.user_id, max(0, updated_since), MAX_SESSIONS_LISTED)
+
+    # -- catching up after a lost cluster subscription
+
+    def resumed(self, lost_at: float) -> None:
+        """Pushes sent to this node since ``lost_at`` may be lost: push each local user what
+        storage holds since then (clients drop what they hold)."""
+        self.catching_up = defer.ensureDeferred(self._catch_up(int(lost_at) - CATCH_UP_SLACK))
+        self.catching_up.addErrback(lambda f: log.failure("catching up after a lost subscription failed", f))
+
+    async def _catch_up(self, since: int) -> None:
+        users = list({device.user_id for device in self.router.all_devices()})
+        log.info("catching up {n} users from storage since {since}", n=len(users), since=since)
+        nicks: dict[int, str] = {}
+        work = (defer.ensureDeferred(self._catch_up_one(user_id, since, nicks)) for user_id in users)
+        coop = task.Cooperator(scheduler=lambda f: self.clock.callLater(0, f), started=True)
+        await defer.DeferredList([coop.coiterate(work) for _ in range(CATCH_UP_CONCURRENCY)])
+        coop.stop()
+
+    async def _catch_up_one(self, user_id: int, since: int, nicks: dict[int, str]) -> None:
+        entries = await self.store.conversations_of(user_id, since, CATCH_UP_CONVERSATIONS)
+        for entry in entries:
+            kind = self._kinds.get(entry.session_type)
+            first = None if kind is None else await kind.catch_up_from(user_id, entry)
+            if first is None:
+                continue
+            for message in await self.store.history(entry.conv, 0, CATCH_UP_MESSAGES, first):
+                if message.created_at < since:
+                    continue
+                nick = nicks.get(message.sender_id)
+                if nick is None:
+                    sender = await self.store.user_by_id(message.sender_id)
+                    nick = nicks[message.sender_id] = sender.nick_name if sender else ""
+                self.router.push_local(user_id, MessagePush(message, nick))
+
+
+# -- the module
+
+
+def _ack_conversation(user_id: int, req: pb.CIMMsgDataAck) -> str | None:
+    """The conversation a delivery ack names: a group by ``to_session_id``; a 1:1 conversation by
+    the pair ``from_user_id``/``to_session_id`` (clients fill it as the pushed message had it or as
+    they file the conversation: both name the same pair), or this user and the one id given."""
+    if req.session_type == _GROUP:
+        return f"g:{req.to_session_id}" if req.to_session_id > 0 else None
+    if req.session_type != _SINGLE:
+        return None
+    ids = {i for i in (req.from_user_id, req.to_session_id) if i > 0}
+    if len(ids) == 2:
+        low, high = sorted(ids)
+        return f"p:{low}:{high}"
+    if len(ids) == 1 and user_id not in ids:
+        return conversation_key(_SINGLE, user_id, ids.pop())
+    return None
+
+
+def setup(api: ModuleAPI) -> Messages:
+    """Register the message commands, the two push kinds and the delivery-ack flush."""
+    accounts = api.depends("accounts")
+    messages = Messages(api, accounts.users)
+    api.push_kind(MessagePush, name="message", cmd=Cmd.MSG_DATA, encode=message_data, ack_key=message_ack_key)
+    api.push_kind(ReadPush, name="read", cmd=Cmd.MSG_READ_NOTIFY, encode=read_notify)
+
+    def msg_data(session: Session, seq: int, req: pb.CIMMsgData) -> defer.Deferred:
+        if not session.take_message_token():
+            raise ChatError(ErrorCode.RATE_LIMITED, "too many messages")
+        d = messages.send(
+            session.user,
+            session,
+            req.session_type,
+            req.to_session_id,
+            req.client_msg_id,
+            req.msg_type,
+            req.msg_data,
+            session.client_type,
+            req.at_user_list,
+            req.at_all,
+        )
+
+        def stored(result: AppendResult) -> None:
+            message = result.message
+            session.answer(
+                Cmd.MSG_DATA_ACK,
+                seq,
+                pb.CIMMsgDataAck(
+                    from_user_id=message.sender_id,
+                    to_session_id=message.to_id,
+                    client_msg_id=message.client_msg_id,
+                    server_msg_id=message.seq,
+                    res_code=RES_OK,
+                    session_type=message.session_type,
+                    create_time=message.created_at,
+                ),
+            )
+
+        return d.addCallback(stored)
+
+    def delivery_ack(session: Session, seq: int, req: pb.CIMMsgDataAck) -> None:
+        """A device's delivery ack.  Matched by client_msg_id within the conversation the ack
+        names: the original clients send ``server_msg_id = 0``, and the original server matched on
+        client_msg_id alone."""
+        cmid = req.client_msg_id
+        wanted = req.server_msg_id
+        conv = _ack_conversation(session.user_id, req)
+        push = session.acknowledged((cmid, conv)) if conv is not None else None
+        if push is None:
+            push = session.acknowledged_where(lambda key, p: key[0] == cmid and (not wanted or p.message.seq == wanted))
+        if push is not None:
+            messages.delivered(session.user, push.message.conv, push.message.seq)
+
+    def read_ack(session: Session, seq: int, req: pb.CIMMsgDataReadAck) -> defer.Deferred:
+        return defer.ensureDeferred(
+            messages.read(session.user, session, req.session_type, req.session_id, req.msg_id)
+        ).addCallback(lambda _: None)
+
+    api.command(Cmd.MSG_DATA, msg_data)
+    api.command(Cmd.MSG_DATA_ACK, delivery_ack, counted=False)
+    api.command(Cmd.MSG_READ_ACK, read_ack)
+
+    @api.request(Cmd.MSG_GET_LATEST_MSG_ID_REQ)
+    async def latest(session: Session, req: pb.CIMGetLatestMsgIdReq) -> pb.CIMGetLatestMsgIdRsp:
+        last = await messages.latest_seq(session.user, req.session_type, req.session_id)
+        return pb.CIMGetLatestMsgIdRsp(
+            user_id=session.user_id, session_type=req.session_type, session_id=req.session_id, latest_msg_id=str(last)
+        )
+
+    @api.request(Cmd.MSG_GET_BY_MSG_ID_REQ)
+    async def by_id(session: Session, req: pb.CIMGetMsgByIdReq) -> pb.CIMGetMsgByIdRsp:
+        found, mine, peer = await messages.messages_by_id(
+            session.user, req.session_type, req.session_id, req.msg_id_list
+        )
+        rsp = pb.CIMGetMsgByIdRsp(user_id=session.user_id, session_type=req.session_type, session_id=req.session_id)
+        rsp.msg_list.extend(message_info(m, session.user_id, mine, peer) for m in found)
+        return rsp
+
+    @api.request(Cmd.LIST_MSG_REQ)
+    async def history(session: Session, req: pb.CIMGetMsgListReq) -> pb.CIMGetMsgListRsp:
+        found, mine, peer = await messages.history(
+            session.user, req.session_type, req.session_id, req.end_msg_id, req.limit_count
+        )
+        rsp = pb.CIMGetMsgListRsp(
+            user_id=session.user_id, session_type=req.session_type, session_id=req.session_id, end_msg_id=req.end_msg_id
+        )
+        rsp.msg_list.extend(message_info(m, session.user_id, mine, peer) for m in found)
+        return rsp
+
+    def sessions(session: Session, seq: int, req: pb.CIMRecentContactSessionReq) -> defer.Deferred:
+        def listed(entries: list[ConversationEntry]) -> None:
+            rsp = pb.CIMRecentContactSessionRsp(user_id=session.user_id, unread_counts=sum(e.unread for e in entries))
+            rsp.contact_session_list.extend(session_info(e, session.user_id) for e in entries)
+            session.answer(Cmd.LIST_RECENT_CONTACT_SESSION_RSP, seq, rsp)
+
+        return messages.conversations(session.user, req.latest_update_time).addCallback(listed)
+
+    api.command(Cmd.LIST_RECENT_CONTACT_SESSION_REQ, sessions)
+    api.periodic(DELIVERY_FLUSH_INTERVAL, messages.deliveries.flush)
+    api.on_stop(messages.deliveries.flush)
+    api.hook("cluster/resumed", messages.resumed)
+    return messages
