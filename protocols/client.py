@@ -460,6 +460,24 @@ class CIMClient(Protocol):
         """Fires with CIMFriendQueryUserListRsp."""
         return self.request(Cmd.FRIEND_QUERY_USER_LIST_REQ, pb.CIMFriendQueryUserListReq(user_id=self.user_id))
 
+    def typing(self, session_id: int, typing: bool = True, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> None:
+        """Tell the others in a conversation that this user is typing (or stopped); no answer on
+        success (the server coalesces: send it as often as keys are pressed)."""
+        req = pb.CIMTypingReq(user_id=self.user_id, session_type=session_type, session_id=session_id, typing=typing)
+        self.send(Cmd.MSG_TYPING_REQ, req)
+
+    def recall(self, session_id: int, msg_id: int, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> Deferred:
+        """Recall message ``msg_id`` of a conversation; fires with CIMMsgRecallRsp (its
+        ``result_code`` says whether it was: 200, or FORBIDDEN, NOT_FOUND, RECALL_TOO_LATE)."""
+        req = pb.CIMMsgRecallReq(user_id=self.user_id, session_type=session_type, session_id=session_id, msg_id=msg_id)
+        return self.request(Cmd.MSG_RECALL_REQ, req)
+
+    def recalls(self, since_time: int = 0, limit: int = 0) -> Deferred:
+        """The recalls in this user's conversations since ``since_time``; fires with
+        CIMMsgRecallListRsp (``has_more``: ask again from the last one's ``recall_time``)."""
+        req = pb.CIMMsgRecallListReq(user_id=self.user_id, since_time=since_time, limit=limit)
+        return self.request(Cmd.MSG_RECALL_LIST_REQ, req)
+
 
 def connect(
     reactor: Any,
@@ -1514,6 +1532,8 @@ class ResilientClient:
             elif latest > tracker.held.get(key, 0):
                 jobs[key] = latest
         self._baselined = True
+        if self.last_sync and not await self._recalls_since(client, since):
+            return None
         for key in list(tracker.waiting):
             jobs.setdefault(key, 0)
         todo = iter(list(jobs.items()))
@@ -1533,6 +1553,36 @@ class ResilientClient:
             for d in waiters:
                 d.callback(None)
         return None
+
+    async def _recalls_since(self, client: CIMClient, since: int) -> bool:
+        """Messages held from before may have been recalled meanwhile: the recalls since the last
+        catch-up go to ``on_push`` as MSG_RECALL_NOTIFY (False: the connection went away)."""
+        while True:
+            try:
+                page = await client.recalls(since)
+            except ServerError as e:
+                return e.code in (pb.kCIM_ERR_NOT_SUPPORTED, pb.kCIM_ERR_UNKNOWN_COMMAND)  # no recall there
+            except _CONNECTION_GONE:
+                return False
+            if client is not self.client:
+                return False
+            for notify in page.recalls:
+                if self.on_push is not None:
+                    self.on_push(Cmd.MSG_RECALL_NOTIFY, notify)
+            if not page.has_more or not page.recalls or page.recalls[-1].recall_time == since:
+                return True  # (over 1,000 recalls within one second: the rest is in history)
+            since = page.recalls[-1].recall_time
+
+    def typing(self, session_id: int, typing: bool = True, session_type: int = SINGLE) -> None:
+        """Tell the others that this user is typing (nothing while offline: it is ephemeral)."""
+        if self.client is not None:
+            self.client.typing(session_id, typing, session_type)
+
+    def recall(self, session_id: int, msg_id: int, session_type: int = SINGLE) -> Deferred:
+        """Recall one of this user's messages; fires with CIMMsgRecallRsp (fails while offline)."""
+        if self.client is None:
+            return defer.fail(ConnectionClosed("not connected"))
+        return self.client.recall(session_id, msg_id, session_type)
 
     def _fill_to(self, key: ConversationKey, upto: int) -> Deferred:
         """Fetch what is missing of ``key`` up to ``upto`` and behind its gaps; fires with

@@ -16,9 +16,9 @@ from coffeechat.backends.memory import MemoryStore
 from coffeechat.backends.presence_memory import MemoryHub, MemoryPresence
 from coffeechat.config import load_config
 from coffeechat.node import ChatNode
-from coffeechat.schema import Cmd, decode_body, pb
 from coffeechat.protocols.framing import FrameDecoder, encode_frame
 from coffeechat.protocols.tcp import CIMServerFactory
+from coffeechat.schema import Cmd, decode_body, pb
 
 
 def md5(password: str) -> str:

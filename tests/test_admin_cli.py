@@ -12,8 +12,8 @@ import pytest
 import pytest_twisted
 
 from coffeechat.config import load_config
-from coffeechat.node import build_node
 from coffeechat.errors import ChatError, ErrorCode
+from coffeechat.node import build_node
 from tests.redisserver import redis_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent

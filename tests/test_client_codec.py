@@ -14,6 +14,15 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from coffeechat.errors import ErrorCode
+from coffeechat.protocols.client import (
+    CIMClient,
+    ServerError,
+    connect,
+    http_login,
+    md5_password,
+    register,
+)
+from coffeechat.protocols.framing import FrameDecoder, FrameError, encode_frame
 from coffeechat.schema import (
     BODY_TYPES,
     PUSH_COMMANDS,
@@ -24,15 +33,6 @@ from coffeechat.schema import (
     encode_body,
     pb,
 )
-from coffeechat.protocols.client import (
-    CIMClient,
-    ServerError,
-    connect,
-    http_login,
-    md5_password,
-    register,
-)
-from coffeechat.protocols.framing import FrameDecoder, FrameError, encode_frame
 
 
 def varint(n: int) -> bytes:

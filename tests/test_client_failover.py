@@ -24,10 +24,9 @@ from twisted.python.failure import Failure
 from coffeechat.backends.memory import MemoryStore
 from coffeechat.backends.presence_memory import MemoryPresence
 from coffeechat.config import load_config
-from coffeechat.node import ChatNode
 from coffeechat.errors import ChatError, ErrorCode
+from coffeechat.node import ChatNode
 from coffeechat.protocols import client as cim_client
-from coffeechat.schema import Cmd, pb
 from coffeechat.protocols.client import (
     Backoff,
     ChatMessage,
@@ -39,6 +38,7 @@ from coffeechat.protocols.client import (
     SeqTracker,
 )
 from coffeechat.protocols.tcp import CIMServerFactory
+from coffeechat.schema import Cmd, pb
 
 from .conftest import node_config, start_node, stop_node
 from .memory_node import md5
@@ -230,7 +230,9 @@ class MemoryCluster:
     async def _send(self, node: str, sender_id: int, to_id: int, text: str, session_type: int):
         core = self.cores[node]
         sender = await core.store.user_by_id(sender_id)
-        out = await core.feature("messages").send(sender, None, session_type, to_id, str(uuid.uuid4()), 1, text.encode())
+        out = await core.feature("messages").send(
+            sender, None, session_type, to_id, str(uuid.uuid4()), 1, text.encode()
+        )
         return out.message.seq
 
     def resilient(self, name: str, servers=("a", "b"), **kwargs) -> ResilientClient:

@@ -5,11 +5,10 @@ PostgreSQL is in tests/test_cluster_e2e.py."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 from twisted.internet import defer
-
-from dataclasses import dataclass
 
 from coffeechat.codec import from_wire, to_wire
 from coffeechat.errors import ErrorCode

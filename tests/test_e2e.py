@@ -13,9 +13,9 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 
 from coffeechat.errors import ErrorCode
-from coffeechat.schema import Cmd, pb
 from coffeechat.protocols.client import ServerError
 from coffeechat.protocols.framing import encode_frame, encode_header
+from coffeechat.schema import Cmd, pb
 
 from .conftest import TRANSPORTS
 

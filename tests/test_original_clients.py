@@ -22,8 +22,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import globalLogPublisher
 
-from coffeechat.schema import Cmd, decode_body, pb
 from coffeechat.protocols.framing import FrameDecoder, encode_frame
+from coffeechat.schema import Cmd, decode_body, pb
 
 from .conftest import node_config, start_node, stop_node
 

@@ -8,8 +8,8 @@ import pytest
 from twisted.internet import defer
 
 from coffeechat.errors import ErrorCode
-from coffeechat.schema import Cmd, pb
 from coffeechat.protocols.framing import encode_frame, encode_header
+from coffeechat.schema import Cmd, pb
 
 from .memory_node import MemoryNode, md5
 

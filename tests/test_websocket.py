@@ -20,7 +20,6 @@ from twisted.web.client import Agent
 from twisted.web.http_headers import Headers
 
 from coffeechat.errors import ErrorCode
-from coffeechat.schema import Cmd, pb
 from coffeechat.protocols.client import WebSocketClosed, _read_body, md5_password
 from coffeechat.protocols.framing import encode_frame, encode_header
 from coffeechat.protocols.websocket import (
@@ -32,6 +31,7 @@ from coffeechat.protocols.websocket import (
     encode_json_body,
     encode_json_frame,
 )
+from coffeechat.schema import Cmd, pb
 
 from .conftest import node_config, start_node, stop_node
 from .memory_node import MemoryNode

@@ -733,6 +733,10 @@ class GroupChats(ConversationKind):
         member = None if state is None else state.members.get(user_id)
         return None if member is None else member.joined_seq
 
+    async def audience(self, message: Message) -> Iterable[int]:
+        state = await self.groups.cache.get(message.to_id)
+        return () if state is None else list(state.members)
+
     def read_moved(self, user: User, device: IDevice | None, group_id: int, before: int, after: int) -> None:
         """Only the reader's other devices hear of it (every member would be a frame per member per
         read); the ``group/read`` hook lets read counts follow (coffeechat/features/group_reads.py)."""

@@ -69,6 +69,8 @@ RES_OK = pb.kCIM_RES_CODE_OK
 STATUS_UNREAD = pb.kCIM_MSG_STATUS_UNREAD
 STATUS_READ = pb.kCIM_MSG_STATUS_READ
 STATUS_SENT = pb.kCIM_MSG_STATUS_SENT
+STATUS_RECALLED = pb.kCIM_MSG_STATUS_SendCacel  # CIM v1's "send cancelled": what a recall is
+_RECALLED = int(MsgType.RECALLED)
 _SINGLE = int(SessionType.SINGLE)
 _GROUP = int(SessionType.GROUP)
 
@@ -130,7 +132,9 @@ def message_ack_key(push: MessagePush) -> tuple[str, str]:
 def message_info(message: Message, viewer_id: int, my_read: int, peer_read: int) -> pb.CIMMsgInfo:
     """A history entry; its status says, for the viewer's own messages, whether the peer has read
     them (READ or SENT), and for the others' whether the viewer has (READ or UNREAD)."""
-    if message.sender_id == viewer_id:
+    if message.msg_type == _RECALLED:
+        status = STATUS_RECALLED
+    elif message.sender_id == viewer_id:
         status = STATUS_READ if peer_read >= message.seq else STATUS_SENT
     else:
         status = STATUS_READ if my_read >= message.seq else STATUS_UNREAD
@@ -166,7 +170,9 @@ def session_info(entry: ConversationEntry, viewer_id: int) -> pb.CIMContactSessi
         info.msg_data = last.data
         info.msg_type = last.msg_type
         info.msg_from_user_id = last.sender_id
-        if last.sender_id == viewer_id:
+        if last.msg_type == _RECALLED:
+            info.msg_status = STATUS_RECALLED
+        elif last.sender_id == viewer_id:
             info.msg_status = STATUS_SENT
         else:
             info.msg_status = STATUS_UNREAD if entry.read_seq < last.seq else STATUS_READ
@@ -267,6 +273,11 @@ class ConversationKind:
         """The first seq ``user_id`` may be pushed again of a conversation of theirs (None: none)."""
         raise NotImplementedError
 
+    async def audience(self, message: Message) -> Sequence[int]:
+        """Everyone who is told of what happens to ``message`` (a recall): its conversation's
+        participants now."""
+        raise NotImplementedError
+
     def read_moved(self, user: User, device: IDevice | None, session_id: int, before: int, after: int) -> None:
         """``user`` read up to ``after`` (from ``before``): tell whom it concerns."""
         raise NotImplementedError
@@ -341,6 +352,9 @@ class DirectChats(ConversationKind):
 
     async def catch_up_from(self, user_id: int, entry: ConversationEntry) -> int | None:
         return 1
+
+    async def audience(self, message: Message) -> Sequence[int]:
+        return (message.sender_id, message.to_id)
 
     def read_moved(self, user: User, device: IDevice | None, session_id: int, before: int, after: int) -> None:
         router = self.messages.router
