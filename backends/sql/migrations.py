@@ -60,9 +60,7 @@ def _read_version(txn: Any, component: str) -> int:
             txn.execute("INSERT INTO schema_version (version) VALUES (0)")
             return 0
         return row[0]
-    txn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_components (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-    )
+    txn.execute("CREATE TABLE IF NOT EXISTS schema_components (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
     row = txn.execute("SELECT version FROM schema_components WHERE component = ?", (component,)).fetchone()
     return 0 if row is None else row[0]
 
