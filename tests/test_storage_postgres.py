@@ -21,7 +21,13 @@ from coffeechat.backends.sql import groups as sql_groups
 from coffeechat.interfaces import GroupForbidden, NotGroupMember, UserExists
 from coffeechat.model import GroupRole, MuteModel, SessionType
 from coffeechat.sql import SQLMigration
-from coffeechat.testing.conformance import T0, StoreConformanceTests, new_group, new_message
+from coffeechat.testing.conformance import (
+    T0,
+    SQLDatabaseConformanceTests,
+    StoreConformanceTests,
+    new_group,
+    new_message,
+)
 from tests.pgserver import PgServer, pg_server  # noqa: F401  (the session fixture)
 
 _server: PgServer | None = None
@@ -43,6 +49,11 @@ def _dsn(tmp_path) -> str:
 
 
 class TestPostgresConformance(StoreConformanceTests):
+    def make_store(self, tmp_path):
+        return PostgresStore(reactor, _dsn(tmp_path))
+
+
+class TestPostgresSQLDatabase(SQLDatabaseConformanceTests):
     def make_store(self, tmp_path):
         return PostgresStore(reactor, _dsn(tmp_path))
 

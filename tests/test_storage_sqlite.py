@@ -16,7 +16,13 @@ from coffeechat.backends.sqlite import SQLiteStore, StoreClosed, create_store
 from coffeechat.interfaces import NotGroupMember, UserExists
 from coffeechat.model import SessionType
 from coffeechat.sql import SQLMigration
-from coffeechat.testing.conformance import T0, StoreConformanceTests, new_group, new_message
+from coffeechat.testing.conformance import (
+    T0,
+    SQLDatabaseConformanceTests,
+    StoreConformanceTests,
+    new_group,
+    new_message,
+)
 
 
 def _path(tmp_path) -> str:
@@ -24,6 +30,11 @@ def _path(tmp_path) -> str:
 
 
 class TestSQLiteConformance(StoreConformanceTests):
+    def make_store(self, tmp_path):
+        return SQLiteStore(reactor, _path(tmp_path))
+
+
+class TestSQLiteSQLDatabase(SQLDatabaseConformanceTests):
     def make_store(self, tmp_path):
         return SQLiteStore(reactor, _path(tmp_path))
 
