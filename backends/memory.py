@@ -72,7 +72,10 @@ class MemoryStore(SQLStore):
         try:
             return defer.succeed(fn(self._txn, *args))
         except Exception:
-            return defer.fail()
+            failure = defer.fail()
+            if self._conn.in_transaction:  # a read that opened a snapshot (BEGIN) and failed
+                self._txn.cursor.execute("ROLLBACK")
+            return failure
 
     def run_write(
         self,

@@ -164,6 +164,25 @@ async def test_failing_migration_is_rolled_back_and_start_fails(tmp_path, monkey
 
 
 @pytest_twisted.ensureDeferred
+async def test_core_steps_keep_their_postgres_numbers(tmp_path, monkeypatch):
+    """A PostgreSQL database at version 1 has the groups and no append function, at 2 the
+    function, at 3 the token expiry index: as the first releases numbered them."""
+    original = list(pg_backend.MIGRATIONS)
+    probe = (
+        "SELECT to_regclass('chat_groups') IS NOT NULL, to_regproc('coffeechat_append') IS NOT NULL, "
+        "to_regclass('tokens_expires_at') IS NOT NULL"
+    )
+    expected = {1: (True, False, False), 2: (True, True, False), 3: (True, True, True)}
+    for version in (1, 2, 3):
+        monkeypatch.setattr(pg_backend, "MIGRATIONS", original[:version])
+        store = await _open(tmp_path)
+        await store.stop()
+        assert _sql(tmp_path, "SELECT version FROM schema_version") == [(version,)]
+        assert _sql(tmp_path, probe) == [expected[version]]
+    assert _sql(tmp_path, "SELECT to_regclass('schema_components')") == [(None,)]  # made only when needed
+
+
+@pytest_twisted.ensureDeferred
 async def test_newer_schema_is_refused(tmp_path):
     store = await _open(tmp_path)
     await store.stop()

@@ -122,6 +122,24 @@ async def test_failing_migration_is_rolled_back_and_start_fails(tmp_path, monkey
 
 
 @pytest_twisted.ensureDeferred
+async def test_core_steps_keep_their_sqlite_numbers(tmp_path, monkeypatch):
+    """A SQLite database at version 1 has no groups, at 2 the groups, at 3 the token expiry
+    index: as the first releases numbered them."""
+    original = list(sqlite_backend.MIGRATIONS)
+    expected = {1: [], 2: ["chat_groups", "group_members"], 3: ["chat_groups", "group_members", "tokens_expires_at"]}
+    for version in (1, 2, 3):
+        monkeypatch.setattr(sqlite_backend, "MIGRATIONS", original[:version])
+        store = await _open(tmp_path)
+        await store.stop()
+        conn = sqlite3.connect(_path(tmp_path))
+        names = "('chat_groups', 'group_members', 'tokens_expires_at', 'schema_components')"
+        found = [r[0] for r in conn.execute(f"SELECT name FROM sqlite_master WHERE name IN {names} ORDER BY name")]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(version,)]
+        conn.close()
+        assert found == expected[version]
+
+
+@pytest_twisted.ensureDeferred
 async def test_newer_schema_is_refused(tmp_path):
     store = await _open(tmp_path)
     await store.stop()
