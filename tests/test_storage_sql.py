@@ -66,7 +66,7 @@ def test_sqlite_statements_split_safely():
     assert statements[0].endswith("DEFAULT 'a;b');")
     assert "SELECT 1;" in statements[1] and statements[1].endswith("END;")
     assert statements[2].startswith("INSERT INTO a VALUES ('-- not a comment')")
-    assert sqlite_statements("-- nothing here\n") == []
+    assert sqlite_statements("-- nothing here\n") == ()
     with pytest.raises(ValueError, match="incomplete"):
         sqlite_statements("CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1;")
 

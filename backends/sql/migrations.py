@@ -11,6 +11,7 @@ step's statements are sent (SQLite runs them one by one: ``executescript`` would
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -36,9 +37,11 @@ def core_migrations() -> list[SQLMigration]:
     return load_migrations(_CORE_FILE)
 
 
-def sqlite_statements(script: str) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def sqlite_statements(script: str) -> tuple[str, ...]:
     """Split a script into statements, safely: ``sqlite3.complete_statement`` knows strings,
-    comments and trigger bodies, so a ``;`` inside them does not end a statement."""
+    comments and trigger bodies, so a ``;`` inside them does not end a statement.  Cached: every
+    in-memory store runs the core's scripts."""
     statements = []
     pending = ""
     for piece in script.split(";"):
@@ -49,7 +52,7 @@ def sqlite_statements(script: str) -> list[str]:
             pending = ""
     if _COMMENT.sub("", pending).strip(" \t\r\n;"):
         raise ValueError(f"incomplete SQL statement at the end of a migration: {pending.strip()[:80]!r}")
-    return statements
+    return tuple(statements)
 
 
 def _read_version(txn: Any, component: str) -> int:
