@@ -15,6 +15,7 @@ setup(
         "coffeechat.protocols",
         "coffeechat.protocols.webclient",
         "coffeechat.backends",
+        "coffeechat.backends.sql",
         "coffeechat.bench",
         "twisted.plugins",
     ],
@@ -29,6 +30,7 @@ setup(
         "coffeechat.schema": ["*.proto", "*.pyi"],
         "coffeechat.features": ["*.sql"],
         "coffeechat.protocols.webclient": ["*.html", "*.js", "*.css", "*.svg"],
+        "coffeechat.backends.sql": ["*.sql"],
     },
     install_requires=[
         "twisted[tls]>=24.3",

@@ -6,7 +6,8 @@ gathers whatever was queued during ``group_commit_ms`` (at most ``max_batch`` op
 runs it in one transaction and fires all of its Deferreds, in queue order, with one
 ``reactor.callFromThread`` after the COMMIT: one WAL flush per batch instead of one per message,
 and a node's own writes keep their order.  Reads run on a small ThreadPool, each thread with
-its own autocommit connection.
+its own autocommit connection.  That machinery, the queries of users, messages and groups and
+the migrations are shared with SQLite (``backends/sql/``); what is PostgreSQL's own is here.
 
 Unlike SQLite, other nodes write the same tables at the same time, so nothing is cached across
 transactions and every guarantee comes from PostgreSQL's locks:
@@ -22,357 +23,46 @@ transactions and every guarantee comes from PostgreSQL's locks:
   and every group write (kick, mute, role change, join, dismissal) takes the same lock first,
   so a message racing a kick is decided by who locked first, exactly.
 * **No deadlocks between batches**: a batch locks all the conversation rows (then the users,
-  for group-count limits) that its operations declare, in sorted order, before running them.
-  A deadlock or serialization failure that happens anyway rolls the batch back and runs it again.
+  for group-count limits) that its operations declare (``run_write(..., locks=...)``), in sorted
+  order, before running them.  A deadlock or serialization failure that happens anyway rolls the
+  batch back and runs it again.
 
 Round trips and statements are what a batch costs: a run of 1:1 appends in a batch is ONE
 set-based statement (``SQL_APPEND_SINGLES``); any other append is one call of the
-``coffeechat_append`` PL/pgSQL function (the whole append in one round trip), and a run of them
-goes in one pipeline.  A failing operation fails only its own Deferred: the batch is then rolled
-back and replayed with a SAVEPOINT per operation (and one function call per append).
-
-``run_write(description, fn, *args)`` and ``run_read(description, fn, *args)`` are the entry
-points (Synapse's ``runInteraction``): ``fn(cursor, *args)`` runs in a database thread.  A write
-function runs inside the batch transaction, must not BEGIN/COMMIT/ROLLBACK, and may run more
-than once (replay, deadlock retry), so it must have no effect outside the database.
+``coffeechat_append`` PL/pgSQL function (the whole append in one round trip; core migration 2),
+and a run of them goes in one pipeline.  A failing operation fails only its own Deferred: the
+batch is then rolled back and replayed with a SAVEPOINT per operation (and one function call per
+append).
 """
 
 from __future__ import annotations
 
-import queue
 import random
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
 from twisted.internet import defer
-from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from coffeechat.backends.threaded import _NEW, _RUNNING, _STARTING, _STOP, _STOPPED, ThreadedStore
-from coffeechat.interfaces import (
-    GroupForbidden,
-    GroupFull,
-    GroupNotFound,
-    IStore,
-    NotGroupMember,
-    StoreClosed,
-    TooManyGroups,
-    UserExists,
-)
-from coffeechat.model import (
-    GROUP_UPDATABLE,
-    AppendResult,
-    ConversationEntry,
-    Group,
-    GroupChange,
-    GroupMember,
-    GroupRole,
-    Message,
-    MsgType,
-    SessionType,
-    User,
-)
+from coffeechat import grouprules
+from coffeechat.backends.sql.engine import MIGRATION_LOCK, USER_LOCK_BASE, PostgresTransaction
+from coffeechat.backends.sql.migrations import apply_migrations, core_migrations
+from coffeechat.backends.sql.threaded import _RUNNING, NO_LOCKS, ThreadedSQLDatabase
+from coffeechat.interfaces import IStore, StoreClosed
+from coffeechat.model import AppendResult, Message, MsgType, SessionType
+from coffeechat.sql import SQLMigration
 
-__all__ = ["MIGRATIONS", "PostgresStore", "StoreClosed", "create_store"]
+__all__ = ["MIGRATIONS", "MIGRATION_LOCK", "PostgresStore", "StoreClosed", "append_txn", "create_store"]
 
-# Advisory lock keys (64-bit): schema migrations, and one per user for group-count limits.
-MIGRATION_LOCK = 0x4343_4D49_4752_0001  # "CCMIGR"
-_USER_LOCK_BASE = 0x4343_5500_0000_0000  # "CCU" + user id
-
+#: The core's migrations (``backends/sql/core.sql``); ``schema_version`` records how many ran.
+MIGRATIONS: list[SQLMigration] = core_migrations()
 
 # --------------------------------------------------------------------------------------------
-# Schema and migrations
+# The append hot path
 # --------------------------------------------------------------------------------------------
-
-
-def _migration_1_initial(cur: psycopg.Cursor) -> None:
-    """Accounts, tokens, conversations, messages, read state, groups.
-
-    ``conv`` columns use the "C" collation: keys compare bytewise (as in SQLite) whatever the
-    database's locale.  ``conversations`` and ``user_conversations`` are rewritten by every
-    append, so they leave room in their pages for HOT updates (fillfactor)."""
-    cur.execute(
-        """
-        CREATE TABLE users (
-            user_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-            name TEXT NOT NULL,
-            name_key TEXT NOT NULL UNIQUE,
-            nick_name TEXT NOT NULL DEFAULT '',
-            password_hash TEXT NOT NULL DEFAULT '',
-            disabled BOOLEAN NOT NULL DEFAULT false,
-            created_at BIGINT NOT NULL DEFAULT 0,
-            avatar_url TEXT NOT NULL DEFAULT '',
-            phone TEXT NOT NULL DEFAULT ''
-        )
-        """
-    )
-    cur.execute(
-        """
-        CREATE TABLE tokens (
-            token_hash TEXT PRIMARY KEY,
-            user_id BIGINT NOT NULL,
-            created_at BIGINT NOT NULL DEFAULT 0,
-            expires_at BIGINT NOT NULL DEFAULT 0,
-            revoked BOOLEAN NOT NULL DEFAULT false,
-            label TEXT NOT NULL DEFAULT ''
-        )
-        """
-    )
-    cur.execute("CREATE INDEX tokens_user_id ON tokens (user_id)")
-    cur.execute(
-        """
-        CREATE TABLE conversations (
-            conv TEXT COLLATE "C" PRIMARY KEY,
-            session_type SMALLINT NOT NULL,
-            last_seq BIGINT NOT NULL DEFAULT 0,
-            updated_at BIGINT NOT NULL DEFAULT 0
-        ) WITH (fillfactor = 70)
-        """
-    )
-    cur.execute(
-        """
-        CREATE TABLE messages (
-            conv TEXT COLLATE "C" NOT NULL,
-            seq BIGINT NOT NULL,
-            session_type SMALLINT NOT NULL,
-            sender_id BIGINT NOT NULL,
-            to_id BIGINT NOT NULL,
-            client_msg_id TEXT NOT NULL,
-            msg_type SMALLINT NOT NULL,
-            data BYTEA NOT NULL,
-            created_at BIGINT NOT NULL,
-            client_type SMALLINT NOT NULL,
-            PRIMARY KEY (conv, seq)
-        )
-        """
-    )
-    # Partial: an empty client_msg_id means "the client gave none", not one shared id.
-    cur.execute(
-        "CREATE UNIQUE INDEX messages_sender_client_msg_id "
-        "ON messages (sender_id, client_msg_id) WHERE client_msg_id <> ''"
-    )
-    cur.execute(
-        """
-        CREATE TABLE user_conversations (
-            user_id BIGINT NOT NULL,
-            conv TEXT COLLATE "C" NOT NULL,
-            session_type SMALLINT NOT NULL,
-            session_id BIGINT NOT NULL,
-            read_seq BIGINT NOT NULL DEFAULT 0,
-            delivered_seq BIGINT NOT NULL DEFAULT 0,
-            mention_seq BIGINT NOT NULL DEFAULT 0,
-            PRIMARY KEY (user_id, conv)
-        ) WITH (fillfactor = 80)
-        """
-    )
-    # "groups" is a keyword; see the SQLite backend's migration 2 for what the counters are for.
-    cur.execute(
-        """
-        CREATE TABLE chat_groups (
-            group_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-            name TEXT NOT NULL DEFAULT '',
-            group_type SMALLINT NOT NULL DEFAULT 1,
-            owner_id BIGINT NOT NULL,
-            created_at BIGINT NOT NULL DEFAULT 0,
-            updated_at BIGINT NOT NULL DEFAULT 0,
-            version BIGINT NOT NULL DEFAULT 1,
-            join_model SMALLINT NOT NULL DEFAULT 0,
-            be_invite_model SMALLINT NOT NULL DEFAULT 0,
-            mute_model SMALLINT NOT NULL DEFAULT 0,
-            intro TEXT NOT NULL DEFAULT '',
-            announcement TEXT NOT NULL DEFAULT '',
-            avatar TEXT NOT NULL DEFAULT '',
-            member_count INTEGER NOT NULL DEFAULT 0,
-            dismissed BOOLEAN NOT NULL DEFAULT false,
-            join_counter BIGINT NOT NULL DEFAULT 0,
-            at_all_seq BIGINT NOT NULL DEFAULT 0
-        )
-        """
-    )
-    cur.execute(
-        """
-        CREATE TABLE group_members (
-            group_id BIGINT NOT NULL,
-            user_id BIGINT NOT NULL,
-            role SMALLINT NOT NULL,
-            joined_at BIGINT NOT NULL,
-            joined_seq BIGINT NOT NULL,
-            join_no BIGINT NOT NULL,
-            PRIMARY KEY (group_id, user_id)
-        )
-        """
-    )
-    cur.execute("CREATE INDEX group_members_user ON group_members (user_id, group_id)")
-
-
-def _migration_2_append_function(cur: psycopg.Cursor) -> None:
-    """``coffeechat_append``: the whole append in one round trip (see the module docstring).
-
-    Status: 0 stored, 1 a resend (the stored message is returned), 2 no such group, 3 sender
-    not a member, 4 the group is muted for the sender, 5 @all by a plain member.  Refusals are
-    returned, not raised: a raise would abort the whole group-commit batch."""
-    cur.execute(
-        """
-        CREATE OR REPLACE FUNCTION coffeechat_append(
-            p_conv TEXT, p_session_type SMALLINT, p_sender BIGINT, p_to BIGINT, p_cmid TEXT,
-            p_msg_type SMALLINT, p_data BYTEA, p_created_at BIGINT, p_client_type SMALLINT,
-            p_check BOOLEAN, p_mentions BIGINT[], p_at_all BOOLEAN,
-            OUT o_status SMALLINT, OUT o_seq BIGINT, OUT o_conv TEXT, OUT o_session_type SMALLINT,
-            OUT o_sender_id BIGINT, OUT o_to_id BIGINT, OUT o_msg_type SMALLINT, OUT o_data BYTEA,
-            OUT o_created_at BIGINT, OUT o_client_type SMALLINT
-        ) LANGUAGE plpgsql AS $fn$
-        DECLARE
-            v_last BIGINT;
-            v_role SMALLINT;
-            v_mute SMALLINT;
-        BEGIN
-            -- The conversation row orders every writer of this conversation, on every node.
-            SELECT c.last_seq INTO v_last FROM conversations AS c WHERE c.conv = p_conv FOR UPDATE;
-            IF p_check THEN
-                -- After the lock: group writes take it too, so this sees the latest membership.
-                SELECT m.role, g.mute_model INTO v_role, v_mute
-                  FROM group_members AS m JOIN chat_groups AS g ON g.group_id = m.group_id
-                 WHERE m.group_id = p_to AND m.user_id = p_sender AND NOT g.dismissed;
-                IF NOT FOUND THEN
-                    o_status := CASE WHEN EXISTS (
-                        SELECT 1 FROM chat_groups AS g WHERE g.group_id = p_to AND NOT g.dismissed
-                    ) THEN 3 ELSE 2 END;
-                ELSIF v_role < 2 AND v_mute = 1 THEN
-                    o_status := 4;
-                ELSIF v_role < 2 AND p_at_all THEN
-                    o_status := 5;
-                END IF;
-                IF o_status IS NOT NULL THEN
-                    -- a resend of a message stored earlier is still answered with that message
-                    IF p_cmid <> '' THEN
-                        SELECT m.seq, m.conv, m.session_type, m.sender_id, m.to_id, m.msg_type, m.data,
-                               m.created_at, m.client_type
-                          INTO o_seq, o_conv, o_session_type, o_sender_id, o_to_id, o_msg_type, o_data,
-                               o_created_at, o_client_type
-                          FROM messages AS m WHERE m.sender_id = p_sender AND m.client_msg_id = p_cmid;
-                        IF FOUND THEN
-                            o_status := 1;
-                        END IF;
-                    END IF;
-                    RETURN;
-                END IF;
-            END IF;
-            IF v_last IS NULL THEN
-                INSERT INTO conversations AS c (conv, session_type, last_seq, updated_at)
-                VALUES (p_conv, p_session_type, 0, p_created_at)
-                ON CONFLICT (conv) DO NOTHING RETURNING c.last_seq INTO v_last;
-                IF v_last IS NULL THEN  -- another node created it meanwhile: wait for it, lock it
-                    SELECT c.last_seq INTO v_last FROM conversations AS c WHERE c.conv = p_conv FOR UPDATE;
-                END IF;
-            END IF;
-            o_seq := v_last + 1;
-            -- DO NOTHING on (sender_id, client_msg_id) is the resend check; it waits for an
-            -- uncommitted duplicate from another node and then finds it.
-            INSERT INTO messages (conv, seq, session_type, sender_id, to_id, client_msg_id, msg_type, data,
-                                  created_at, client_type)
-            VALUES (p_conv, o_seq, p_session_type, p_sender, p_to, p_cmid, p_msg_type, p_data,
-                    p_created_at, p_client_type)
-            ON CONFLICT DO NOTHING;
-            IF NOT FOUND THEN
-                SELECT m.seq, m.conv, m.session_type, m.sender_id, m.to_id, m.msg_type, m.data,
-                       m.created_at, m.client_type
-                  INTO o_seq, o_conv, o_session_type, o_sender_id, o_to_id, o_msg_type, o_data,
-                       o_created_at, o_client_type
-                  FROM messages AS m
-                 WHERE m.sender_id = p_sender AND m.client_msg_id = p_cmid AND p_cmid <> '';
-                IF NOT FOUND THEN
-                    RAISE EXCEPTION 'conversation % has seq % already: last_seq is behind', p_conv, v_last + 1;
-                END IF;
-                o_status := 1;
-                RETURN;
-            END IF;
-            UPDATE conversations AS c SET last_seq = o_seq, updated_at = greatest(c.updated_at, p_created_at)
-             WHERE c.conv = p_conv;
-            IF p_session_type = 1 THEN
-                -- The sender has read its own message; the recipient's entry is created if missing.
-                IF p_sender = p_to THEN
-                    INSERT INTO user_conversations AS uc (user_id, conv, session_type, session_id, read_seq)
-                    VALUES (p_sender, p_conv, 1, p_to, o_seq)
-                    ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq
-                    WHERE excluded.read_seq > uc.read_seq;
-                ELSE
-                    INSERT INTO user_conversations AS uc (user_id, conv, session_type, session_id, read_seq)
-                    VALUES (p_sender, p_conv, 1, p_to, o_seq), (p_to, p_conv, 1, p_sender, 0)
-                    ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq
-                    WHERE excluded.read_seq > uc.read_seq;
-                END IF;
-            ELSE
-                -- O(1) + O(mentioned) writes: member rows come from joins.
-                UPDATE user_conversations AS uc SET read_seq = o_seq
-                 WHERE uc.user_id = p_sender AND uc.conv = p_conv AND uc.read_seq < o_seq;
-                IF cardinality(p_mentions) > 0 THEN
-                    UPDATE user_conversations AS uc SET mention_seq = o_seq
-                     WHERE uc.conv = p_conv AND uc.user_id = ANY (p_mentions);
-                END IF;
-                IF p_at_all THEN
-                    UPDATE chat_groups AS g SET at_all_seq = o_seq WHERE g.group_id = p_to;
-                END IF;
-            END IF;
-            o_status := 0;
-        END
-        $fn$
-        """
-    )
-
-
-#: Applied in order at start(), each in its own transaction with its version bump, under an
-#: advisory lock; ``schema_version`` records how many have run.  Append, never reorder.
-def _migration_3_token_expiry(cur: psycopg.Cursor) -> None:
-    """An index on ``tokens.expires_at``, so that purging expired tokens reads only those."""
-    cur.execute("CREATE INDEX tokens_expires_at ON tokens (expires_at)")
-
-
-MIGRATIONS: list[Callable[[psycopg.Cursor], None]] = [
-    _migration_1_initial,
-    _migration_2_append_function,
-    _migration_3_token_expiry,
-]
-
-
-def _migrate(conn: psycopg.Connection) -> int:
-    """Bring the schema up to date.  Nodes starting together take turns on the advisory lock;
-    whoever comes second finds the work done."""
-    with conn.cursor() as cur:
-        while True:
-            cur.execute("BEGIN")
-            try:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                if cur.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
-                    cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-                    cur.execute("INSERT INTO schema_version (version) VALUES (0)")
-                version = cur.execute("SELECT version FROM schema_version").fetchone()[0]
-                if version > len(MIGRATIONS):
-                    raise RuntimeError(
-                        f"database schema version {version} is newer than this code knows ({len(MIGRATIONS)})"
-                    )
-                if version == len(MIGRATIONS):
-                    cur.execute("COMMIT")
-                    return version
-                MIGRATIONS[version](cur)
-                cur.execute("UPDATE schema_version SET version = %s", (version + 1,))
-                cur.execute("COMMIT")
-            except BaseException:
-                if not conn.closed:
-                    conn.rollback()
-                raise
-
-
-# --------------------------------------------------------------------------------------------
-# SQL
-# --------------------------------------------------------------------------------------------
-
-_MSG_COLS = "conv, seq, session_type, sender_id, to_id, client_msg_id, msg_type, data, created_at, client_type"
-_USER_COLS = "user_id, name, nick_name, password_hash, disabled, created_at, avatar_url, phone"
 
 SQL_APPEND = (
     "SELECT * FROM coffeechat_append(%s::text, %s::smallint, %s::bigint, %s::bigint, %s::text, %s::smallint, "
@@ -434,132 +124,10 @@ SQL_CREATE_CONVS = (
 )
 SQL_LOCK_CONVS = "SELECT 1 FROM conversations WHERE conv = ANY(%s::text[]) ORDER BY conv FOR UPDATE"
 SQL_LOCK_USERS = "SELECT pg_advisory_xact_lock(%s + u) FROM (SELECT DISTINCT unnest(%s::bigint[]) AS u ORDER BY u) AS t"
-SQL_LOCK_CONV = "SELECT 1 FROM conversations WHERE conv = %s FOR UPDATE"
-SQL_LAST_SEQ = "SELECT last_seq FROM conversations WHERE conv = %s"
-SQL_HISTORY = f"SELECT {_MSG_COLS} FROM messages WHERE conv = %s AND seq >= %s AND seq < %s ORDER BY seq DESC LIMIT %s"
-SQL_MESSAGES_BY_SEQ = f"SELECT {_MSG_COLS} FROM messages WHERE conv = %s AND seq = ANY(%s::bigint[]) ORDER BY seq"
-SQL_MARK_READ = (
-    "UPDATE user_conversations SET read_seq = greatest(read_seq, least(%s, "
-    "coalesce((SELECT last_seq FROM conversations WHERE conv = %s), 0))) "
-    "WHERE user_id = %s AND conv = %s RETURNING read_seq"
-)
-SQL_MARK_DELIVERED = (
-    "UPDATE user_conversations SET delivered_seq = greatest(delivered_seq, least(%s, "
-    "coalesce((SELECT last_seq FROM conversations WHERE conv = %s), 0))) "
-    "WHERE user_id = %s AND conv = %s"
-)
-SQL_DELIVERED_SEQ = "SELECT delivered_seq FROM user_conversations WHERE user_id = %s AND conv = %s"
-_ENTRY_SELECT = (
-    "SELECT uc.conv, uc.session_type, uc.session_id, uc.read_seq, "
-    "coalesce(c.last_seq, 0), coalesce(c.updated_at, 0), "
-    "m.conv, m.seq, m.session_type, m.sender_id, m.to_id, m.client_msg_id, m.msg_type, m.data, "
-    "m.created_at, m.client_type, greatest(uc.mention_seq, coalesce(g.at_all_seq, 0)) "
-    "FROM user_conversations AS uc "
-    "LEFT JOIN conversations AS c ON c.conv = uc.conv "
-    "LEFT JOIN messages AS m ON m.conv = c.conv AND m.seq = c.last_seq "
-    "LEFT JOIN chat_groups AS g ON uc.session_type = 2 AND g.group_id = uc.session_id "
-)
-SQL_CONVERSATIONS_OF = (
-    _ENTRY_SELECT + "WHERE uc.user_id = %s AND coalesce(c.updated_at, 0) >= %s "
-    "ORDER BY coalesce(c.updated_at, 0) DESC, coalesce(c.last_seq, 0) DESC, uc.conv DESC LIMIT %s"
-)
-SQL_CONVERSATION_ENTRY = _ENTRY_SELECT + "WHERE uc.user_id = %s AND uc.conv = %s"
-
-SQL_CREATE_USER = (
-    "INSERT INTO users (name, name_key, nick_name, password_hash, disabled, created_at) "
-    f"VALUES (%s, %s, %s, %s, false, %s) RETURNING {_USER_COLS}"
-)
-SQL_USER_BY_NAME = f"SELECT {_USER_COLS} FROM users WHERE name_key = %s"
-SQL_USER_BY_ID = f"SELECT {_USER_COLS} FROM users WHERE user_id = %s"
-SQL_USERS_BY_IDS = f"SELECT {_USER_COLS} FROM users WHERE user_id = ANY(%s::bigint[]) ORDER BY user_id"
-SQL_LIST_USERS = f"SELECT {_USER_COLS} FROM users WHERE user_id > %s ORDER BY user_id LIMIT %s"
-SQL_UPDATE_USER = (
-    "UPDATE users SET nick_name = coalesce(%s::text, nick_name), "
-    "password_hash = coalesce(%s::text, password_hash), disabled = coalesce(%s::boolean, disabled) "
-    f"WHERE user_id = %s RETURNING {_USER_COLS}"
-)
-SQL_ADD_TOKEN = (
-    "INSERT INTO tokens (token_hash, user_id, created_at, expires_at, revoked, label) "
-    "VALUES (%s, %s, %s, %s, false, %s)"
-)
-# A token is valid while now < expires_at.
-SQL_USERS_BY_TOKENS = (
-    f"SELECT t.token_hash, {', '.join('u.' + c for c in _USER_COLS.split(', '))} FROM tokens AS t "
-    "JOIN users AS u ON u.user_id = t.user_id "
-    "WHERE t.token_hash = ANY(%s::text[]) AND NOT t.revoked AND t.expires_at > %s"
-)
-SQL_REVOKE_TOKEN = "UPDATE tokens SET revoked = true WHERE token_hash = %s AND NOT revoked"
-SQL_REVOKE_USER_TOKENS = "UPDATE tokens SET revoked = true WHERE user_id = %s AND NOT revoked"
-
-_GROUP_COLS = (
-    "group_id, name, group_type, owner_id, created_at, updated_at, version, join_model, be_invite_model, "
-    "mute_model, intro, announcement, avatar, member_count, dismissed"
-)
-_MEMBER_COLS = "group_id, user_id, role, joined_at, joined_seq, join_no"
-SQL_GROUP_BY_ID = f"SELECT {_GROUP_COLS} FROM chat_groups WHERE group_id = %s"
-SQL_CREATE_GROUP = (
-    "INSERT INTO chat_groups (name, group_type, owner_id, created_at, updated_at, version, member_count, "
-    f"join_counter) VALUES (%s, %s, %s, %s, %s, 1, %s, %s) RETURNING {_GROUP_COLS}"
-)
-SQL_NEW_GROUP_CONVERSATION = (
-    "INSERT INTO conversations (conv, session_type, last_seq, updated_at) VALUES (%s, 2, 0, %s) "
-    "ON CONFLICT (conv) DO NOTHING"
-)
-SQL_GROUPS_OF = (
-    f"SELECT {', '.join('g.' + c for c in _GROUP_COLS.split(', '))} FROM group_members AS m "
-    "JOIN chat_groups AS g ON g.group_id = m.group_id WHERE m.user_id = %s ORDER BY m.group_id"
-)
-SQL_GROUP_MEMBERS = f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = %s ORDER BY join_no"
-SQL_GROUP_MEMBER = f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = %s AND user_id = %s"
-SQL_MEMBERS_AMONG = (
-    f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = %s AND user_id = ANY(%s::bigint[]) ORDER BY join_no"
-)
-SQL_GROUP_COUNTS = (
-    "SELECT u, (SELECT count(*) FROM group_members AS m WHERE m.user_id = u) "
-    "FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(u, i) ORDER BY i"
-)
-SQL_INSERT_MEMBER = f"INSERT INTO group_members ({_MEMBER_COLS}) VALUES (%s, %s, %s, %s, %s, %s)"
-SQL_INSERT_MEMBER_ENTRY = (
-    "INSERT INTO user_conversations (user_id, conv, session_type, session_id, read_seq, delivered_seq, "
-    "mention_seq) VALUES (%s, %s, 2, %s, %s, %s, 0) ON CONFLICT (user_id, conv) DO UPDATE SET "
-    "read_seq = excluded.read_seq, delivered_seq = excluded.delivered_seq, mention_seq = 0"
-)
-SQL_DELETE_MEMBERS = "DELETE FROM group_members WHERE group_id = %s AND user_id = ANY(%s::bigint[])"
-SQL_DELETE_MEMBER_ENTRIES = "DELETE FROM user_conversations WHERE user_id = ANY(%s::bigint[]) AND conv = %s"
-SQL_SENIOR_MEMBER = f"SELECT {_MEMBER_COLS} FROM group_members WHERE group_id = %s ORDER BY join_no LIMIT 1"
-SQL_SET_ROLE = "UPDATE group_members SET role = %s WHERE group_id = %s AND user_id = %s"
-SQL_TAKE_JOIN_NOS = "UPDATE chat_groups SET join_counter = join_counter + %s WHERE group_id = %s RETURNING join_counter"
-SQL_BUMP_GROUP = (
-    "UPDATE chat_groups SET version = version + 1, updated_at = greatest(updated_at, %s), "
-    "member_count = member_count + %s, owner_id = coalesce(%s::bigint, owner_id), dismissed = dismissed OR %s "
-    f"WHERE group_id = %s RETURNING {_GROUP_COLS}"
-)
-SQL_UPDATE_GROUP = (
-    "UPDATE chat_groups SET name = coalesce(%s::text, name), intro = coalesce(%s::text, intro), "
-    "announcement = coalesce(%s::text, announcement), avatar = coalesce(%s::text, avatar), "
-    "join_model = coalesce(%s::smallint, join_model), be_invite_model = coalesce(%s::smallint, be_invite_model), "
-    "mute_model = coalesce(%s::smallint, mute_model) WHERE group_id = %s"
-)
-SQL_GROUP_READ_COUNT = (
-    "SELECT count(*), count(*) FILTER (WHERE uc.read_seq >= %s) FROM group_members AS m "
-    "JOIN user_conversations AS uc ON uc.user_id = m.user_id AND uc.conv = %s "
-    "WHERE m.group_id = %s AND m.user_id <> %s AND m.joined_seq <= %s"
-)
 
 _SINGLE = int(SessionType.SINGLE)
 _NOTIFICATION = int(MsgType.NOTIFICATION)
-_NO_UPPER = 1 << 62
 _MAX_TRIES = 8  # runs of one batch that hit a deadlock or serialization failure before it fails
-_INT_FIELDS = ("join_model", "be_invite_model", "mute_model")
-
-
-# --------------------------------------------------------------------------------------------
-# Transaction functions (run in the writer thread or a reader thread)
-# --------------------------------------------------------------------------------------------
-
-
-def _row_user(row: tuple) -> User:
-    return User(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7])
 
 
 def _append_params(m: Any) -> tuple:
@@ -582,7 +150,7 @@ def _append_params(m: Any) -> tuple:
 
 
 def _append_result(m: Any, row: tuple) -> AppendResult | Exception:
-    """The function's row as an AppendResult, or the refusal (returned: see ``_refusal``)."""
+    """The function's row as an AppendResult, or the refusal (returned: see :func:`refusal`)."""
     status = row[0]
     if status == 0:
         return AppendResult(
@@ -605,23 +173,31 @@ def _append_result(m: Any, row: tuple) -> AppendResult | Exception:
             Message(row[2], row[1], row[3], row[4], row[5], m.client_msg_id, row[6], bytes(row[7]), row[8], row[9]),
             False,
         )
-    if status == 2:
-        return GroupNotFound(f"no group {m.to_id}")
-    if status == 3:
-        return NotGroupMember(f"user {m.sender_id} is not a member of group {m.to_id}")
-    if status == 4:
-        return GroupForbidden("the group is muted: only the owner and admins may send")
-    return GroupForbidden("only the owner and admins may mention everyone")
+    return _REFUSALS[status](m)
 
 
-def _append_txn(cur: psycopg.Cursor, m: Any) -> AppendResult | Exception:
-    """One append: one round trip to ``coffeechat_append``."""
-    return _append_result(m, cur.execute(SQL_APPEND, _append_params(m)).fetchone())
+# coffeechat_append's refusal statuses, as coffeechat.grouprules words them.
+_REFUSALS = {
+    2: lambda m: grouprules.not_found(m.to_id),
+    3: lambda m: grouprules.not_member(m.to_id, m.sender_id),
+    4: lambda m: grouprules.muted(m.to_id),
+    5: lambda m: grouprules.at_all_forbidden(m.to_id),
+}
+
+
+def append_txn(txn: PostgresTransaction, m: Any) -> AppendResult | Exception:
+    """One append: one round trip to ``coffeechat_append``; a refusal is returned."""
+    return _append_result(m, txn.cursor.execute(SQL_APPEND, _append_params(m)).fetchone())
+
+
+def _append_txn(txn: PostgresTransaction, m: Any) -> AppendResult:
+    """``append_txn`` for ``run_write`` callers (tests, tools): a refusal is raised."""
+    return refusal(append_txn(txn, m))
 
 
 def _append_singles(cur: psycopg.Cursor, msgs: list) -> list[AppendResult]:
     """A run of 1:1 appends in one statement (``SQL_APPEND_SINGLES``); same results as one
-    ``_append_txn`` after the other.  Raises if the run must be replayed one by one."""
+    ``append_txn`` after the other.  Raises if the run must be replayed one by one."""
     columns: list[list] = [[], [], [], [], [], [], [], []]
     conv, sender, to, cmid, msg_type, data, created, client_type = columns
     for m in msgs:
@@ -667,325 +243,16 @@ class _ConcurrentDuplicate(Exception):
     """A set-based run of appends met a duplicate committed elsewhere meanwhile."""
 
 
-def _refusal(result: Any) -> Any:
-    """Turn a refusal returned by ``_append_txn`` into the failure of the append."""
+def refusal(result: Any) -> Any:
+    """Turn a refusal returned by :func:`append_txn` into the failure of the append."""
     if isinstance(result, Exception):
         raise result
     return result
 
 
-def _create_user_txn(cur: psycopg.Cursor, name: str, nick_name: str, password_hash: str, created_at: int) -> User:
-    try:
-        row = cur.execute(SQL_CREATE_USER, (name, name.casefold(), nick_name, password_hash, created_at)).fetchone()
-    except psycopg.errors.UniqueViolation as e:
-        raise UserExists(name) from e
-    return _row_user(row)
-
-
-def _update_user_txn(
-    cur: psycopg.Cursor, user_id: int, nick_name: str | None, password_hash: str | None, disabled: bool | None
-) -> User | None:
-    flag = None if disabled is None else bool(disabled)
-    row = cur.execute(SQL_UPDATE_USER, (nick_name, password_hash, flag, user_id)).fetchone()
-    return None if row is None else _row_user(row)
-
-
-def _add_token_txn(
-    cur: psycopg.Cursor, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str
-) -> None:
-    cur.execute(SQL_ADD_TOKEN, (token_hash, user_id, created_at, expires_at, label))
-
-
-def _revoke_token_txn(cur: psycopg.Cursor, token_hash: str) -> bool:
-    return cur.execute(SQL_REVOKE_TOKEN, (token_hash,)).rowcount > 0
-
-
-def _revoke_user_tokens_txn(cur: psycopg.Cursor, user_id: int) -> int:
-    return cur.execute(SQL_REVOKE_USER_TOKENS, (user_id,)).rowcount
-
-
-def _purge_tokens_txn(cur: psycopg.Cursor, now: int, limit: int) -> int:
-    # SKIP LOCKED: nodes purging at the same time take different rows instead of waiting.
-    return cur.execute(
-        "DELETE FROM tokens WHERE token_hash IN "
-        "(SELECT token_hash FROM tokens WHERE expires_at <= %s LIMIT %s FOR UPDATE SKIP LOCKED)",
-        (now, limit),
-    ).rowcount
-
-
-def _mark_read_txn(cur: psycopg.Cursor, user_id: int, conv: str, seq: int) -> int | None:
-    row = cur.execute(SQL_MARK_READ, (seq, conv, user_id, conv)).fetchone()
-    return None if row is None else row[0]
-
-
-def _mark_delivered_txn(cur: psycopg.Cursor, receipts: list[tuple[int, str, int]]) -> None:
-    cur.executemany(SQL_MARK_DELIVERED, [(seq, conv, uid, conv) for uid, conv, seq in receipts])
-
-
-def _one_user(cur: psycopg.Cursor, sql: str, key: Any) -> User | None:
-    row = cur.execute(sql, (key,)).fetchone()
-    return None if row is None else _row_user(row)
-
-
-def _users_by_ids(cur: psycopg.Cursor, ids: list[int]) -> list[User]:
-    return [_row_user(r) for r in cur.execute(SQL_USERS_BY_IDS, (ids,))]
-
-
-def _list_users(cur: psycopg.Cursor, after_id: int, limit: int) -> list[User]:
-    return [_row_user(r) for r in cur.execute(SQL_LIST_USERS, (after_id, limit))]
-
-
-def _users_by_tokens(cur: psycopg.Cursor, token_hashes: list[str], now: int) -> dict[str, User]:
-    return {r[0]: _row_user(r[1:]) for r in cur.execute(SQL_USERS_BY_TOKENS, (token_hashes, now))}
-
-
-def _message(r: tuple | list) -> Message:
-    return Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]), r[8], r[9])
-
-
-def _history(cur: psycopg.Cursor, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
-    rows = cur.execute(SQL_HISTORY, (conv, min_seq, before_seq, limit)).fetchall()
-    rows.reverse()
-    return [_message(r) for r in rows]
-
-
-def _messages_by_seq(cur: psycopg.Cursor, conv: str, seqs: list[int]) -> list[Message]:
-    return [_message(r) for r in cur.execute(SQL_MESSAGES_BY_SEQ, (conv, seqs))]
-
-
-def _scalar(cur: psycopg.Cursor, sql: str, params: tuple) -> int:
-    row = cur.execute(sql, params).fetchone()
-    return 0 if row is None else row[0]
-
-
-def _row_entry(r: tuple) -> ConversationEntry:
-    last = None if r[6] is None else _message(r[6:16])
-    return ConversationEntry(r[0], r[1], r[2], r[3], r[4], r[5], last, r[16])
-
-
-def _conversations_of(cur: psycopg.Cursor, user_id: int, updated_since: int, limit: int) -> list[ConversationEntry]:
-    return [_row_entry(r) for r in cur.execute(SQL_CONVERSATIONS_OF, (user_id, updated_since, limit))]
-
-
-def _conversation_entry(cur: psycopg.Cursor, user_id: int, conv: str) -> ConversationEntry | None:
-    row = cur.execute(SQL_CONVERSATION_ENTRY, (user_id, conv)).fetchone()
-    return None if row is None else _row_entry(row)
-
-
-# ---- groups (see IGroupStore) ----
-
-
-def _row_group(r: tuple) -> Group:
-    return Group(*r[:14], bool(r[14]))
-
-
-def _lock_group(cur: psycopg.Cursor, group_id: int) -> None:
-    """Take the group conversation's row lock: the one every append to the group takes, so a
-    membership or mute change and a message are ordered exactly, across nodes."""
-    cur.execute(SQL_LOCK_CONV, (f"g:{group_id}",))
-
-
-def _live_group(cur: psycopg.Cursor, group_id: int) -> Group:
-    _lock_group(cur, group_id)
-    row = cur.execute(SQL_GROUP_BY_ID, (group_id,)).fetchone()
-    if row is None or row[14]:
-        raise GroupNotFound(f"no group {group_id}")
-    return _row_group(row)
-
-
-def _check_actor(cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int) -> GroupMember:
-    row = cur.execute(SQL_GROUP_MEMBER, (group_id, actor_id)).fetchone()
-    if row is None:
-        raise NotGroupMember(f"user {actor_id} is not a member of group {group_id}")
-    if row[2] < min_role:
-        raise GroupForbidden(f"user {actor_id} may not do this in group {group_id}")
-    return GroupMember(*row)
-
-
-def _unique(ids: Iterable[int], skip: int | None = None) -> list[int]:
-    """Distinct ids in their given order, without ``skip``."""
-    seen = {skip}
-    return [i for i in ids if not (i in seen or seen.add(i))]
-
-
-def _check_group_counts(cur: psycopg.Cursor, user_ids: list[int], max_groups_per_user: int) -> None:
-    """Refuse users who are in ``max_groups_per_user`` groups already.  Each user's advisory
-    lock makes the count exact against other nodes adding them to other groups."""
-    if max_groups_per_user <= 0 or not user_ids:
-        return
-    cur.execute(SQL_LOCK_USERS, (_USER_LOCK_BASE, user_ids))
-    over = [u for u, n in cur.execute(SQL_GROUP_COUNTS, (user_ids,)).fetchall() if n >= max_groups_per_user]
-    if over:
-        raise TooManyGroups(over)
-
-
-def _insert_members(
-    cur: psycopg.Cursor, group_id: int, members: list[tuple[int, int]], now: int, first_join_no: int
-) -> tuple[GroupMember, ...]:
-    """Member rows and conversation entries; entries start read at the group's last seq (the
-    group conversation is locked: no message can slip in between)."""
-    conv = f"g:{group_id}"
-    row = cur.execute(SQL_LAST_SEQ, (conv,)).fetchone()
-    last = 0 if row is None else row[0]
-    added = tuple(
-        GroupMember(group_id, uid, role, now, last + 1, first_join_no + i) for i, (uid, role) in enumerate(members)
-    )
-    cur.executemany(SQL_INSERT_MEMBER, [(group_id, m.user_id, m.role, now, m.joined_seq, m.join_no) for m in added])
-    cur.executemany(SQL_INSERT_MEMBER_ENTRY, [(m.user_id, conv, group_id, last, last) for m in added])
-    return added
-
-
-def _bump(
-    cur: psycopg.Cursor, group_id: int, now: int, delta: int = 0, owner_id: int | None = None, dismissed: bool = False
-) -> Group:
-    row = cur.execute(SQL_BUMP_GROUP, (now, delta, owner_id, dismissed, group_id)).fetchone()
-    return _row_group(row)
-
-
-def _create_group_txn(
-    cur: psycopg.Cursor,
-    owner_id: int,
-    name: str,
-    group_type: int,
-    member_ids: list[int],
-    created_at: int,
-    max_members: int,
-    max_groups_per_user: int,
-) -> GroupChange:
-    members = [owner_id, *_unique(member_ids, owner_id)]
-    if len(members) > max_members:
-        raise GroupFull(f"a group has at most {max_members} members")
-    _check_group_counts(cur, members, max_groups_per_user)
-    row = cur.execute(
-        SQL_CREATE_GROUP, (name, group_type, owner_id, created_at, created_at, len(members), len(members))
-    ).fetchone()
-    group = _row_group(row)
-    cur.execute(SQL_NEW_GROUP_CONVERSATION, (group.conv, created_at))
-    _lock_group(cur, group.group_id)
-    roles = [(owner_id, int(GroupRole.OWNER))] + [(u, int(GroupRole.MEMBER)) for u in members[1:]]
-    return GroupChange(group, added=_insert_members(cur, group.group_id, roles, created_at, 1))
-
-
-def _add_members_txn(
-    cur: psycopg.Cursor,
-    group_id: int,
-    actor_id: int,
-    min_role: int,
-    user_ids: list[int],
-    now: int,
-    max_members: int,
-    max_groups_per_user: int,
-) -> GroupChange:
-    group = _live_group(cur, group_id)
-    _check_actor(cur, group_id, actor_id, min_role)
-    wanted = _unique(user_ids)
-    present = {r[1] for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, wanted))}
-    new = [u for u in wanted if u not in present]
-    if not new:
-        return GroupChange(group)
-    if group.member_count + len(new) > max_members:
-        raise GroupFull(f"group {group_id} has at most {max_members} members")
-    _check_group_counts(cur, new, max_groups_per_user)
-    counter = cur.execute(SQL_TAKE_JOIN_NOS, (len(new), group_id)).fetchone()[0]
-    added = _insert_members(cur, group_id, [(u, int(GroupRole.MEMBER)) for u in new], now, counter - len(new) + 1)
-    return GroupChange(_bump(cur, group_id, now, len(added)), added=added)
-
-
-def _remove_members_txn(
-    cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int
-) -> GroupChange:
-    group = _live_group(cur, group_id)
-    _check_actor(cur, group_id, actor_id, min_role)
-    ids = _unique(user_ids)
-    removed = tuple(GroupMember(*r) for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, ids)).fetchall())
-    if not removed:
-        return GroupChange(group)
-    if protect_role and any(m.role >= protect_role for m in removed):
-        raise GroupForbidden("the owner and admins cannot be removed by this user")
-    gone = [m.user_id for m in removed]
-    cur.execute(SQL_DELETE_MEMBERS, (group_id, gone))
-    cur.execute(SQL_DELETE_MEMBER_ENTRIES, (gone, group.conv))
-    if len(removed) >= group.member_count:
-        return GroupChange(_bump(cur, group_id, now, -len(removed), dismissed=True), removed=removed)
-    roles: tuple[GroupMember, ...] = ()
-    owner = None
-    if any(m.user_id == group.owner_id for m in removed):
-        senior = GroupMember(*cur.execute(SQL_SENIOR_MEMBER, (group_id,)).fetchone())
-        cur.execute(SQL_SET_ROLE, (int(GroupRole.OWNER), group_id, senior.user_id))
-        owner = senior.user_id
-        roles = (
-            GroupMember(
-                group_id, senior.user_id, int(GroupRole.OWNER), senior.joined_at, senior.joined_seq, senior.join_no
-            ),
-        )
-    return GroupChange(_bump(cur, group_id, now, -len(removed), owner), removed=removed, roles=roles)
-
-
-def _update_group_txn(
-    cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, changes: dict, now: int
-) -> GroupChange:
-    _live_group(cur, group_id)
-    _check_actor(cur, group_id, actor_id, min_role)
-    values = [changes.get(k) for k in GROUP_UPDATABLE]
-    cur.execute(SQL_UPDATE_GROUP, (*values, group_id))
-    return GroupChange(_bump(cur, group_id, now))
-
-
-def _set_roles_txn(
-    cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int
-) -> GroupChange:
-    group = _live_group(cur, group_id)
-    _check_actor(cur, group_id, actor_id, min_role)
-    members = [GroupMember(*r) for r in cur.execute(SQL_MEMBERS_AMONG, (group_id, _unique(user_ids)))]
-    changed = tuple(
-        GroupMember(m.group_id, m.user_id, role, m.joined_at, m.joined_seq, m.join_no)
-        for m in members
-        if m.role != role and m.role != GroupRole.OWNER
-    )
-    if not changed:
-        return GroupChange(group)
-    cur.executemany(SQL_SET_ROLE, [(role, group_id, m.user_id) for m in changed])
-    return GroupChange(_bump(cur, group_id, now), roles=changed)
-
-
-def _dismiss_group_txn(cur: psycopg.Cursor, group_id: int, actor_id: int, min_role: int, now: int) -> GroupChange:
-    group = _live_group(cur, group_id)
-    _check_actor(cur, group_id, actor_id, min_role)
-    removed = tuple(GroupMember(*r) for r in cur.execute(SQL_GROUP_MEMBERS, (group_id,)).fetchall())
-    ids = [m.user_id for m in removed]
-    cur.execute(SQL_DELETE_MEMBERS, (group_id, ids))
-    cur.execute(SQL_DELETE_MEMBER_ENTRIES, (ids, group.conv))
-    return GroupChange(_bump(cur, group_id, now, -len(removed), dismissed=True), removed=removed)
-
-
-def _group_by_id(cur: psycopg.Cursor, group_id: int) -> Group | None:
-    row = cur.execute(SQL_GROUP_BY_ID, (group_id,)).fetchone()
-    return None if row is None else _row_group(row)
-
-
-def _groups_of(cur: psycopg.Cursor, user_id: int) -> list[Group]:
-    return [_row_group(r) for r in cur.execute(SQL_GROUPS_OF, (user_id,))]
-
-
-def _group_members(cur: psycopg.Cursor, group_id: int) -> list[GroupMember]:
-    return [GroupMember(*r) for r in cur.execute(SQL_GROUP_MEMBERS, (group_id,))]
-
-
-def _group_member(cur: psycopg.Cursor, group_id: int, user_id: int) -> GroupMember | None:
-    row = cur.execute(SQL_GROUP_MEMBER, (group_id, user_id)).fetchone()
-    return None if row is None else GroupMember(*row)
-
-
-def _group_read_count(cur: psycopg.Cursor, group_id: int, seq: int, exclude: int) -> tuple[int, int]:
-    members, read = cur.execute(SQL_GROUP_READ_COUNT, (seq, f"g:{group_id}", group_id, exclude, seq)).fetchone()
-    return read, members
-
-
 # --------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------
-
-_NO_LOCKS: tuple = ()
 
 
 def _retryable(e: BaseException) -> bool:
@@ -1005,13 +272,16 @@ def _safe_dsn(dsn: str) -> str:
 
 
 @implementer(IStore)
-class PostgresStore(ThreadedStore):
-    """IStore on a PostgreSQL database that several nodes may share.
+class PostgresStore(ThreadedSQLDatabase):
+    """IStore (and ISQLDatabase) on a PostgreSQL database that several nodes may share.
 
     Counters, so group commit can be observed: ``commits`` (write transactions, one per
     batch), ``ops_committed`` (the operations they carried), ``replays`` (batches re-run with
     savepoints because an operation failed) and ``retries`` (batches re-run after a deadlock
     or serialization failure)."""
+
+    engine = "postgres"
+    _kind = "postgres"
 
     def __init__(
         self,
@@ -1023,42 +293,18 @@ class PostgresStore(ThreadedStore):
         synchronous: str = "full",
         connect_timeout: int = 10,
     ) -> None:
-        synchronous = str(synchronous).lower()
-        if synchronous not in ("full", "normal"):
-            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
-        if int(max_batch) < 1 or int(reader_threads) < 1 or float(group_commit_ms) < 0:
-            raise ValueError("max_batch and reader_threads must be >= 1, group_commit_ms >= 0")
+        super().__init__(reactor, group_commit_ms, max_batch, reader_threads, synchronous)
         pg_conninfo.conninfo_to_dict(dsn)  # a malformed DSN fails here, not in a thread later
-        self._reactor = reactor
         self.dsn = dsn
-        self.group_commit_ms = float(group_commit_ms)
-        self.max_batch = int(max_batch)
-        self.reader_threads = int(reader_threads)
-        self.synchronous = synchronous
         self.connect_timeout = int(connect_timeout)
-        self.schema_version = 0
-        self.commits = 0
-        self.ops_committed = 0
-        self.replays = 0
         self.retries = 0
-        self._state = _NEW
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._put = self._queue.put
-        self._writer: threading.Thread | None = None
         self._writer_conn: psycopg.Connection | None = None
-        self._pool: ThreadPool | None = None
-        self._local = threading.local()
-        self._reader_conns: list[psycopg.Connection] = []
-        self._reader_conns_lock = threading.Lock()
-        self._reads_in_flight = 0
-        self._reads_drained: defer.Deferred | None = None
-        self._writer_done: defer.Deferred | None = None
-        self._writer_alive = False
-        self._stop_waiters: list[defer.Deferred] = []
-        self._shutdown_trigger: Any = None
 
     def __repr__(self) -> str:
         return f"<PostgresStore {_safe_dsn(self.dsn)!r}>"
+
+    def _core_migrations(self) -> list[SQLMigration]:
+        return MIGRATIONS
 
     # ---- connections -------------------------------------------------------------------------
 
@@ -1084,233 +330,19 @@ class PostgresStore(ThreadedStore):
             raise
         return conn
 
-    # ---- lifecycle ---------------------------------------------------------------------------
+    def _open_writer(self) -> None:
+        self._writer_conn = self._connect("writer")
 
-    def start(self) -> defer.Deferred:
-        """Connect and migrate in the writer thread, then start the readers."""
-        if self._state != _NEW:
-            return defer.fail(StoreClosed(f"{self!r} cannot be started twice"))
-        self._state = _STARTING
-        ready: defer.Deferred = defer.Deferred()
-        self._writer = threading.Thread(target=self._writer_main, args=(ready,), name="postgres-writer", daemon=True)
-        self._writer.start()
+    def _close_writer(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            conn.close()
 
-        def started(_: object) -> None:
-            self._pool = ThreadPool(1, self.reader_threads, name="postgres-readers")
-            self._pool.start()
-            self._state = _RUNNING
-            # A safety net for stores used outside a service (see the SQLite backend).
-            self._shutdown_trigger = self._reactor.addSystemEventTrigger("during", "shutdown", self.stop)
-            if self._stop_waiters:  # stop() was called while starting
-                self._begin_stop()
-
-        def failed(f: Failure) -> Failure:
-            self._state = _STOPPED
-            self._fire_stop_waiters()
-            return f
-
-        ready.addCallbacks(started, failed)
-        return ready
-
-    # ---- the writer thread -------------------------------------------------------------------
-
-    def _writer_main(self, ready: defer.Deferred) -> None:
-        call = self._reactor.callFromThread
-        try:
-            conn = self._connect("writer")
-            try:
-                self.schema_version = _migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-        except BaseException:
-            call(ready.errback, Failure())
-            return
-        self._writer_conn = conn
-        self._writer_alive = True
-        call(ready.callback, None)
-        clean = False
-        try:
-            self._writer_loop()
-            clean = True
-        finally:
-            if self._writer_conn is not None:
-                self._writer_conn.close()
-                self._writer_conn = None
-            call(self._writer_exited, clean)
-
-    def _writer_loop(self) -> None:
-        q = self._queue
-        get = q.get
-        get_nowait = q.get_nowait
-        window = self.group_commit_ms / 1000.0
-        max_batch = self.max_batch
-        while True:
-            idle = q.qsize() == 0
-            op = get()
-            if op is _STOP:
-                return
-            batch = [op]
-            stopping = False
-            # Group commit: an op that found the writer idle waits the window for company; a
-            # backlog that queued during the previous commit has waited long enough.
-            if idle and window:
-                time.sleep(window)
-            while len(batch) < max_batch:
-                try:
-                    op = get_nowait()
-                except queue.Empty:
-                    break
-                if op is _STOP:
-                    stopping = True
-                    break
-                batch.append(op)
-            self._reactor.callFromThread(self._fire, self._run_batch(batch))
-            if stopping:
-                return
-
-    def _run_batch(self, batch: list) -> list:
-        """Commit the batch in one transaction; results ``(deferred, ok, value)`` in queue order.
-
-        A deadlock or serialization failure reruns it (a few times, after a short random pause);
-        a lost connection fails the whole batch (its outcome is unknown: clients resend) and
-        the next batch reconnects."""
-        for attempt in range(_MAX_TRIES):
-            conn = self._writer_conn
-            try:
-                if conn is None or conn.closed:
-                    self._writer_conn = conn = self._connect("writer")
-                results = self._transaction(conn.cursor(), batch)
-            except Exception as e:
-                failure = Failure()
-                if conn is not None and not conn.closed and not conn.broken:
-                    try:
-                        conn.rollback()
-                    except psycopg.Error:
-                        conn.close()
-                if _retryable(e) and attempt + 1 < _MAX_TRIES:
-                    self.retries += 1
-                    time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-                    continue
-                if conn is not None and conn.broken:
-                    conn.close()
-                    self._writer_conn = None
-                    time.sleep(0.05)  # do not spin against a database that is down
-                return [(op[2], False, failure) for op in batch]
-            self.commits += 1
-            self.ops_committed += len(batch)
-            return results
-        raise AssertionError("unreachable")
-
-    def _transaction(self, cur: psycopg.Cursor, batch: list) -> list:
-        """Run the batch as one transaction; an operation's own error replays it guarded."""
-        execute = cur.execute
-        execute("BEGIN")
-        self._prelock(cur, batch)
-        try:
-            results = self._run_plain(cur, batch)
-        except _OpFailed:
-            execute("ROLLBACK")
-            self.replays += 1
-            execute("BEGIN")
-            self._prelock(cur, batch)
-            results = self._run_guarded(cur, batch)
-        execute("COMMIT")
-        return results
-
-    @staticmethod
-    def _prelock(cur: psycopg.Cursor, batch: list) -> None:
-        """Lock every conversation (then user) the batch declares, in sorted order."""
-        convs: set[str] = set()
-        users: set[int] = set()
-        new_single: set[str] = set()
-        for op in batch:
-            if op[3]:
-                convs.update(op[3])
-                if op[0] is _append_txn and op[1][0].session_type == _SINGLE:
-                    new_single.add(op[1][0].conv)
-            if op[4]:
-                users.update(op[4])
-        if new_single:
-            # Two nodes creating the same new conversations would otherwise wait for each
-            # other's uncommitted inserts in whatever order their messages came.
-            cur.execute(SQL_CREATE_CONVS, (sorted(new_single),))
-        if convs:
-            cur.execute(SQL_LOCK_CONVS, (sorted(convs),))
-        if users:
-            cur.execute(SQL_LOCK_USERS, (_USER_LOCK_BASE, sorted(users)))
-
-    @staticmethod
-    def _run_plain(cur: psycopg.Cursor, batch: list) -> list:
-        """Every op in turn, without savepoints; a run of 1:1 appends is one statement, a run
-        of group appends one pipeline."""
-        results = []
-        record = results.append
-        i, n = 0, len(batch)
-        while i < n:
-            fn, args, d = batch[i][:3]
-            try:
-                if fn is _append_txn:
-                    single = args[0].session_type == _SINGLE
-                    j = i + 1
-                    while j < n and batch[j][0] is _append_txn and (batch[j][1][0].session_type == _SINGLE) == single:
-                        j += 1
-                    if j - i > 1:
-                        msgs = [batch[k][1][0] for k in range(i, j)]
-                        if single:
-                            for k, result in enumerate(_append_singles(cur, msgs)):
-                                record((batch[i + k][2], True, result))
-                        else:  # group messages: one function call each, all in one pipeline
-                            cur.executemany(SQL_APPEND, [_append_params(m) for m in msgs], returning=True)
-                            for k, m in enumerate(msgs):
-                                if k:
-                                    cur.nextset()
-                                record((batch[i + k][2], True, _append_result(m, cur.fetchone())))
-                        i = j
-                        continue
-                record((d, True, fn(cur, *args)))
-            except Exception as e:
-                if _retryable(e) or cur.connection.broken:
-                    raise
-                raise _OpFailed() from e
-            i += 1
-        return results
-
-    @staticmethod
-    def _run_guarded(cur: psycopg.Cursor, batch: list) -> list:
-        """Every op under its own savepoint: a failure fails that op alone."""
-        execute = cur.execute
-        results = []
-        record = results.append
-        for fn, args, d, _convs, _users in batch:
-            execute("SAVEPOINT op")
-            try:
-                value = fn(cur, *args)
-            except Exception as e:
-                if _retryable(e) or cur.connection.broken:
-                    raise
-                record((d, False, Failure()))
-                execute("ROLLBACK TO SAVEPOINT op")
-            else:
-                record((d, True, value))
-            execute("RELEASE SAVEPOINT op")
-        return results
-
-    # ---- entry points ------------------------------------------------------------------------
-
-    def run_write(
-        self, description: str, fn: Callable[..., Any], *args: Any, convs: Iterable[str] = (), users: Iterable[int] = ()
-    ) -> defer.Deferred:
-        """Queue ``fn(cursor, *args)`` for the writer; it runs inside the next batch's
-        transaction and the Deferred fires after the COMMIT.  ``convs`` (conversation keys)
-        and ``users`` (user ids, for group-count limits) are locked up front with the rest of
-        the batch's, in a global order, so that batches of different nodes cannot deadlock.
-        ``fn`` may run more than once and must not BEGIN/COMMIT/ROLLBACK itself."""
-        if self._state != _RUNNING:
-            return self._closed()
-        d: defer.Deferred = defer.Deferred()
-        self._put((fn, args, d, tuple(convs) or _NO_LOCKS, tuple(users) or _NO_LOCKS))
-        return d
+    def _writer_txn(self) -> PostgresTransaction:
+        conn = self._writer_conn
+        if conn is None or conn.closed:
+            self._writer_conn = conn = self._connect("writer")
+        return PostgresTransaction(conn.cursor())
 
     def _reader_conn(self) -> psycopg.Connection:
         conn = getattr(self._local, "conn", None)
@@ -1325,7 +357,7 @@ class PostgresStore(ThreadedStore):
         conn = self._reader_conn()
         try:
             with conn.cursor() as cur:
-                return fn(cur, *args)
+                return fn(PostgresTransaction(cur), *args)
         except psycopg.OperationalError:
             if not conn.broken:
                 raise
@@ -1335,209 +367,113 @@ class PostgresStore(ThreadedStore):
                 if conn in self._reader_conns:
                     self._reader_conns.remove(conn)
             with self._reader_conn().cursor() as cur:
-                return fn(cur, *args)
+                return fn(PostgresTransaction(cur), *args)
 
-    # ---- IUserStore --------------------------------------------------------------------------
+    def _migrate_now(self, component: str, migrations: list[SQLMigration]) -> int:
+        """Each step in its own transaction under the migration advisory lock: nodes starting
+        together take turns, and whoever comes second finds the work done."""
+        txn = self._writer_txn()
+        execute = txn.cursor.execute
 
-    def create_user(self, name: str, nick_name: str, password_hash: str, created_at: int) -> defer.Deferred:
-        return self.run_write("create_user", _create_user_txn, name, nick_name, password_hash, created_at)
+        def begin() -> None:
+            execute("BEGIN")
+            execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
 
-    def user_by_name(self, name: str) -> defer.Deferred:
-        return self.run_read("user_by_name", _one_user, SQL_USER_BY_NAME, name.casefold())
+        return apply_migrations(txn, component, migrations, begin, execute)
 
-    def user_by_id(self, user_id: int) -> defer.Deferred:
-        return self.run_read("user_by_id", _one_user, SQL_USER_BY_ID, user_id)
+    # ---- the writer's batches ------------------------------------------------------------------
 
-    def users_by_ids(self, user_ids: list[int]) -> defer.Deferred:
-        ids = sorted({int(i) for i in user_ids})
-        if not ids:
-            return defer.succeed([]) if self._state == _RUNNING else self._closed()
-        return self.run_read("users_by_ids", _users_by_ids, ids)
+    def _begin(self, txn: PostgresTransaction, batch: list) -> None:
+        """BEGIN, then lock every conversation (then user) the batch declares, in sorted order."""
+        cur = txn.cursor
+        cur.execute("BEGIN")
+        convs: set[str] = set()
+        users: set[int] = set()
+        new_single: set[str] = set()
+        for op in batch:
+            if op[3]:
+                convs.update(op[3])
+                if op[0] is append_txn and op[1][0].session_type == _SINGLE:
+                    new_single.add(op[1][0].conv)
+            if op[4]:
+                users.update(op[4])
+        if new_single:
+            # Two nodes creating the same new conversations would otherwise wait for each
+            # other's uncommitted inserts in whatever order their messages came.
+            cur.execute(SQL_CREATE_CONVS, (sorted(new_single),))
+        if convs:
+            cur.execute(SQL_LOCK_CONVS, (sorted(convs),))
+        if users:
+            cur.execute(SQL_LOCK_USERS, (USER_LOCK_BASE, sorted(users)))
 
-    def list_users(self, after_id: int, limit: int) -> defer.Deferred:
-        return self.run_read("list_users", _list_users, after_id, limit)
+    def _fatal(self, e: BaseException) -> bool:
+        conn = self._writer_conn
+        return _retryable(e) or conn is None or conn.broken
 
-    def update_user(
-        self, user_id: int, nick_name: str | None = None, password_hash: str | None = None, disabled: bool | None = None
-    ) -> defer.Deferred:
-        return self.run_write("update_user", _update_user_txn, user_id, nick_name, password_hash, disabled)
+    def _abandon(self, e: BaseException) -> None:
+        conn = self._writer_conn
+        if conn is None or conn.closed:
+            return
+        if conn.broken:
+            conn.close()
+            self._writer_conn = None
+            if not _retryable(e):
+                time.sleep(0.05)  # do not spin against a database that is down
+            return
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            conn.close()
+            self._writer_conn = None
 
-    def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str) -> defer.Deferred:
-        return self.run_write("add_token", _add_token_txn, token_hash, user_id, created_at, expires_at, label)
+    def _retry(self, e: BaseException, attempt: int) -> bool:
+        if _retryable(e) and attempt + 1 < _MAX_TRIES:
+            self.retries += 1
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            return True
+        return False
 
-    def users_by_tokens(self, token_hashes: list[str], now: int) -> defer.Deferred:
-        hashes = list(dict.fromkeys(token_hashes))
-        if not hashes:
-            return defer.succeed({}) if self._state == _RUNNING else self._closed()
-        return self.run_read("users_by_tokens", _users_by_tokens, hashes, now)
+    def _run_plain(self, txn: PostgresTransaction, batch: list) -> list:
+        """Every op in turn, without savepoints; a run of 1:1 appends is one statement, a run
+        of group appends one pipeline."""
+        cur = txn.cursor
+        results = []
+        record = results.append
+        i, n = 0, len(batch)
+        while i < n:
+            fn, args, d = batch[i][:3]
+            if fn is append_txn:
+                single = args[0].session_type == _SINGLE
+                j = i + 1
+                while j < n and batch[j][0] is append_txn and (batch[j][1][0].session_type == _SINGLE) == single:
+                    j += 1
+                if j - i > 1:
+                    msgs = [batch[k][1][0] for k in range(i, j)]
+                    if single:
+                        for k, result in enumerate(_append_singles(cur, msgs)):
+                            record((batch[i + k][2], True, result))
+                    else:  # group messages: one function call each, all in one pipeline
+                        cur.executemany(SQL_APPEND, [_append_params(m) for m in msgs], returning=True)
+                        for k, m in enumerate(msgs):
+                            if k:
+                                cur.nextset()
+                            record((batch[i + k][2], True, _append_result(m, cur.fetchone())))
+                    i = j
+                    continue
+            record((d, True, fn(txn, *args)))
+            i += 1
+        return results
 
-    def revoke_token(self, token_hash: str) -> defer.Deferred:
-        return self.run_write("revoke_token", _revoke_token_txn, token_hash)
-
-    def revoke_user_tokens(self, user_id: int) -> defer.Deferred:
-        return self.run_write("revoke_user_tokens", _revoke_user_tokens_txn, user_id)
-
-    def purge_tokens(self, now: int, limit: int) -> defer.Deferred:
-        return self.run_write("purge_tokens", _purge_tokens_txn, now, limit)
-
-    # ---- IMessageStore -----------------------------------------------------------------------
+    # ---- IMessageStore.append ------------------------------------------------------------------
 
     def append(self, message: Any) -> defer.Deferred:
         if self._state != _RUNNING:
             return self._closed()
         d: defer.Deferred = defer.Deferred()
-        self._put((_append_txn, (message,), d, (message.conv,), _NO_LOCKS))
+        self._put((append_txn, (message,), d, (message.conv,), NO_LOCKS))
         if message.session_type != _SINGLE:
-            d.addCallback(_refusal)
+            d.addCallback(refusal)
         return d
-
-    def history(self, conv: str, before_seq: int, limit: int, min_seq: int = 1) -> defer.Deferred:
-        if limit <= 0:
-            return defer.succeed([]) if self._state == _RUNNING else self._closed()
-        upper = before_seq if before_seq > 0 else _NO_UPPER
-        return self.run_read("history", _history, conv, upper, limit, min_seq)
-
-    def messages_by_seq(self, conv: str, seqs: list[int]) -> defer.Deferred:
-        wanted = sorted({int(s) for s in seqs})
-        if not wanted:
-            return defer.succeed([]) if self._state == _RUNNING else self._closed()
-        return self.run_read("messages_by_seq", _messages_by_seq, conv, wanted)
-
-    def latest_seq(self, conv: str) -> defer.Deferred:
-        return self.run_read("latest_seq", _scalar, SQL_LAST_SEQ, (conv,))
-
-    def mark_read(self, user_id: int, conv: str, seq: int) -> defer.Deferred:
-        return self.run_write("mark_read", _mark_read_txn, user_id, conv, seq, convs=(conv,))
-
-    def mark_delivered(self, receipts: list[tuple[int, str, int]]) -> defer.Deferred:
-        receipts = list(receipts)
-        if not receipts:
-            return defer.succeed(None) if self._state == _RUNNING else self._closed()
-        return self.run_write("mark_delivered", _mark_delivered_txn, receipts, convs={r[1] for r in receipts})
-
-    def delivered_seq(self, user_id: int, conv: str) -> defer.Deferred:
-        return self.run_read("delivered_seq", _scalar, SQL_DELIVERED_SEQ, (user_id, conv))
-
-    def conversations_of(self, user_id: int, updated_since: int, limit: int) -> defer.Deferred:
-        return self.run_read("conversations_of", _conversations_of, user_id, updated_since, limit)
-
-    def conversation_entry(self, user_id: int, conv: str) -> defer.Deferred:
-        return self.run_read("conversation_entry", _conversation_entry, user_id, conv)
-
-    # ---- IGroupStore -------------------------------------------------------------------------
-
-    def create_group(
-        self,
-        owner_id: int,
-        name: str,
-        group_type: int,
-        member_ids: list[int],
-        created_at: int,
-        max_members: int,
-        max_groups_per_user: int,
-    ) -> defer.Deferred:
-        members = [int(i) for i in member_ids]
-        users = [owner_id, *members] if max_groups_per_user > 0 else ()
-        return self.run_write(
-            "create_group",
-            _create_group_txn,
-            owner_id,
-            name,
-            int(group_type),
-            members,
-            created_at,
-            max_members,
-            max_groups_per_user,
-            users=users,
-        )
-
-    def group_by_id(self, group_id: int) -> defer.Deferred:
-        return self.run_read("group_by_id", _group_by_id, group_id)
-
-    def groups_of(self, user_id: int) -> defer.Deferred:
-        return self.run_read("groups_of", _groups_of, user_id)
-
-    def group_members(self, group_id: int) -> defer.Deferred:
-        return self.run_read("group_members", _group_members, group_id)
-
-    def group_member(self, group_id: int, user_id: int) -> defer.Deferred:
-        return self.run_read("group_member", _group_member, group_id, user_id)
-
-    def add_members(
-        self,
-        group_id: int,
-        actor_id: int,
-        min_role: int,
-        user_ids: list[int],
-        now: int,
-        max_members: int,
-        max_groups_per_user: int,
-    ) -> defer.Deferred:
-        ids = [int(i) for i in user_ids]
-        return self.run_write(
-            "add_members",
-            _add_members_txn,
-            group_id,
-            actor_id,
-            int(min_role),
-            ids,
-            now,
-            max_members,
-            max_groups_per_user,
-            convs=(f"g:{group_id}",),
-            users=ids if max_groups_per_user > 0 else (),
-        )
-
-    def remove_members(
-        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], now: int, protect_role: int = 0
-    ) -> defer.Deferred:
-        return self.run_write(
-            "remove_members",
-            _remove_members_txn,
-            group_id,
-            actor_id,
-            int(min_role),
-            [int(i) for i in user_ids],
-            now,
-            int(protect_role),
-            convs=(f"g:{group_id}",),
-        )
-
-    def update_group(self, group_id: int, actor_id: int, min_role: int, changes: dict, now: int) -> defer.Deferred:
-        unknown = set(changes) - set(GROUP_UPDATABLE)
-        if unknown:
-            return defer.fail(ValueError(f"not updatable: {sorted(unknown)}"))
-        values = {k: (int(v) if k in _INT_FIELDS and v is not None else v) for k, v in changes.items()}
-        return self.run_write(
-            "update_group", _update_group_txn, group_id, actor_id, int(min_role), values, now, convs=(f"g:{group_id}",)
-        )
-
-    def set_member_roles(
-        self, group_id: int, actor_id: int, min_role: int, user_ids: list[int], role: int, now: int
-    ) -> defer.Deferred:
-        return self.run_write(
-            "set_member_roles",
-            _set_roles_txn,
-            group_id,
-            actor_id,
-            int(min_role),
-            [int(i) for i in user_ids],
-            int(role),
-            now,
-            convs=(f"g:{group_id}",),
-        )
-
-    def dismiss_group(self, group_id: int, actor_id: int, min_role: int, now: int) -> defer.Deferred:
-        return self.run_write(
-            "dismiss_group", _dismiss_group_txn, group_id, actor_id, int(min_role), now, convs=(f"g:{group_id}",)
-        )
-
-    def group_read_count(self, group_id: int, seq: int, exclude_user_id: int) -> defer.Deferred:
-        return self.run_read("group_read_count", _group_read_count, group_id, seq, exclude_user_id)
-
-
-class _OpFailed(Exception):
-    """An operation of a plain (savepoint-less) run raised: replay the batch guarded."""
 
 
 def create_store(reactor: Any, options: dict) -> PostgresStore:

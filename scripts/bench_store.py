@@ -1,4 +1,4 @@
-"""Micro-benchmark of the SQLite store alone: appends/s with group commit.
+"""Micro-benchmark of a store alone: appends/s with group commit.
 
 Fires ``--appends`` appends (default 20,000) from the reactor thread, spread round-robin over
 ``--conversations`` 1:1 conversations (default 500), without waiting, and times until every
@@ -6,8 +6,12 @@ Deferred has fired, i.e. until every append is durably committed.  Runs on a fre
 database; ``--rounds N`` repeats that N times on the same, growing database and prints each
 round.  Bounded; not a test.
 
+``--backend postgres`` measures the PostgreSQL store instead: on ``--dsn`` (an empty database),
+or, without one, on a throwaway server started from the installed binaries (tests/pgserver.py).
+
     python scripts/bench_store.py [--appends 20000] [--conversations 500] [--rounds 1]
                                   [--synchronous full] [--max-batch 512] [--group-commit-ms 2]
+                                  [--backend sqlite|postgres] [--dsn DSN]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -46,10 +51,17 @@ def messages(args: argparse.Namespace, round_no: int) -> list[NewMessage]:
     return out
 
 
-async def bench(args: argparse.Namespace, path: str) -> None:
-    store = SQLiteStore(
-        reactor, path, group_commit_ms=args.group_commit_ms, max_batch=args.max_batch, synchronous=args.synchronous
-    )
+def make_store(args: argparse.Namespace, where: str) -> Any:
+    options = {"group_commit_ms": args.group_commit_ms, "max_batch": args.max_batch, "synchronous": args.synchronous}
+    if args.backend == "postgres":
+        from coffeechat.backends.postgres import PostgresStore
+
+        return PostgresStore(reactor, where, **options)
+    return SQLiteStore(reactor, where, **options)
+
+
+async def bench(args: argparse.Namespace, where: str) -> None:
+    store = make_store(args, where)
     await store.start()
     try:
         for round_no in range(args.rounds):
@@ -64,7 +76,7 @@ async def bench(args: argparse.Namespace, path: str) -> None:
             print(
                 f"{args.appends} appends over {args.conversations} conversations in {elapsed:.3f}s: "
                 f"{args.appends / elapsed:,.0f} appends/s ({commits} commits, "
-                f"{args.appends / max(commits, 1):.0f} appends/commit, synchronous={args.synchronous}"
+                f"{args.appends / max(commits, 1):.0f} appends/commit, {args.backend}, synchronous={args.synchronous}"
                 + (f", {stored} messages stored)" if args.rounds > 1 else ")"),
                 flush=True,
             )
@@ -80,9 +92,27 @@ def main() -> None:
     parser.add_argument("--group-commit-ms", type=float, default=2)
     parser.add_argument("--max-batch", type=int, default=512)
     parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
+    parser.add_argument("--dsn", default=None, help="postgres: an empty database (default: a throwaway server)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        task.react(lambda _r: defer.ensureDeferred(bench(args, os.path.join(tmp, "bench.sqlite3"))))
+    if args.backend == "postgres" and args.dsn is None:
+        from tests.pgserver import PgServer, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            sys.exit("no PostgreSQL binaries found: pass --dsn")
+        server = PgServer(bindir)
+        server.start()
+        try:
+            dsn = server.dsn(server.create_database("bench"))
+            task.react(lambda _r: defer.ensureDeferred(bench(args, dsn)))
+        finally:
+            server.stop()
+    elif args.backend == "postgres":
+        task.react(lambda _r: defer.ensureDeferred(bench(args, args.dsn)))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            task.react(lambda _r: defer.ensureDeferred(bench(args, os.path.join(tmp, "bench.sqlite3"))))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from coffeechat.backends.memory import MemoryStore
-from coffeechat.testing.conformance import StoreConformanceTests
+from coffeechat.testing.conformance import SQLDatabaseConformanceTests, StoreConformanceTests
 
 
 class TestMemoryConformance(StoreConformanceTests):
     durable = False
 
+    def make_store(self, tmp_path):
+        return MemoryStore()
+
+
+class TestMemorySQLDatabase(SQLDatabaseConformanceTests):
     def make_store(self, tmp_path):
         return MemoryStore()

@@ -17,9 +17,17 @@ from twisted.internet import defer, reactor, threads
 
 from coffeechat.backends import postgres as pg_backend
 from coffeechat.backends.postgres import PostgresStore, StoreClosed, create_store
+from coffeechat.backends.sql import groups as sql_groups
 from coffeechat.interfaces import GroupForbidden, NotGroupMember, UserExists
 from coffeechat.model import GroupRole, MuteModel, SessionType
-from coffeechat.testing.conformance import T0, StoreConformanceTests, new_group, new_message
+from coffeechat.sql import SQLMigration
+from coffeechat.testing.conformance import (
+    T0,
+    SQLDatabaseConformanceTests,
+    StoreConformanceTests,
+    new_group,
+    new_message,
+)
 from tests.pgserver import PgServer, pg_server  # noqa: F401  (the session fixture)
 
 _server: PgServer | None = None
@@ -41,6 +49,11 @@ def _dsn(tmp_path) -> str:
 
 
 class TestPostgresConformance(StoreConformanceTests):
+    def make_store(self, tmp_path):
+        return PostgresStore(reactor, _dsn(tmp_path))
+
+
+class TestPostgresSQLDatabase(SQLDatabaseConformanceTests):
     def make_store(self, tmp_path):
         return PostgresStore(reactor, _dsn(tmp_path))
 
@@ -69,38 +82,44 @@ def _seqs(messages) -> list[int]:
 # ---- schema and migrations ------------------------------------------------------------------
 
 
+def _recording(migrations: list[SQLMigration], pause: float = 0) -> list[SQLMigration]:
+    """The migrations, each also recording in a table ``ran`` that it ran (after ``pause`` s)."""
+    record = "\nCREATE TABLE IF NOT EXISTS ran (version INTEGER);\nINSERT INTO ran VALUES ({});"
+    if pause:
+        record += f"\nSELECT pg_sleep({pause});"
+    return [
+        SQLMigration(m.version, m.description, {"": m.sql_for("postgres") + record.format(m.version)})
+        for m in migrations
+    ]
+
+
+def _ran(tmp_path) -> list[int]:
+    return [row[0] for row in _sql(tmp_path, "SELECT version FROM ran")]
+
+
 @pytest_twisted.ensureDeferred
 async def test_migrations_run_once_and_version_is_recorded(tmp_path, monkeypatch):
-    calls = []
     original = list(pg_backend.MIGRATIONS)
-
-    def counting(i, migration):
-        def run(cur):
-            calls.append(i)
-            migration(cur)
-
-        return run
-
-    monkeypatch.setattr(pg_backend, "MIGRATIONS", [counting(i, m) for i, m in enumerate(original)])
+    monkeypatch.setattr(pg_backend, "MIGRATIONS", _recording(original))
     store = await _open(tmp_path)
     assert store.schema_version == len(original)
     await store.stop()
-    assert calls == list(range(len(original)))
+    assert _ran(tmp_path) == list(range(1, len(original) + 1))
     assert _sql(tmp_path, "SELECT version FROM schema_version") == [(len(original),)]
 
     store = await _open(tmp_path)  # reopening runs nothing again
     await store.stop()
-    assert calls == list(range(len(original)))
+    assert _ran(tmp_path) == list(range(1, len(original) + 1))
 
-    def add_column(cur):  # a later release adds a migration: only that one runs
-        calls.append("new")
-        cur.execute("ALTER TABLE users ADD COLUMN bio TEXT NOT NULL DEFAULT ''")
-
-    monkeypatch.setattr(pg_backend, "MIGRATIONS", pg_backend.MIGRATIONS + [add_column])
+    # a later release adds a migration: only that one runs
+    add_column = SQLMigration(
+        len(original) + 1, "bio", {"": "ALTER TABLE users ADD COLUMN bio TEXT NOT NULL DEFAULT '';"}
+    )
+    monkeypatch.setattr(pg_backend, "MIGRATIONS", _recording([*original, add_column]))
     store = await _open(tmp_path)
     try:
         assert store.schema_version == len(original) + 1
-        assert calls.count("new") == 1
+        assert _ran(tmp_path) == list(range(1, len(original) + 2))
         assert await store.user_by_name("nobody") is None
     finally:
         await store.stop()
@@ -110,22 +129,13 @@ async def test_migrations_run_once_and_version_is_recorded(tmp_path, monkeypatch
 @pytest_twisted.ensureDeferred
 async def test_two_nodes_starting_at_once_migrate_once(tmp_path, monkeypatch):
     """Both start together; the advisory lock makes one wait, and it then finds the work done."""
-    calls = []
     original = list(pg_backend.MIGRATIONS)
-
-    def slow(i, migration):
-        def run(cur):
-            calls.append(i)
-            time.sleep(0.2)  # wide open for the other node to race in, were it not for the lock
-            migration(cur)
-
-        return run
-
-    monkeypatch.setattr(pg_backend, "MIGRATIONS", [slow(i, m) for i, m in enumerate(original)])
+    # wide open for the other nodes to race in, were it not for the lock
+    monkeypatch.setattr(pg_backend, "MIGRATIONS", _recording(original, pause=0.2))
     stores = [create_store(reactor, {"dsn": _dsn(tmp_path)}) for _ in range(3)]
     try:
         await defer.gatherResults([s.start() for s in stores])
-        assert calls == list(range(len(original)))
+        assert _ran(tmp_path) == list(range(1, len(original) + 1))
         assert all(s.schema_version == len(original) for s in stores)
         assert _sql(tmp_path, "SELECT version FROM schema_version") == [(len(original),)]
         first = await stores[0].append(new_message(1, 2, "a"))
@@ -137,19 +147,39 @@ async def test_two_nodes_starting_at_once_migrate_once(tmp_path, monkeypatch):
 
 @pytest_twisted.ensureDeferred
 async def test_failing_migration_is_rolled_back_and_start_fails(tmp_path, monkeypatch):
-    def broken(cur):
-        cur.execute("ALTER TABLE users ADD COLUMN half_done TEXT")
-        raise RuntimeError("migration bug")
-
-    monkeypatch.setattr(pg_backend, "MIGRATIONS", pg_backend.MIGRATIONS + [broken])
+    broken = SQLMigration(
+        len(pg_backend.MIGRATIONS) + 1,
+        "broken",
+        {"": "ALTER TABLE users ADD COLUMN half_done TEXT;\nSELECT * FROM no_such_table;"},
+    )
+    monkeypatch.setattr(pg_backend, "MIGRATIONS", [*pg_backend.MIGRATIONS, broken])
     store = create_store(reactor, {"dsn": _dsn(tmp_path)})
-    with pytest.raises(RuntimeError, match="migration bug"):
+    with pytest.raises(psycopg.errors.UndefinedTable, match="no_such_table"):
         await store.start()
     assert _sql(tmp_path, "SELECT version FROM schema_version") == [(len(pg_backend.MIGRATIONS) - 1,)]
     columns = _sql(tmp_path, "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'")
     assert ("half_done",) not in columns
     with pytest.raises(StoreClosed):
         await store.append(new_message(1, 2, "x"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_core_steps_keep_their_postgres_numbers(tmp_path, monkeypatch):
+    """A PostgreSQL database at version 1 has the groups and no append function, at 2 the
+    function, at 3 the token expiry index: as the first releases numbered them."""
+    original = list(pg_backend.MIGRATIONS)
+    probe = (
+        "SELECT to_regclass('chat_groups') IS NOT NULL, to_regproc('coffeechat_append') IS NOT NULL, "
+        "to_regclass('tokens_expires_at') IS NOT NULL"
+    )
+    expected = {1: (True, False, False), 2: (True, True, False), 3: (True, True, True)}
+    for version in (1, 2, 3):
+        monkeypatch.setattr(pg_backend, "MIGRATIONS", original[:version])
+        store = await _open(tmp_path)
+        await store.stop()
+        assert _sql(tmp_path, "SELECT version FROM schema_version") == [(version,)]
+        assert _sql(tmp_path, probe) == [expected[version]]
+    assert _sql(tmp_path, "SELECT to_regclass('schema_components')") == [(None,)]  # made only when needed
 
 
 @pytest_twisted.ensureDeferred
@@ -703,7 +733,7 @@ async def test_group_message_racing_a_kick_on_another_node(tmp_path):
 
         kick = a.run_write(
             "slow kick",
-            linger_after(pg_backend._remove_members_txn),
+            linger_after(sql_groups.remove_members_txn),
             gid,
             1,
             int(GroupRole.ADMIN),
@@ -721,7 +751,7 @@ async def test_group_message_racing_a_kick_on_another_node(tmp_path):
         inside.clear()
         mute = a.run_write(
             "slow mute",
-            linger_after(pg_backend._update_group_txn),
+            linger_after(sql_groups.update_group_txn),
             gid,
             1,
             int(GroupRole.ADMIN),
@@ -761,7 +791,7 @@ async def test_group_messages_and_kicks_racing_on_two_nodes(tmp_path):
         gid = group.group_id
 
         def kick_and_notice(cur, uid):
-            change = pg_backend._remove_members_txn(cur, gid, 1, int(GroupRole.ADMIN), [uid], T0, 0)
+            change = sql_groups.remove_members_txn(cur, gid, 1, int(GroupRole.ADMIN), [uid], T0, 0)
             notice = new_message(1, gid, f"kicked {uid}", session_type=SessionType.GROUP, msg_type=9)
             pg_backend._append_txn(cur, notice)
             return change
@@ -774,7 +804,7 @@ async def test_group_messages_and_kicks_racing_on_two_nodes(tmp_path):
                 ds.append(d)
             if i % 3 == 0 and members:
                 uid = members.pop(0)
-                ds.append(a.run_write("kick", kick_and_notice, uid, convs=(group.conv,)))
+                ds.append(a.run_write("kick", kick_and_notice, uid, locks=(group.conv,)))
         await defer.gatherResults(ds)
         history = await a.history(group.conv, 0, 1000)
         assert _seqs(history) == list(range(1, len(history) + 1))
@@ -838,11 +868,11 @@ async def test_deadlock_between_nodes_is_retried(tmp_path):
             runs = []
 
             def run(cur):
-                cur.execute("UPDATE users SET nick_name = nick_name WHERE name_key = %s", (first,))
+                cur.execute("UPDATE users SET nick_name = nick_name WHERE name_key = ?", (first,))
                 if not runs:  # the first run: wait until both hold their first row
                     runs.append(1)
                     barrier.wait()
-                cur.execute("UPDATE users SET nick_name = nick_name || '+' WHERE name_key = %s", (second,))
+                cur.execute("UPDATE users SET nick_name = nick_name || '+' WHERE name_key = ?", (second,))
                 return True
 
             return run
@@ -895,11 +925,11 @@ async def test_plans_made_on_an_empty_database_still_use_the_indexes(tmp_path):
             types = "text[], bigint[], bigint[], text[], smallint[], bytea[], bigint[], smallint[]"
             cur.execute(f"PREPARE probe({types}) AS {stmt}")
             cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            cur.execute(
+            explained = cur.execute(
                 "EXPLAIN EXECUTE probe(array['p:1:2'], array[1], array[2], array['c'], array[1]::smallint[], "
                 "array['x'::bytea], array[0], array[0]::smallint[])"
             )
-            plan = "\n".join(row[0] for row in cur.fetchall())
+            plan = "\n".join(row[0] for row in explained.fetchall())
             cur.execute("DEALLOCATE probe")
             return plan
 

@@ -11,10 +11,18 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 
 from coffeechat.backends import sqlite as sqlite_backend
+from coffeechat.backends.sql import messages as sql_messages
 from coffeechat.backends.sqlite import SQLiteStore, StoreClosed, create_store
 from coffeechat.interfaces import NotGroupMember, UserExists
 from coffeechat.model import SessionType
-from coffeechat.testing.conformance import T0, StoreConformanceTests, new_group, new_message
+from coffeechat.sql import SQLMigration
+from coffeechat.testing.conformance import (
+    T0,
+    SQLDatabaseConformanceTests,
+    StoreConformanceTests,
+    new_group,
+    new_message,
+)
 
 
 def _path(tmp_path) -> str:
@@ -22,6 +30,11 @@ def _path(tmp_path) -> str:
 
 
 class TestSQLiteConformance(StoreConformanceTests):
+    def make_store(self, tmp_path):
+        return SQLiteStore(reactor, _path(tmp_path))
+
+
+class TestSQLiteSQLDatabase(SQLDatabaseConformanceTests):
     def make_store(self, tmp_path):
         return SQLiteStore(reactor, _path(tmp_path))
 
@@ -39,41 +52,47 @@ def _fail(cur, message="boom"):
 # ---- schema and migrations ------------------------------------------------------------------
 
 
+def _recording(migrations: list[SQLMigration]) -> list[SQLMigration]:
+    """The migrations, each also recording in a table ``ran`` that it ran."""
+    record = "CREATE TABLE IF NOT EXISTS ran (version INTEGER);\nINSERT INTO ran VALUES ({});"
+    return [
+        SQLMigration(m.version, m.description, {"": m.sql_for("sqlite") + record.format(m.version)}) for m in migrations
+    ]
+
+
+def _ran(tmp_path) -> list[int]:
+    conn = sqlite3.connect(_path(tmp_path))
+    try:
+        return [row[0] for row in conn.execute("SELECT version FROM ran ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
 @pytest_twisted.ensureDeferred
 async def test_migrations_run_once_and_version_is_recorded(tmp_path, monkeypatch):
-    calls = []
     original = list(sqlite_backend.MIGRATIONS)
-
-    def counting(i, migration):
-        def run(db):
-            calls.append(i)
-            migration(db)
-
-        return run
-
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", [counting(i, m) for i, m in enumerate(original)])
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", _recording(original))
     store = await _open(tmp_path)
     assert store.schema_version == len(original)
     await store.stop()
-    assert calls == list(range(len(original)))
+    assert _ran(tmp_path) == list(range(1, len(original) + 1))
     conn = sqlite3.connect(_path(tmp_path))
     assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(original),)]
     conn.close()
 
     store = await _open(tmp_path)  # reopening runs nothing again
     await store.stop()
-    assert calls == list(range(len(original)))
+    assert _ran(tmp_path) == list(range(1, len(original) + 1))
 
     # a later release adds a migration: only that one runs, and the version moves on
-    def add_column(db):
-        calls.append("new")
-        db["users"].add_column("bio", str)
-
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS + [add_column])
+    add_column = SQLMigration(
+        len(original) + 1, "bio", {"": "ALTER TABLE users ADD COLUMN bio TEXT NOT NULL DEFAULT '';"}
+    )
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", _recording([*original, add_column]))
     store = await _open(tmp_path)
     try:
         assert store.schema_version == len(original) + 1
-        assert calls[-1] == "new" and calls.count("new") == 1
+        assert _ran(tmp_path) == list(range(1, len(original) + 2))
         assert (await store.user_by_name("nobody")) is None
     finally:
         await store.stop()
@@ -85,13 +104,14 @@ async def test_migrations_run_once_and_version_is_recorded(tmp_path, monkeypatch
 
 @pytest_twisted.ensureDeferred
 async def test_failing_migration_is_rolled_back_and_start_fails(tmp_path, monkeypatch):
-    def broken(db):
-        db["users"].add_column("half_done", str)
-        raise RuntimeError("migration bug")
-
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS + [broken])
+    broken = SQLMigration(
+        len(sqlite_backend.MIGRATIONS) + 1,
+        "broken",
+        {"": "ALTER TABLE users ADD COLUMN half_done TEXT;\nSELECT * FROM no_such_table;"},
+    )
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", [*sqlite_backend.MIGRATIONS, broken])
     store = create_store(reactor, {"path": _path(tmp_path)})
-    with pytest.raises(RuntimeError, match="migration bug"):
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         await store.start()
     conn = sqlite3.connect(_path(tmp_path))
     assert conn.execute("SELECT version FROM schema_version").fetchone() == (len(sqlite_backend.MIGRATIONS) - 1,)
@@ -99,6 +119,24 @@ async def test_failing_migration_is_rolled_back_and_start_fails(tmp_path, monkey
     conn.close()
     with pytest.raises(StoreClosed):
         await store.append(new_message(1, 2, "x"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_core_steps_keep_their_sqlite_numbers(tmp_path, monkeypatch):
+    """A SQLite database at version 1 has no groups, at 2 the groups, at 3 the token expiry
+    index: as the first releases numbered them."""
+    original = list(sqlite_backend.MIGRATIONS)
+    expected = {1: [], 2: ["chat_groups", "group_members"], 3: ["chat_groups", "group_members", "tokens_expires_at"]}
+    for version in (1, 2, 3):
+        monkeypatch.setattr(sqlite_backend, "MIGRATIONS", original[:version])
+        store = await _open(tmp_path)
+        await store.stop()
+        conn = sqlite3.connect(_path(tmp_path))
+        names = "('chat_groups', 'group_members', 'tokens_expires_at', 'schema_components')"
+        found = [r[0] for r in conn.execute(f"SELECT name FROM sqlite_master WHERE name IN {names} ORDER BY name")]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(version,)]
+        conn.close()
+        assert found == expected[version]
 
 
 @pytest_twisted.ensureDeferred
@@ -138,9 +176,9 @@ async def test_hot_queries_use_indexes(tmp_path):
 
         def plans(cur):
             queries = {
-                "history": (sqlite_backend.SQL_HISTORY, ("c", 1, 10, 5)),
+                "history": (sql_messages.SQL_HISTORY, ("c", 1, 10, 5)),
                 "resend": (sqlite_backend.SQL_FIND_RESEND, (1, "x")),
-                "entries": (sqlite_backend.SQL_CONVERSATIONS_OF, (1, 0, 10)),
+                "entries": (sql_messages.SQL_CONVERSATIONS_OF, (1, 0, 10)),
             }
             return {
                 name: " / ".join(row[3] for row in cur.execute("EXPLAIN QUERY PLAN " + sql, params))

@@ -14,7 +14,9 @@ How a third party uses it (pytest with the pytest-twisted plugin)::
             # tests stop a store and open another one on what the first one wrote.
             return MyStore(reactor, dsn=f"sqlite:///{tmp_path}/db")
 
-and run ``python -m pytest tests/test_my_store.py``.  The suite starts and stops the stores
+and run ``python -m pytest tests/test_my_store.py``.  A backend that runs SQL for feature
+modules (:class:`~coffeechat.interfaces.ISQLDatabase`) also subclasses
+:class:`SQLDatabaseConformanceTests` the same way.  The suite starts and stops the stores
 itself.  ``tmp_path`` is fresh for every test, so a backend on a database server should derive
 a fresh database (or schema) from it.  A backend that keeps nothing across a restart (an
 in-memory store) sets ``durable = False``, which skips only the tests that reopen a store.
@@ -38,6 +40,7 @@ from coffeechat.interfaces import (
     GroupForbidden,
     GroupFull,
     GroupNotFound,
+    ISQLDatabase,
     IStore,
     NotGroupMember,
     StoreClosed,
@@ -60,8 +63,9 @@ from coffeechat.model import (
     User,
     conversation_key,
 )
+from coffeechat.sql import SQLMigration, parse_migrations
 
-__all__ = ["StoreConformanceTests", "new_group", "new_message"]
+__all__ = ["SQLDatabaseConformanceTests", "StoreConformanceTests", "new_group", "new_message"]
 
 T0 = 1_700_000_000  # an arbitrary "now" in unix seconds
 
@@ -980,3 +984,245 @@ class StoreConformanceTests:
                 await store.create_user("ALICE", "again", "", T0)
         finally:
             await store.stop()
+
+
+# ---- ISQLDatabase: what feature modules may count on -----------------------------------------
+
+#: A feature module's migrations file, as it would ship one: written once, with an override
+#: where the dialects differ (the collation of a key column).
+NOTES_SQL = """
+-- migration 1: notes, a feature table written once
+CREATE TABLE cc_notes (
+    note_id BIGINT PRIMARY KEY,
+    owner BIGINT NOT NULL,
+    body TEXT NOT NULL DEFAULT '',
+    pinned BOOLEAN NOT NULL DEFAULT FALSE,
+    score INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX cc_notes_owner ON cc_notes (owner);
+
+-- migration 2: tags for notes; a ';' in a string or -- a comment does not end a statement
+ALTER TABLE cc_notes ADD COLUMN tag TEXT NOT NULL DEFAULT 'a;b';
+-- migration 2 postgres
+ALTER TABLE cc_notes ADD COLUMN tag TEXT COLLATE "C" NOT NULL DEFAULT 'a;b';
+"""
+_NOTE_COLS = "note_id, owner, body, pinned, score"
+
+
+def _insert_notes(txn: Any, notes: list[tuple]) -> None:
+    txn.executemany(f"INSERT INTO cc_notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?)", notes)
+
+
+def _fetch(txn: Any, sql: str, params: tuple = ()) -> list[tuple]:
+    return [tuple(row) for row in txn.execute(sql, params).fetchall()]
+
+
+class SQLDatabaseConformanceTests:
+    """The :class:`~coffeechat.interfaces.ISQLDatabase` contract, for a backend that runs SQL
+    for feature modules: migrations per component, the portable SQL of docs/backends.md, and
+    ``run_write`` failing one operation alone.  Subclass as ``Test<Something>`` and implement
+    :meth:`make_store` as for :class:`StoreConformanceTests`."""
+
+    component = "cc_conformance_notes"
+
+    def make_store(self, tmp_path: Any) -> Any:
+        """Return a new, unstarted store that provides ISQLDatabase (or a Deferred of one)."""
+        raise NotImplementedError("subclasses of SQLDatabaseConformanceTests implement make_store")
+
+    @pytest.fixture
+    def db(self, tmp_path: Any) -> Any:
+        async def opened() -> Any:
+            store = await defer.maybeDeferred(self.make_store, tmp_path)
+            await store.start()
+            return store
+
+        store = pytest_twisted.blockon(defer.ensureDeferred(opened()))
+        yield store
+        pytest_twisted.blockon(defer.maybeDeferred(store.stop))
+
+    async def _notes(self, db: Any, notes: list[tuple] = ()) -> None:
+        assert await db.migrate(self.component, parse_migrations(NOTES_SQL)) == 2
+        if notes:
+            await db.run_write("notes", _insert_notes, list(notes))
+
+    @pytest_twisted.ensureDeferred
+    async def test_provides_the_interface(self, db):
+        assert verifyObject(ISQLDatabase, db)
+        assert db.engine in ("sqlite", "postgres")
+        assert await db.run_read("engine", lambda txn: txn.engine) == db.engine
+
+    @pytest_twisted.ensureDeferred
+    async def test_migrate_applies_pending_versions_once_and_records_them(self, db):
+        first, second = parse_migrations(NOTES_SQL)
+        assert await db.migrate(self.component, [first]) == 1
+        await db.run_write("note", _insert_notes, [(1, 7, "kept", False, 0)])
+        assert await db.migrate(self.component, [first]) == 1  # nothing pending: nothing runs again
+        assert await db.migrate(self.component, [first, second]) == 2
+        assert await db.migrate(self.component, [first, second]) == 2
+        rows = await db.run_read("notes", _fetch, "SELECT note_id, body, tag FROM cc_notes")
+        assert rows == [(1, "kept", "a;b")]
+        # another component has versions of its own
+        other = SQLMigration(1, "other", {"": "CREATE TABLE cc_other (k BIGINT PRIMARY KEY);"})
+        assert await db.migrate(self.component + "_other", [other]) == 1
+
+    @pytest_twisted.ensureDeferred
+    async def test_migrate_refuses_a_newer_database(self, db):
+        await self._notes(db)
+        first = parse_migrations(NOTES_SQL)[0]
+        with pytest.raises(Exception, match="newer"):
+            await db.migrate(self.component, [first])
+        assert await db.migrate(self.component, parse_migrations(NOTES_SQL)) == 2
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_failing_migration_leaves_nothing_behind(self, db):
+        first = parse_migrations(NOTES_SQL)[0]
+        broken = SQLMigration(
+            2, "broken", {"": "CREATE TABLE cc_half (k BIGINT PRIMARY KEY);\nINSERT INTO cc_no_such_table VALUES (1);"}
+        )
+        with pytest.raises(Exception, match="cc_no_such_table"):
+            await db.migrate(self.component, [first, broken])
+        # step 1 stays (its own transaction), step 2 left nothing: it runs again, fixed
+        fixed = SQLMigration(2, "fixed", {"": "CREATE TABLE cc_half (k BIGINT PRIMARY KEY);"})
+        assert await db.migrate(self.component, [first, fixed]) == 2
+        assert await db.run_read("half", _fetch, "SELECT count(*) FROM cc_half") == [(0,)]
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_feature_table_written_once_works(self, db):
+        await self._notes(db, [(1, 7, "one", True, 3), (2, 7, "two", False, 5), (3, 8, "three", False, 1)])
+        rows = await db.run_read(
+            "by owner", _fetch, f"SELECT {_NOTE_COLS} FROM cc_notes WHERE owner = ? ORDER BY note_id", (7,)
+        )
+        assert [(r[0], r[2], bool(r[3]), r[4]) for r in rows] == [(1, "one", True, 3), (2, "two", False, 5)]
+
+    @pytest_twisted.ensureDeferred
+    async def test_run_write_failing_fails_only_that_operation(self, db):
+        await self._notes(db)
+
+        def insert(txn: Any, note_id: int) -> int:
+            txn.execute("INSERT INTO cc_notes (note_id, owner, body) VALUES (?, 1, 'x')", (note_id,))
+            return note_id
+
+        def insert_then_fail(txn: Any, note_id: int) -> None:
+            insert(txn, note_id)
+            raise ValueError("changed my mind")
+
+        def bad_sql(txn: Any) -> None:
+            txn.execute("SELECT * FROM cc_no_such_table")
+
+        ds = [
+            db.run_write("a", insert, 1),
+            db.run_write("b", insert_then_fail, 2),
+            db.run_write("c", insert, 3),
+            db.run_write("d", bad_sql),
+            db.run_write("e", insert, 1),  # a duplicate key: fails alone too
+            db.run_write("f", insert, 4),
+        ]
+        results = await defer.DeferredList(ds, consumeErrors=True)
+        assert [ok for ok, _ in results] == [True, False, True, False, False, True]
+        assert results[1][1].check(ValueError)
+        assert await db.run_read("ids", _fetch, "SELECT note_id FROM cc_notes ORDER BY note_id") == [(1,), (3,), (4,)]
+
+    @pytest_twisted.ensureDeferred
+    async def test_run_write_with_locks_and_run_read_see_committed_data(self, db):
+        await self._notes(db)
+
+        def add(txn: Any) -> list[tuple]:
+            txn.execute("INSERT INTO cc_notes (note_id, owner) VALUES (1, 2)")
+            return _fetch(txn, "SELECT note_id, owner FROM cc_notes")
+
+        assert await db.run_write("locked", add, locks=("p:1:2", "g:1")) == [(1, 2)]
+        assert await db.run_read("read", _fetch, "SELECT note_id, owner FROM cc_notes") == [(1, 2)]
+
+    @pytest_twisted.ensureDeferred
+    async def test_in_list_with_no_one_or_many_values(self, db):
+        await self._notes(db, [(i, i % 2, f"n{i}", False, 0) for i in range(1, 6)])
+
+        def among(txn: Any, column: str, values: list) -> list[int]:
+            clause, params = txn.in_list(column, values)
+            return [r[0] for r in txn.execute(f"SELECT note_id FROM cc_notes WHERE {clause} ORDER BY note_id", params)]
+
+        assert await db.run_read("none", among, "note_id", []) == []
+        assert await db.run_read("one", among, "note_id", [3]) == [3]
+        assert await db.run_read("many", among, "note_id", [5, 1, 3, 99]) == [1, 3, 5]
+        assert await db.run_read("text", among, "body", ["n2", "n4", "nope"]) == [2, 4]
+
+        def delete(txn: Any, ids: list[int]) -> int:
+            clause, params = txn.in_list("note_id", ids)
+            return txn.execute(f"DELETE FROM cc_notes WHERE owner = ? AND {clause}", (1, *params)).rowcount
+
+        assert await db.run_write("delete", delete, [1, 2, 3]) == 2
+
+    @pytest_twisted.ensureDeferred
+    async def test_greatest_and_least(self, db):
+        await self._notes(db, [(1, 1, "a", False, 5)])
+
+        def bump(txn: Any, floor: int, ceiling: int) -> tuple:
+            txn.execute("UPDATE cc_notes SET score = GREATEST(score, ?) WHERE note_id = 1", (floor,))
+            return tuple(
+                txn.execute("SELECT score, LEAST(score, ?) FROM cc_notes WHERE note_id = 1", (ceiling,)).fetchone()
+            )
+
+        assert await db.run_write("lower", bump, 2, 9) == (5, 5)
+        assert await db.run_write("higher", bump, 8, 6) == (8, 6)
+
+    @pytest_twisted.ensureDeferred
+    async def test_booleans_as_literals_and_parameters(self, db):
+        await self._notes(db)
+
+        def write(txn: Any) -> None:
+            txn.execute("INSERT INTO cc_notes (note_id, owner, pinned) VALUES (1, 1, TRUE), (2, 1, FALSE)")
+            txn.execute("INSERT INTO cc_notes (note_id, owner, pinned) VALUES (?, 1, ?)", (3, True))
+            txn.execute("INSERT INTO cc_notes (note_id, owner, pinned) VALUES (?, 1, ?)", (4, False))
+            txn.execute("UPDATE cc_notes SET pinned = NOT pinned WHERE note_id = ?", (4,))
+
+        await db.run_write("bools", write)
+        pinned = await db.run_read("pinned", _fetch, "SELECT note_id FROM cc_notes WHERE pinned ORDER BY note_id")
+        assert pinned == [(1,), (3,), (4,)]
+        unpinned = await db.run_read("unpinned", _fetch, "SELECT note_id FROM cc_notes WHERE pinned = ?", (False,))
+        assert unpinned == [(2,)]
+        flags = await db.run_read("flags", _fetch, "SELECT pinned FROM cc_notes ORDER BY note_id")
+        assert [bool(f[0]) for f in flags] == [True, False, True, True]
+
+    @pytest_twisted.ensureDeferred
+    async def test_upsert_returning_and_typed_nulls(self, db):
+        await self._notes(db, [(1, 1, "old", False, 1)])
+
+        def upsert(txn: Any, note_id: int, body: str) -> tuple:
+            return tuple(
+                txn.execute(
+                    "INSERT INTO cc_notes (note_id, owner, body) VALUES (?, 1, ?) ON CONFLICT (note_id) "
+                    "DO UPDATE SET body = excluded.body, score = cc_notes.score + 1 RETURNING note_id, body, score",
+                    (note_id, body),
+                ).fetchone()
+            )
+
+        assert await db.run_write("update", upsert, 1, "new") == (1, "new", 2)
+        assert await db.run_write("insert", upsert, 2, "fresh") == (2, "fresh", 0)
+
+        def ignore(txn: Any) -> int:
+            return txn.execute("INSERT INTO cc_notes (note_id, owner) VALUES (1, 9) ON CONFLICT DO NOTHING").rowcount
+
+        assert await db.run_write("ignored", ignore) == 0
+
+        def edit(txn: Any, body: str | None) -> list[tuple]:
+            return _fetch(
+                txn,
+                "UPDATE cc_notes SET body = coalesce(CAST(? AS TEXT), body) WHERE note_id = 1 RETURNING body",
+                (body,),
+            )
+
+        assert await db.run_write("keep", edit, None) == [("new",)]
+        assert await db.run_write("change", edit, "newer") == [("newer",)]
+
+    @pytest_twisted.ensureDeferred
+    async def test_count_filter_and_literal_question_marks(self, db):
+        await self._notes(db, [(i, 1, "a?b%" if i == 1 else "c", False, i) for i in range(1, 5)])
+        counted = await db.run_read(
+            "count", _fetch, "SELECT count(*), count(*) FILTER (WHERE score >= ?) FROM cc_notes", (3,)
+        )
+        assert counted == [(4, 2)]
+        # a ? or % inside a string literal is no placeholder
+        found = await db.run_read(
+            "literal", _fetch, "SELECT note_id, '?' FROM cc_notes WHERE body = 'a?b%' AND owner = ?", (1,)
+        )
+        assert found == [(1, "?")]
