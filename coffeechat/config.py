@@ -181,7 +181,7 @@ class WebSocketConfig:
 
 
 #: The features a node loads unless the config says otherwise (coffeechat/features/).
-DEFAULT_FEATURES = ("accounts", "messages", "groups", "group_reads", "typing")
+DEFAULT_FEATURES = ("accounts", "messages", "groups", "group_reads", "recall", "typing")
 
 
 @dataclass

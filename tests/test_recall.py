@@ -32,7 +32,7 @@ def recall_notices(device: Device) -> list[tuple[int, int, int, int]]:
 
 @pytest.fixture
 def node():
-    return MemoryNode(**{"recall.window": 120.0})
+    return MemoryNode(**{"recall.window": 120.0, "limits.idle_timeout": 1000.0})
 
 
 def test_the_sender_recalls_within_the_window_and_every_device_learns_it(node):
@@ -68,7 +68,7 @@ def test_who_may_recall_and_until_when(node):
     assert recall(alice, bob_id, 99).result_code == ErrorCode.NOT_FOUND
     node.advance(121)
     assert recall(alice, bob_id, seq).result_code == ErrorCode.RECALL_TOO_LATE
-    carol_id = node.user("carol")
+    node.user("carol")
     carol = Device(node, "carol")
     assert recall(carol, bob_id, seq).result_code == ErrorCode.NOT_FOUND  # not her conversation with bob
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from coffeechat.backends.memory import MemoryStore
-from coffeechat.testing.conformance import SQLDatabaseConformanceTests, StoreConformanceTests
+from coffeechat.testing.conformance import (
+    RecallStoreConformanceTests,
+    SQLDatabaseConformanceTests,
+    StoreConformanceTests,
+)
 
 
 class TestMemoryConformance(StoreConformanceTests):
@@ -14,5 +18,10 @@ class TestMemoryConformance(StoreConformanceTests):
 
 
 class TestMemorySQLDatabase(SQLDatabaseConformanceTests):
+    def make_store(self, tmp_path):
+        return MemoryStore()
+
+
+class TestMemoryRecall(RecallStoreConformanceTests):
     def make_store(self, tmp_path):
         return MemoryStore()

@@ -23,6 +23,7 @@ from coffeechat.model import GroupRole, MuteModel, SessionType
 from coffeechat.sql import SQLMigration
 from coffeechat.testing.conformance import (
     T0,
+    RecallStoreConformanceTests,
     SQLDatabaseConformanceTests,
     StoreConformanceTests,
     new_group,
@@ -54,6 +55,11 @@ class TestPostgresConformance(StoreConformanceTests):
 
 
 class TestPostgresSQLDatabase(SQLDatabaseConformanceTests):
+    def make_store(self, tmp_path):
+        return PostgresStore(reactor, _dsn(tmp_path))
+
+
+class TestPostgresRecall(RecallStoreConformanceTests):
     def make_store(self, tmp_path):
         return PostgresStore(reactor, _dsn(tmp_path))
 

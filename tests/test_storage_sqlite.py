@@ -18,6 +18,7 @@ from coffeechat.model import SessionType
 from coffeechat.sql import SQLMigration
 from coffeechat.testing.conformance import (
     T0,
+    RecallStoreConformanceTests,
     SQLDatabaseConformanceTests,
     StoreConformanceTests,
     new_group,
@@ -35,6 +36,11 @@ class TestSQLiteConformance(StoreConformanceTests):
 
 
 class TestSQLiteSQLDatabase(SQLDatabaseConformanceTests):
+    def make_store(self, tmp_path):
+        return SQLiteStore(reactor, _path(tmp_path))
+
+
+class TestSQLiteRecall(RecallStoreConformanceTests):
     def make_store(self, tmp_path):
         return SQLiteStore(reactor, _path(tmp_path))
 

@@ -29,6 +29,7 @@ conftest.py before this module is imported.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -65,7 +66,13 @@ from coffeechat.model import (
 )
 from coffeechat.sql import SQLMigration, parse_migrations
 
-__all__ = ["SQLDatabaseConformanceTests", "StoreConformanceTests", "new_group", "new_message"]
+__all__ = [
+    "RecallStoreConformanceTests",
+    "SQLDatabaseConformanceTests",
+    "StoreConformanceTests",
+    "new_group",
+    "new_message",
+]
 
 T0 = 1_700_000_000  # an arbitrary "now" in unix seconds
 
@@ -1226,3 +1233,128 @@ class SQLDatabaseConformanceTests:
             "literal", _fetch, "SELECT note_id, '?' FROM cc_notes WHERE body = 'a?b%' AND owner = ?", (1,)
         )
         assert found == [(1, "?")]
+
+
+# ---- feature facets ------------------------------------------------------------------------
+
+
+class RecallStoreConformanceTests:
+    """The recall feature's storage (:class:`~coffeechat.features.recall.IRecallStore`), for any
+    backend: an SQL backend gets the feature's own implementation (and table), any other one
+    provides the facet from ``facet(IRecallStore)``.  Subclass as ``Test<Something>`` and implement
+    :meth:`make_store` as for :class:`StoreConformanceTests`."""
+
+    def make_store(self, tmp_path: Any) -> Any:
+        """Return a new, unstarted IStore (or a Deferred of one)."""
+        raise NotImplementedError("subclasses of RecallStoreConformanceTests implement make_store")
+
+    @pytest.fixture
+    def stores(self, tmp_path: Any) -> Any:
+        from coffeechat.features.recall import IRecallStore, SQLRecallStore
+        from coffeechat.interfaces import ISQLDatabase
+        from coffeechat.sql import load_migrations
+
+        async def opened() -> Any:
+            store = await defer.maybeDeferred(self.make_store, tmp_path)
+            await store.start()
+            provider = getattr(store, "facet", None)
+            facet = provider(IRecallStore) if provider is not None else None
+            if facet is None and ISQLDatabase.providedBy(store):
+                await store.migrate("recall", load_migrations(SQLRecallStore.migrations))
+                facet = SQLRecallStore(store)
+            assert facet is not None and verifyObject(IRecallStore, facet)
+            return store, facet
+
+        store, facet = pytest_twisted.blockon(defer.ensureDeferred(opened()))
+        yield store, facet
+        pytest_twisted.blockon(defer.maybeDeferred(store.stop))
+
+    async def _users(self, store: Any, *names: str) -> list[int]:
+        return [(await store.create_user(name, name, "", T0)).user_id for name in names]
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_recall_removes_the_content_and_is_recorded_once(self, stores):
+        from coffeechat.features.recall import Recall
+
+        store, recalls = stores
+        alice, bob = await self._users(store, "alice", "bobby")
+        first = (await store.append(new_message(alice, bob, "r-1", data=b"secret"))).message
+        await store.append(new_message(alice, bob, "r-2"))
+        recall, new = await recalls.recall(first.conv, first.seq, alice, T0 - 60, T0 + 5)
+        assert new and recall == Recall(first.conv, 1, 1, alice, bob, "r-1", alice, T0 + 5)
+        (stored,) = await store.messages_by_seq(first.conv, [1])
+        assert stored.msg_type == MsgType.RECALLED and b"secret" not in stored.data
+        assert json.loads(stored.data) == {"recalledBy": alice, "recallTime": T0 + 5, "msgType": int(MsgType.TEXT)}
+        assert (stored.seq, stored.sender_id, stored.client_msg_id) == (1, alice, "r-1")  # the id stays
+        assert _seqs(await store.history(first.conv, 0, 10)) == [1, 2]
+        again, new = await recalls.recall(first.conv, first.seq, alice, T0 - 60, T0 + 9)
+        assert not new and again == recall
+
+    @pytest_twisted.ensureDeferred
+    async def test_who_may_recall_and_until_when(self, stores):
+        from coffeechat.errors import ErrorCode
+        from coffeechat.features.recall import RecallRefused
+
+        store, recalls = stores
+        alice, bob = await self._users(store, "alice", "bobby")
+        message = (await store.append(new_message(alice, bob, "w-1", at=T0))).message
+        for actor, not_before, code in (
+            (bob, T0 - 60, ErrorCode.FORBIDDEN),
+            (alice, T0 + 1, ErrorCode.RECALL_TOO_LATE),
+        ):
+            with pytest.raises(RecallRefused) as refused:
+                await recalls.recall(message.conv, message.seq, actor, not_before, T0 + 200)
+            assert refused.value.code == code
+        with pytest.raises(RecallRefused) as refused:
+            await recalls.recall(message.conv, 42, alice, 0, T0)
+        assert refused.value.code == ErrorCode.NOT_FOUND
+        recall, new = await recalls.recall(message.conv, message.seq, 0, 0, T0 + 300, force=True)  # the admin API
+        assert new and recall.recalled_by == 0
+
+    @pytest_twisted.ensureDeferred
+    async def test_group_owner_and_admins_recall_any_message_any_time_but_never_a_notice(self, stores):
+        from coffeechat.errors import ErrorCode
+        from coffeechat.features.recall import RecallRefused
+
+        store, recalls = stores
+        owner, admin, member = await self._users(store, "owner", "admin", "member")
+        group = await new_group(store, owner, [admin, member])
+        await store.set_member_roles(group.group_id, owner, GroupRole.OWNER, [admin], GroupRole.ADMIN, T0)
+        by_member = (await store.append(group_message(member, group.group_id, "g-1"))).message
+        by_owner = (await store.append(group_message(owner, group.group_id, "g-2"))).message
+        with pytest.raises(RecallRefused) as refused:
+            await recalls.recall(group.conv, by_owner.seq, member, 0, T0)
+        assert refused.value.code == ErrorCode.FORBIDDEN
+        assert (await recalls.recall(group.conv, by_member.seq, admin, T0 + 999, T0 + 1000))[1]
+        assert (await recalls.recall(group.conv, by_owner.seq, owner, T0 + 999, T0 + 1000))[1]
+        notice = new_message(
+            owner, group.group_id, "n-1", session_type=SessionType.GROUP, msg_type=MsgType.NOTIFICATION
+        )
+        stored = (await store.append(notice)).message
+        with pytest.raises(RecallRefused) as refused:
+            await recalls.recall(group.conv, stored.seq, owner, 0, T0)
+        assert refused.value.code == ErrorCode.FORBIDDEN
+
+    @pytest_twisted.ensureDeferred
+    async def test_recalls_of_a_user_are_those_of_their_conversations_since_a_time(self, stores):
+        store, recalls = stores
+        alice, bob, carol = await self._users(store, "alice", "bobby", "carol")
+        to_bob = (await store.append(new_message(alice, bob, "a-1"))).message
+        to_carol = (await store.append(new_message(alice, carol, "a-2"))).message
+        await recalls.recall(to_bob.conv, to_bob.seq, alice, 0, T0 + 10)
+        await recalls.recall(to_carol.conv, to_carol.seq, alice, 0, T0 + 20)
+        assert [r.to_id for r in await recalls.recalls_of(alice, T0, 10)] == [bob, carol]  # oldest first
+        assert [r.to_id for r in await recalls.recalls_of(alice, T0 + 15, 10)] == [carol]
+        assert [r.to_id for r in await recalls.recalls_of(alice, T0, 1)] == [bob]
+        assert [r.seq for r in await recalls.recalls_of(bob, T0, 10)] == [to_bob.seq]  # not carol's
+
+    @pytest_twisted.ensureDeferred
+    async def test_a_newcomer_sees_no_recalls_from_before_their_join(self, stores):
+        store, recalls = stores
+        owner, member, later = await self._users(store, "owner", "member", "later")
+        group = await new_group(store, owner, [member])
+        old = (await store.append(group_message(member, group.group_id, "o-1"))).message
+        await recalls.recall(group.conv, old.seq, member, 0, T0 + 1)
+        await store.add_members(group.group_id, owner, GroupRole.MEMBER, [later], T0 + 2, 200, 0)
+        assert await recalls.recalls_of(later, 0, 10) == []
+        assert [r.seq for r in await recalls.recalls_of(member, 0, 10)] == [old.seq]
