@@ -110,6 +110,26 @@ async def test_users_on_two_nodes_chat_one_to_one_and_in_a_group(two_nodes):
 
 
 @pytest_twisted.ensureDeferred
+async def test_typing_and_recall_cross_nodes_over_redis_and_postgresql(two_nodes):
+    n1, n2 = two_nodes
+    alice_id = await n1.register("alice")
+    bob_id = await n2.register("bobby")
+    alice = await n1.login("alice")
+    bob = await n2.login("bobby", transport="ws-json")
+    await until(lambda: n1.core.presence.live_nodes() == {"n1", "n2"})
+    alice.typing(bob_id)
+    _, _, typing = await bob.next_push(Cmd.MSG_TYPING_NOTIFY)
+    assert (typing.user_id, typing.session_id, typing.typing) == (alice_id, alice_id, True)
+    ack = await alice.send_message(bob_id, "regret this")
+    await pushes(bob, 1)
+    assert (await alice.recall(bob_id, ack.server_msg_id)).result_code == 200
+    _, _, notice = await bob.next_push(Cmd.MSG_RECALL_NOTIFY)
+    assert (notice.from_user_id, notice.server_msg_id, notice.recalled_by) == (alice_id, ack.server_msg_id, alice_id)
+    history = await bob.history(alice_id)  # from the shared PostgreSQL, on the other node
+    assert [m.msg_type for m in history.msg_list] == [pb.kCIM_MSG_TYPE_RECALLED]
+
+
+@pytest_twisted.ensureDeferred
 async def test_redis_restarted_mid_run_loses_nothing_acknowledged(two_nodes, redis_server):  # noqa: F811
     n1, n2 = two_nodes
     alice_id = await n1.register("alice")

@@ -76,3 +76,27 @@ def test_tcp_listeners_get_a_large_backlog_unless_they_name_one():
     assert with_backlog("tcp:8000:backlog=10") == "tcp:8000:backlog=10"
     for untouched in ("unix:/run/c.sock", "systemd:domain=INET:index=0"):
         assert with_backlog(untouched) == untouched
+
+
+def test_features_are_chosen_by_name_and_their_sections_follow(tmp_path):
+    config = load_config(None, {"features.enabled": ["accounts", "messages"]})
+    assert config.section("groups") is None and config.section("auth") is not None
+    with pytest.raises(ConfigError, match=r"\[groups\]"):
+        load_config(None, {"features.enabled": ["accounts", "messages"], "groups.max_normal_members": 5})
+    with pytest.raises(ConfigError, match="unknown feature 'stickers'"):
+        load_config(None, {"features.enabled": ["accounts", "stickers"]})
+    path = tmp_path / "c.toml"
+    path.write_text('[typing]\nttl = 9.0\n[features]\nenabled = ["accounts", "messages", "typing"]\n')
+    assert load_config(path).typing.ttl == 9.0  # [features] is read first, wherever it stands
+
+
+def test_a_feature_that_needs_a_disabled_one_stops_the_node():
+    from twisted.internet.testing import MemoryReactorClock
+
+    from coffeechat.backends.memory import MemoryStore
+    from coffeechat.backends.presence_memory import MemoryPresence
+    from coffeechat.node import ChatNode
+
+    config = load_config(None, {"features.enabled": ["accounts", "typing"]})
+    with pytest.raises(ConfigError, match="feature typing needs feature messages"):
+        ChatNode(config, MemoryReactorClock(), MemoryStore(), MemoryPresence())

@@ -492,3 +492,24 @@ async def test_client_gone_before_the_answer(api):
     assert [e for e in failures if "could not write" in e.get("log_format", "")] == []
     status, _ = await api.call("GET", "/health")
     assert status == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_web_client_reads_the_protocol_table_from_the_schema(api):
+    from twisted.internet import reactor
+
+    from coffeechat.schema import RESPONSE_OF
+
+    url = f"http://127.0.0.1:{api.port}/app/protocol-table.js".encode()
+    response = await Agent(reactor).request(b"GET", url)
+    text = (await readBody(response)).decode()
+    assert response.code == 200
+    assert response.headers.getRawHeaders(b"Content-Type") == [b"text/javascript; charset=utf-8"]
+    tables = {}
+    for line in text.splitlines()[1:]:
+        name, _, value = line.removeprefix("export const ").partition(" = Object.freeze(")
+        tables[name] = json.loads(value.removesuffix(");"))
+    assert tables["Cmd"]["MSG_RECALL_REQ"] == Cmd.MSG_RECALL_REQ == 0x0309
+    assert tables["RESPONSE_OF"] == {Cmd(q).name: Cmd(a).name for q, a in RESPONSE_OF.items()}
+    assert "MSG_TYPING_NOTIFY" in tables["PUSH"] and "MSG_TYPING_REQ" not in tables["PUSH"]
+    assert tables["ENUMS"]["CIMErrorCode"]["kCIM_ERR_RECALL_TOO_LATE"] == ErrorCode.RECALL_TOO_LATE
