@@ -36,6 +36,7 @@ from coffeechat.features.messages import (
     Located,
     MessagePush,
     Messages,
+    Outgoing,
     ReadPush,
     check_content,
     checked_client_msg_id,
@@ -664,29 +665,20 @@ class GroupChats(ConversationKind):
     def __init__(self, groups: Groups) -> None:
         self.groups = groups
 
-    def send(
-        self,
-        sender: User,
-        device: IDevice | None,
-        group_id: int,
-        client_msg_id: str,
-        msg_type: int,
-        data: bytes,
-        client_type: int,
-        mentions: Iterable[int],
-        at_all: bool,
-    ) -> defer.Deferred:
+    def send(self, sender: User, device: IDevice | None, outgoing: Outgoing) -> defer.Deferred:
         """Stored once for the group; membership, mute and @all are checked by the store in the
         storing transaction; then one Push goes to every member's devices."""
         messages = self.groups.messages
+        group_id = outgoing.to_id
         try:
             if group_id <= 0:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be a group id")
-            client_msg_id = checked_client_msg_id(client_msg_id)
-            check_content(msg_type, data, messages.limits)
+            client_msg_id = checked_client_msg_id(outgoing.client_msg_id)
+            check_content(outgoing.msg_type, outgoing.data, messages.limits)
         except ChatError as e:
             return defer.fail(e)
-        wanted = list(mentions)
+        at_all = outgoing.at_all
+        wanted = list(outgoing.mentions)
 
         def group_found(state: GroupState | None) -> defer.Deferred:
             if state is None or state.group.dismissed:
@@ -699,10 +691,10 @@ class GroupChats(ConversationKind):
                 sender_id=sender.user_id,
                 to_id=group_id,
                 client_msg_id=client_msg_id,
-                msg_type=msg_type,
-                data=data,
+                msg_type=outgoing.msg_type,
+                data=outgoing.data,
                 created_at=int(messages.clock.seconds()),
-                client_type=client_type,
+                client_type=outgoing.client_type,
                 mentions=mentioned,
                 at_all=bool(at_all),
             )

@@ -239,23 +239,26 @@ class Located:
     moderator: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message as a client sent it, before any check: to whom (a user, a group ...), its
+    client_msg_id, type and body, and for groups whom it mentions."""
+
+    to_id: int
+    client_msg_id: str
+    msg_type: int
+    data: bytes
+    client_type: int = 0
+    mentions: tuple[int, ...] | Any = ()
+    at_all: bool = False
+
+
 class ConversationKind:
     """What a kind of conversation decides (one per session type; see the module docstring)."""
 
     session_type: int
 
-    def send(
-        self,
-        sender: User,
-        device: IDevice | None,
-        to_id: int,
-        client_msg_id: str,
-        msg_type: int,
-        data: bytes,
-        client_type: int,
-        mentions: Iterable[int],
-        at_all: bool,
-    ) -> defer.Deferred:
+    def send(self, sender: User, device: IDevice | None, outgoing: Outgoing) -> defer.Deferred:
         """Store a message from ``sender`` and push it; fires with the AppendResult."""
         raise NotImplementedError
 
@@ -291,24 +294,14 @@ class DirectChats(ConversationKind):
     def __init__(self, messages: Messages) -> None:
         self.messages = messages
 
-    def send(
-        self,
-        sender: User,
-        device: IDevice | None,
-        to_id: int,
-        client_msg_id: str,
-        msg_type: int,
-        data: bytes,
-        client_type: int,
-        mentions: Iterable[int],
-        at_all: bool,
-    ) -> defer.Deferred:
+    def send(self, sender: User, device: IDevice | None, outgoing: Outgoing) -> defer.Deferred:
         messages = self.messages
+        to_id = outgoing.to_id
         try:
             if to_id <= 0 or to_id == sender.user_id:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be another user")
-            client_msg_id = checked_client_msg_id(client_msg_id)
-            check_content(msg_type, data, messages.limits)
+            client_msg_id = checked_client_msg_id(outgoing.client_msg_id)
+            check_content(outgoing.msg_type, outgoing.data, messages.limits)
         except ChatError as e:
             return defer.fail(e)
         message = NewMessage(
@@ -317,10 +310,10 @@ class DirectChats(ConversationKind):
             sender_id=sender.user_id,
             to_id=to_id,
             client_msg_id=client_msg_id,
-            msg_type=msg_type,
-            data=data,
+            msg_type=outgoing.msg_type,
+            data=outgoing.data,
             created_at=int(messages.clock.seconds()),
-            client_type=client_type,
+            client_type=outgoing.client_type,
         )
 
         def recipient_checked(exists: bool) -> defer.Deferred:
@@ -438,7 +431,7 @@ class Messages:
         kind = self._kinds.get(session_type)
         if kind is None:
             return defer.fail(ChatError(ErrorCode.INVALID_ARGUMENT, "session_type must be 1 (single) or 2 (group)"))
-        return kind.send(sender, device, to_id, client_msg_id, msg_type, data, client_type, mentions, at_all)
+        return kind.send(sender, device, Outgoing(to_id, client_msg_id, msg_type, data, client_type, mentions, at_all))
 
     def append(self, message: NewMessage) -> defer.Deferred:
         """Store a message, counted by the node's flow control (transports stop reading from
