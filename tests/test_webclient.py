@@ -4,8 +4,9 @@ process is what users run).
 
 Two people chat in two browser contexts; a third writes from the TCP client library in a
 subprocess. Then three people chat in a group (created, joined and left from the page), with a
-fourth device writing to it over TCP. Without Chromium or Playwright the tests are skipped, except
-under CI (env CI set), where that is a failure. ``UPDATE_SCREENSHOTS=1`` rewrites the screenshots in docs/images/.
+fourth device writing to it over TCP. Then two people see each other typing and recall messages.
+Without Chromium or Playwright the tests are skipped, except under CI (env CI set), where that is
+a failure. ``UPDATE_SCREENSHOTS=1`` rewrites the screenshots in docs/images/.
 """
 
 from __future__ import annotations
@@ -174,9 +175,14 @@ class Browser:
         self.shots = tmp_path / "screenshots"
         self.shots.mkdir()
 
-    def page(self, viewport: dict[str, int], url: str, *, block_ws: dict[str, Any] | None = None) -> Any:
+    def page(
+        self, viewport: dict[str, int], url: str, *, block_ws: dict[str, Any] | None = None, fake_clock: bool = False
+    ) -> Any:
         context = self.browser.new_context(viewport=viewport, locale="en-GB", timezone_id="UTC")
         page = context.new_page()
+        if fake_clock:
+            # The page's clock runs as usual until the test moves it on (page.clock.fast_forward).
+            page.clock.install()
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         page.on("console", lambda msg: msg.type == "error" and self.problems.append(f"console: {msg.text}"))
         page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
@@ -538,6 +544,27 @@ def test_group_chat_in_the_browser(server: Server, browser: Browser) -> None:
     send(alice, "Bob will be missed")
     expect(last_message(carol).get_by_test_id("message-text")).to_have_text("Bob will be missed")
 
+    # In a group, "typing…" names the typer, in the header and in the list.
+    carol.get_by_test_id("composer-input").fill("Where do we meet")
+    expect(alice.get_by_test_id("typing-indicator")).to_have_text("Carol is typing…")
+    expect(alice.get_by_test_id("chat-subtitle")).to_be_hidden()
+    expect(group_item(alice, group_id).get_by_test_id("conversation-typing")).to_have_text("Carol is typing…")
+    carol.get_by_test_id("composer-input").fill("")
+    expect(alice.get_by_test_id("typing-indicator")).to_have_text("")
+    expect(alice.get_by_test_id("chat-subtitle")).to_have_text("2 members")
+    expect(group_item(alice, group_id).get_by_test_id("conversation-typing")).to_have_count(0)
+
+    # The owner may recall anyone's message (a member only their own): Alice takes back what
+    # Carol wrote from the terminal; both see that she did, neither the text.
+    assert carol.locator('[data-mine="false"] [data-testid="message-actions"]').count() == 0
+    terminal = alice.get_by_test_id("message").filter(has_text="Hello from the terminal")
+    terminal.get_by_test_id("message-actions").click()
+    alice.get_by_test_id("recall-button").click()
+    expect(alice.get_by_test_id("recalled-message")).to_have_text(["You recalled a message"])
+    expect(carol.get_by_test_id("recalled-message")).to_have_text(["Alice recalled a message"])
+    for page in (alice, carol):
+        expect(page.get_by_test_id("message-list")).not_to_contain_text("Hello from the terminal")
+
     # After a reload, the group is still not Bob's; Alice's list still shows it, by name.
     bob.reload()
     expect(bob.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
@@ -547,6 +574,119 @@ def test_group_chat_in_the_browser(server: Server, browser: Browser) -> None:
     expect(alice.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
     expect(group_item(alice, group_id).get_by_test_id("conversation-name")).to_have_text(name)
     expect(group_item(alice, group_id).get_by_test_id("conversation-preview")).to_have_text("You: Bob will be missed")
+    group_item(alice, group_id).click()
+    expect(alice.get_by_test_id("recalled-message")).to_have_text(["You recalled a message"])
+    expect(alice.get_by_test_id("message-list")).not_to_contain_text("Hello from the terminal")
+
+    assert b.dialogs == [], b.dialogs
+    assert b.problems == [], b.problems
+
+
+def test_typing_and_recall_in_the_browser(server: Server, browser: Browser) -> None:
+    b = browser
+    expect = b.expect
+    alice = b.page(DESKTOP, server.url, fake_clock=True)  # for the timeouts of "typing…" and of recall
+    bob = b.page(DESKTOP, server.url)
+
+    # Alice's socket passes through Playwright, which can answer a recall in the server's stead:
+    # the server's refusals (RECALL_TOO_LATE after two minutes) are not to be waited for here.
+    refuse = {"recall": False}
+
+    def route(ws: Any) -> None:
+        upstream = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message) if isinstance(message, str) else {}
+            if refuse["recall"] and frame.get("cmd") == "MSG_RECALL_REQ":
+                body = {**frame["body"], "resultCode": "kCIM_ERR_RECALL_TOO_LATE", "resultString": "too late"}
+                ws.send(json.dumps({"cmd": "MSG_RECALL_RSP", "seq": frame["seq"], "body": body}))
+            else:
+                upstream.send(message)
+
+        ws.on_message(from_page)
+
+    alice.route_web_socket("**/ws", route)
+    alice_id = register(b, alice, "alice", "Alice")
+    bob_id = register(b, bob, "bobby", "Bob")
+    alice.get_by_test_id("new-chat-button").click()
+    alice.locator(f'[data-testid="user-item"][data-user-id="{bob_id}"]').click()
+    send(alice, "Hi Bob")
+    conversation(bob, alice_id).click()
+    expect(bob.get_by_test_id("message-text")).to_have_text(["Hi Bob"])
+
+    # Bob types: Alice sees it in the chat's header and in her list; it goes when he clears the
+    # text, when the notice's ttl (6 s) has passed, and when his message arrives.
+    typing = alice.get_by_test_id("typing-indicator")
+    composer = bob.get_by_test_id("composer-input")
+    composer.fill("Are you th")
+    expect(typing).to_have_text("Bob is typing…")
+    expect(conversation(alice, bob_id).get_by_test_id("conversation-typing")).to_have_text("typing…")
+    expect(conversation(alice, bob_id).get_by_test_id("conversation-preview")).to_be_hidden()
+    composer.fill("")
+    expect(typing).to_have_text("")
+    expect(conversation(alice, bob_id).get_by_test_id("conversation-typing")).to_have_count(0)
+    composer.fill("Yes")
+    expect(typing).to_have_text("Bob is typing…")
+    alice.clock.fast_forward(6_500)
+    expect(typing).to_have_text("")
+    composer.fill("")
+    composer.fill("Yes, here")
+    expect(typing).to_have_text("Bob is typing…")
+    bob.get_by_test_id("send-button").click()
+    expect(alice.get_by_test_id("message-text").last).to_have_text("Yes, here")
+    expect(typing).to_have_text("")
+    expect(conversation(alice, bob_id).get_by_test_id("conversation-preview")).to_have_text("Yes, here")
+
+    # Recall is offered on one's own messages (Bob has it on his, not on Alice's).
+    send(alice, "Oops, wrong chat 🙈")
+    expect(bob.get_by_test_id("message-text").last).to_have_text("Oops, wrong chat 🙈")
+    expect(bob.locator('[data-mine="true"] [data-testid="message-actions"]')).to_have_count(1)
+    assert bob.locator('[data-mine="false"] [data-testid="message-actions"]').count() == 0
+
+    # A refusal shows under the message, which stays (and offers no second try).
+    refuse["recall"] = True
+    first = alice.get_by_test_id("message").filter(has_text="Hi Bob")
+    first.get_by_test_id("message-actions").click()
+    first.get_by_test_id("recall-button").click()
+    expect(first.get_by_test_id("recall-error")).to_have_text(
+        "Too late: messages can only be recalled for a short while after sending."
+    )
+    expect(first.get_by_test_id("recall-button")).to_be_disabled()
+    alice.keyboard.press("Escape")
+    expect(alice.get_by_test_id("message-menu")).to_have_count(0)
+    expect(first.get_by_test_id("message-actions")).to_have_count(0)
+    refuse["recall"] = False
+
+    # Alice recalls her last message: a line on both pages, the text gone from both, the list too.
+    oops = alice.get_by_test_id("message").filter(has_text="Oops")
+    oops.get_by_test_id("message-actions").click()
+    alice.get_by_test_id("recall-button").click()
+    expect(alice.get_by_test_id("recalled-message")).to_have_text(["You recalled a message"])
+    expect(bob.get_by_test_id("recalled-message")).to_have_text(["Alice recalled a message"])
+    expect(alice.get_by_test_id("message-text")).to_have_text(["Hi Bob", "Yes, here"])
+    expect(bob.get_by_test_id("message-text")).to_have_text(["Hi Bob", "Yes, here"])
+    expect(conversation(alice, bob_id).get_by_test_id("conversation-preview")).to_have_text("You recalled a message")
+    expect(conversation(bob, alice_id).get_by_test_id("conversation-preview")).to_have_text("Alice recalled a message")
+    for page in (alice, bob):
+        assert "Oops" not in page.content()
+
+    # After a reload (the list and the history from the server) it is still recalled.
+    for page, line in ((alice, "You recalled a message"), (bob, "Alice recalled a message")):
+        page.reload()
+        expect(page.get_by_test_id("conn-status")).to_have_attribute("data-state", "online")
+        peer = bob_id if page is alice else alice_id
+        expect(conversation(page, peer).get_by_test_id("conversation-preview")).to_have_text(line)
+        conversation(page, peer).click()
+        expect(page.get_by_test_id("recalled-message")).to_have_text([line])
+        expect(page.get_by_test_id("message-text")).to_have_text(["Hi Bob", "Yes, here"])
+        assert "Oops" not in page.content()
+
+    # One's own messages can be recalled for two minutes: then the button goes.
+    send(alice, "Last word")
+    latest = alice.get_by_test_id("message").filter(has_text="Last word")
+    expect(latest.get_by_test_id("message-actions")).to_have_count(1)
+    alice.clock.fast_forward(121_000)
+    expect(latest.get_by_test_id("message-actions")).to_have_count(0)
 
     assert b.dialogs == [], b.dialogs
     assert b.problems == [], b.problems

@@ -585,16 +585,17 @@ def _ack_conversation(user_id: int, req: pb.CIMMsgDataAck) -> str | None:
     """The conversation a delivery ack names: a group by ``to_session_id``; a 1:1 conversation by
     the pair ``from_user_id``/``to_session_id`` (clients fill it as the pushed message had it or as
     they file the conversation: both name the same pair), or this user and the one id given."""
-    if req.session_type == _GROUP:
+    session_type = req.session_type
+    if session_type == _GROUP:
         return f"g:{req.to_session_id}" if req.to_session_id > 0 else None
-    if req.session_type != _SINGLE:
+    if session_type != _SINGLE:
         return None
-    ids = {i for i in (req.from_user_id, req.to_session_id) if i > 0}
-    if len(ids) == 2:
-        low, high = sorted(ids)
-        return f"p:{low}:{high}"
-    if len(ids) == 1 and user_id not in ids:
-        return conversation_key(_SINGLE, user_id, ids.pop())
+    a, b = req.from_user_id, req.to_session_id
+    if a > 0 and b > 0 and a != b:
+        return f"p:{a}:{b}" if a < b else f"p:{b}:{a}"
+    other = a if a > 0 else b
+    if other > 0 and other != user_id:
+        return conversation_key(_SINGLE, user_id, other)
     return None
 
 

@@ -1,5 +1,5 @@
 // The CoffeeChat web client: login and registration, the conversation list (people and groups),
-// one chat view, group management (create, invite, members, leave).
+// one chat view, group management (create, invite, members, leave), typing indicators, recall.
 //
 // Everything shown that came from a user (names, messages, group names) goes into the page
 // through textContent or createElement, never innerHTML, so nothing anyone types can run as
@@ -30,6 +30,11 @@ const SINGLE = 1; // kCIM_SESSION_TYPE_SINGLE
 const GROUP = 2; // kCIM_SESSION_TYPE_GROUP
 const TEXT = 1; // kCIM_MSG_TYPE_TEXT
 const NOTIFICATION = 9; // kCIM_MSG_TYPE_NOTIFACATION: group changes, JSON {notificationType, data}
+const RECALLED = 11; // kCIM_MSG_TYPE_RECALLED: a recalled message, JSON {recalledBy, recallTime, msgType}
+const RECALL_WINDOW = 120; // s: the server's default recall.window (the server decides; this hides the button)
+const TYPING_EVERY = 1000; // ms between "typing" notices while typing (the server passes one on per 3 s)
+const TYPING_TTL = 6; // s a "typing" shows when the notice does not say (the server's typing.ttl)
+const TYPING_PAUSE = 10000; // ms without typing notices for a conversation after RATE_LIMITED
 const STATUS_READ = 2; // kCIM_MSG_STATUS_READ
 const RES_OK = 1; // kCIM_RES_CODE_OK
 const CHANGE_ADD = 1; // kCIM_GROUP_MEMBER_CHANGED_TYPE_ADD
@@ -64,6 +69,15 @@ const outbox = new Map(); // clientMsgId -> {key, text, mentions, atAll, inFligh
 const picked = { create: new Set(), invite: new Set() }; // user ids ticked in the two pickers
 const composerMentions = new Map(); // userId -> nick picked with "@" for the message being written
 const exited = new Set(); // groups left from this device: later pushes about them are ignored
+const typers = new Map(); // chat key -> Map(userId -> timer): who is typing there right now
+const typingOut = { key: "", at: 0 }; // the conversation we said we are typing in, and when (ms)
+const typingRefused = new Map(); // chat key -> until when (ms) not to send typing notices there
+const typingSeqs = new Map(); // seq of a typing notice sent -> chat key, to match its refusal
+let messageMenu = null; // the open message's actions: {chatKey, seq, busy, error}
+let clockSkew = 0; // s the server's clock is ahead of ours (from send acks), for the recall window
+let recallsSince = 0; // server time from which to list the recalls missed (0: none to ask)
+let lastState = "stopped"; // the connection's state, to see when it stops being online
+let recallTimer = null; // re-renders the chat when the next Recall button should go
 let connection = null;
 let activity = 0; // counts conversation updates, to order the list within the same second
 
@@ -84,6 +98,8 @@ function newChat(type, id) {
     peerRead: 0, // 1:1: the peer's read position: our messages up to it show ✓✓
     mentionSeq: 0, // groups: the newest message mentioning us (an "@you" until read past it)
     readCounts: new Map(), // groups: seq of an own message -> {read, members}
+    recalls: new Map(), // seq -> {by, time}: recalled, whatever an older copy of it says
+    recallClosed: new Set(), // own messages the server said are too old to recall
     askedCounts: new Map(), // groups: own messages whose read count was asked for -> when (ms)
     left: "", // groups: "" a member, "removed" (kicked, dismissed) or "left" (from another device)
     joined: false, // groups: we were just added; the next message is the first we may see
@@ -184,6 +200,7 @@ function formatTime(seconds, withDate = false) {
 
 function messageText(type, data) {
   if (type === TEXT || type === 0) return base64ToText(data);
+  if (type === RECALLED) return ""; // its content is gone: what shows is recalledText
   return `[${TYPE_LABELS[type] || "Message"}]`;
 }
 
@@ -263,8 +280,35 @@ function parseNotice(type, data) {
   }
 }
 
-/** The text a message shows: its own, or a notification's line. */
-const shownText = (message) => (message.type === NOTIFICATION ? noticeText(message) : message.text);
+/** Who recalled a RECALLED message and when, from its JSON {recalledBy, recallTime, msgType}. */
+function parseRecall(type, data) {
+  if (type !== RECALLED) return null;
+  try {
+    const body = JSON.parse(base64ToText(data));
+    return { by: num(body?.recalledBy), time: num(body?.recallTime) };
+  } catch {
+    return { by: 0, time: 0 };
+  }
+}
+
+/** The line a recalled message shows instead of its content ("Alice recalled a message"). */
+function recalledText(message) {
+  const by = message.recall ? message.recall.by : 0;
+  if (!by) return "A message was recalled"; // by an administrator (or we do not know who)
+  return `${by === me() ? "You" : nameOf(by)} recalled a message`;
+}
+
+/** A message (or preview) as it is once recalled: no content left, only who recalled it. */
+const asRecalled = (message, recall) => ({ ...message, type: RECALLED, text: "", notice: null, recall });
+
+/** The text a message shows: its own, a notification's line, or that it was recalled. */
+function shownText(message) {
+  if (message.type === NOTIFICATION) return noticeText(message);
+  return message.type === RECALLED ? recalledText(message) : message.text;
+}
+
+/** The server's clock (seconds), as far as the acks of our sends tell it. */
+const serverNow = () => Date.now() / 1000 + clockSkew;
 
 function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID(); // only in secure contexts (https, localhost)
@@ -477,6 +521,14 @@ function endSession(message) {
   outbox.clear();
   exited.clear();
   composerMentions.clear();
+  for (const timers of typers.values()) for (const timer of timers.values()) clearTimeout(timer);
+  typers.clear();
+  typingOut.key = "";
+  typingRefused.clear();
+  typingSeqs.clear();
+  messageMenu = null;
+  recallsSince = 0;
+  clearTimeout(recallTimer);
   $("message-list").replaceChildren();
   messageNodes.clear();
   showScreen("login");
@@ -490,7 +542,13 @@ function createConnection() {
   return new ChatConnection({
     url: url.href,
     credentials: () => (state.session ? { userId: state.session.userId, token: state.session.token } : null),
-    onState: () => renderStatus(),
+    onState: (current) => {
+      // Pushes stop when the socket goes: the next catch-up asks for the recalls since (with a
+      // margin for a dead socket noticed late, and for our estimate of the server's clock).
+      if (lastState === "online" && current !== "online" && !recallsSince) recallsSince = Math.floor(serverNow()) - 120;
+      lastState = current;
+      renderStatus();
+    },
     onOnline: (userInfo) => {
       if (userInfo.nickName) {
         state.session.nickName = userInfo.nickName;
@@ -500,6 +558,7 @@ function createConnection() {
       catchUp();
     },
     onPush: handlePush,
+    onSendError: sendRefused,
     onAuthFailed: () => endSession("Your session has expired. Please log in again."),
     onKickout: (code, reason) => {
       if (code === ErrorCode.USER_DISABLED) endSession("This account has been disabled.");
@@ -539,6 +598,7 @@ async function catchUp() {
         if (e instanceof NoAnswerError) throw e; // offline again
       });
     }
+    if (recallsSince) await syncRecalls();
     if (openGroup()) loadMembers(openGroup().id).catch(() => {});
     flushOutbox();
     markReadIfVisible();
@@ -547,6 +607,26 @@ async function catchUp() {
     if (!(e instanceof NoAnswerError)) console.warn("catch-up failed", e);
     // Offline again: the next reconnect catches up anew.
   }
+}
+
+/** The recalls made while we were offline (MSG_RECALL_LIST): the pages fetched above show the
+ * newest messages as recalled already, this covers the older ones we hold. */
+async function syncRecalls() {
+  let since = Math.max(0, recallsSince);
+  try {
+    for (let page = 0; page < 10; page++) {
+      const rsp = await connection.request("MSG_RECALL_LIST_REQ", { sinceTime: since, limit: 1000 });
+      const recalls = rsp.recalls || [];
+      for (const recall of recalls) receiveRecall(recall, false);
+      if (!rsp.hasMore || !recalls.length) break;
+      since = num(recalls[recalls.length - 1].recallTime);
+    }
+  } catch (e) {
+    if (e instanceof NoAnswerError) throw e; // asked again at the next catch-up
+    // refused (a server without recall): nothing to learn
+  }
+  recallsSince = 0;
+  render();
 }
 
 async function loadUsers() {
@@ -694,15 +774,19 @@ function applySummary(entry) {
   if (latest && (!chat.preview || latest >= chat.preview.seq)) {
     chat.touched = ++activity;
     const msgType = num(entry.msgType);
-    chat.preview = {
+    const preview = {
       seq: latest,
       from: num(entry.msgFromUserId),
       type: msgType,
       text: messageText(msgType, entry.msgData),
       notice: parseNotice(msgType, entry.msgData),
+      recall: parseRecall(msgType, entry.msgData),
       nick: "",
       time: num(entry.msgTimeStamp) || num(entry.updatedTime),
     };
+    // A recall we were told of stands, whatever an older answer says.
+    const recall = chat.recalls.get(latest);
+    chat.preview = recall && msgType !== RECALLED ? asRecalled(preview, recall) : preview;
   }
 }
 
@@ -717,6 +801,7 @@ function fromInfo(info) {
     type,
     text: messageText(type, info.msgData),
     notice: parseNotice(type, info.msgData),
+    recall: parseRecall(type, info.msgData),
     status: num(info.msgStatus),
   };
 }
@@ -791,11 +876,15 @@ function contiguousTop(chat) {
 }
 
 /** Add (or refresh) one stored message of a conversation. */
-function addMessage(chat, message) {
+function addMessage(chat, incoming) {
+  const known = chat.messages.get(incoming.seq);
+  let message = known ? { ...known, ...incoming, nick: incoming.nick || known.nick } : incoming;
+  // Once recalled, always recalled: a page fetched before the recall, or a push delivered again,
+  // does not bring the content back.
+  const recall = incoming.recall || chat.recalls.get(incoming.seq) || known?.recall;
+  if (recall && message.type !== RECALLED) message = asRecalled(message, recall);
   const mine = message.from === me();
-  const known = chat.messages.get(message.seq);
-  if (known && !message.nick) message.nick = known.nick;
-  chat.messages.set(message.seq, known ? { ...known, ...message } : message);
+  chat.messages.set(message.seq, message);
   chat.oldest = chat.oldest ? Math.min(chat.oldest, message.seq) : message.seq;
   chat.latest = Math.max(chat.latest, message.seq);
   if (mine) {
@@ -808,8 +897,8 @@ function addMessage(chat, message) {
   }
   if (!chat.preview || message.seq > chat.preview.seq) chat.touched = ++activity;
   if (!chat.preview || message.seq >= chat.preview.seq) {
-    const { seq, from, type, text, notice, nick, time } = message;
-    chat.preview = { seq, from, type, text, notice, nick, time };
+    const { seq, from, type, text, notice, recall, nick, time } = message;
+    chat.preview = { seq, from, type, text, notice, recall, nick, time };
   }
 }
 
@@ -830,6 +919,8 @@ function handlePush(name, body) {
   else if (name === "MSG_READ_NOTIFY") receiveReadNotify(body);
   else if (name === "GROUP_MEMBER_CHANGED_NOTIFY") receiveGroupChange(body);
   else if (name === "GROUP_READ_COUNT_NOTIFY") receiveReadCount(body);
+  else if (name === "MSG_RECALL_NOTIFY") receiveRecall(body);
+  else if (name === "MSG_TYPING_NOTIFY") receiveTyping(body);
 }
 
 function receiveMessage(body) {
@@ -870,6 +961,7 @@ function storeIncoming(type, id, body) {
   const gap = chat.loaded && seq > contiguousTop(chat) + 1;
   const message = fromInfo({ ...body, msgStatus: 0 });
   remember(chat, message);
+  if (from !== me()) stopShowingTyping(chat.key, from); // the message they were typing is here
   if (type === GROUP) {
     const atMe = (body.atUserList || []).some((u) => num(u) === me());
     if (from !== me() && (atMe || body.atAll)) chat.mentionSeq = Math.max(chat.mentionSeq, seq);
@@ -889,6 +981,77 @@ function applyNotice(chat, message) {
   if (kind === 5 && typeof data.groupName === "string" && data.groupName) group.name = data.groupName;
   if (kind === 5 && "muteModel" in data) group.muteModel = num(data.muteModel);
   if (kind === 6 && chat.left) chat.left = "dismissed";
+}
+
+/** MSG_RECALL_NOTIFY (or an item of MSG_RECALL_LIST): a message was recalled. It is found as
+ * a MSG_DATA is: the group, or in a 1:1 chat whichever of the two people is not us. */
+function receiveRecall(body, redraw = true) {
+  const type = num(body.sessionType) || SINGLE;
+  const from = num(body.fromUserId);
+  const id = type === GROUP || from === me() ? num(body.toSessionId) : from;
+  const chat = state.chats.get(keyOf(type, id));
+  if (!chat) return; // not held here: its history and the list show it recalled
+  applyRecall(chat, num(body.serverMsgId), { by: num(body.recalledBy), time: num(body.recallTime) });
+  if (redraw) render();
+}
+
+/** Replace a message's content, wherever this page keeps it, by the fact of its recall. */
+function applyRecall(chat, seq, recall) {
+  if (!seq) return;
+  chat.recalls.set(seq, recall);
+  const known = chat.messages.get(seq);
+  if (known && known.type !== RECALLED) chat.messages.set(seq, asRecalled(known, recall));
+  if (chat.preview?.seq === seq && chat.preview.type !== RECALLED) chat.preview = asRecalled(chat.preview, recall);
+  chat.readCounts.delete(seq);
+  if (messageMenu?.chatKey === chat.key && messageMenu.seq === seq) messageMenu = null;
+}
+
+/** MSG_TYPING_NOTIFY: someone is typing (or stopped) in a conversation, for ttl seconds at most. */
+function receiveTyping(body) {
+  const userId = num(body.userId);
+  const type = num(body.sessionType) || SINGLE;
+  const key = keyOf(type, num(body.sessionId)); // 1:1: the typer, as we file the chat
+  if (!userId || userId === me()) return;
+  if (!body.typing) {
+    stopShowingTyping(key, userId);
+    return;
+  }
+  let here = typers.get(key);
+  if (!here) typers.set(key, (here = new Map()));
+  clearTimeout(here.get(userId));
+  const ttl = num(body.ttl) || TYPING_TTL;
+  here.set(userId, setTimeout(() => stopShowingTyping(key, userId), ttl * 1000));
+  renderTyping();
+}
+
+function stopShowingTyping(key, userId) {
+  const here = typers.get(key);
+  if (!here?.has(userId)) return;
+  clearTimeout(here.get(userId));
+  here.delete(userId);
+  if (!here.size) typers.delete(key);
+  renderTyping();
+}
+
+/** Who is typing in a chat, oldest first; not people who left a group meanwhile. */
+function typersOf(chat) {
+  if (chat.left) return [];
+  const here = typers.get(chat.key);
+  if (!here) return [];
+  const members = chat.type === GROUP ? groupFor(chat.id).members : null;
+  return [...here.keys()].filter((userId) => !members || members.has(userId));
+}
+
+/** "Alice is typing…", "Alice and Bob are typing…", "Alice, Bob and 2 others are typing…";
+ * in the list of a 1:1 chat (whose name is beside it) only "typing…". */
+function typingText(chat, short = false) {
+  const ids = typersOf(chat);
+  if (!ids.length) return "";
+  if (short && chat.type !== GROUP) return "typing…";
+  const names = ids.map(nameOf);
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length > 3) return `${names.slice(0, 2).join(", ")} and ${names.length - 2} others are typing…`;
+  return `${joinNames(names)} are typing…`;
 }
 
 function receiveReadNotify(body) {
@@ -994,6 +1157,8 @@ async function trySend(clientMsgId) {
     return;
   }
   item.inFlight = true;
+  item.tries = (item.tries || 0) + 1;
+  const started = Date.now();
   let ack;
   try {
     // Resending the same clientMsgId is safe: the server stores a message once per id.
@@ -1019,6 +1184,8 @@ async function trySend(clientMsgId) {
     outbox.delete(clientMsgId);
     const pending = chat.pending.get(clientMsgId);
     const time = num(ack.createTime) || pending?.time || 0;
+    // A first try answered promptly was stored just now: its time tells the server's clock.
+    if (ack.createTime && item.tries === 1 && Date.now() - started < 5000) clockSkew = time - Date.now() / 1000;
     const sent = { clientMsgId, from: me(), type: TEXT, text: item.text, ...pending };
     remember(chat, { ...sent, seq: num(ack.serverMsgId), time, status: 0 });
     chat.pending.delete(clientMsgId);
@@ -1038,6 +1205,114 @@ function failSend(chat, clientMsgId, why) {
   const pending = chat.pending.get(clientMsgId);
   if (pending) pending.failed = why;
   render();
+}
+
+// ---- typing -------------------------------------------------------------------------------------
+
+/** Tell the others in a chat that we are typing (or stopped); false if it did not go out. */
+function sendTyping(chat, typing) {
+  const seq = connection?.send("MSG_TYPING_REQ", { sessionType: chat.type, sessionId: String(chat.id), typing });
+  if (!seq) return false;
+  typingSeqs.set(seq, chat.key);
+  if (typingSeqs.size > 32) typingSeqs.delete(typingSeqs.keys().next().value);
+  return true;
+}
+
+/** The composer changed: "typing" at most once a TYPING_EVERY while there is text, "stopped"
+ * once it is empty. The server tells the others once per 3 s, and for 6 s. */
+function composerTyped() {
+  const chat = openChatState();
+  if (!$("composer-input").value.trim() || !chat) {
+    stopTyping();
+    return;
+  }
+  if (typingOut.key && typingOut.key !== chat.key) stopTyping();
+  if (chat.left || !canWrite(chat) || (typingRefused.get(chat.key) ?? 0) > Date.now()) return;
+  const now = Date.now();
+  if (typingOut.key === chat.key && now - typingOut.at < TYPING_EVERY) return;
+  if (sendTyping(chat, true)) Object.assign(typingOut, { key: chat.key, at: now });
+}
+
+/** We no longer type where we said we did (the text was sent or cleared, another chat opened). */
+function stopTyping() {
+  const chat = typingOut.key ? state.chats.get(typingOut.key) : null;
+  typingOut.key = "";
+  if (chat && (typingRefused.get(chat.key) ?? 0) <= Date.now()) sendTyping(chat, false);
+}
+
+/** ERROR_RSP for something sent without waiting: a refused typing notice (NOT_SUPPORTED for a
+ * big group, FORBIDDEN ...) means no more of them for that chat; RATE_LIMITED a pause. */
+function sendRefused(cmd, code, text, seq) {
+  if (cmd !== "MSG_TYPING_REQ" || !typingSeqs.has(seq)) return;
+  const key = typingSeqs.get(seq);
+  typingSeqs.delete(seq);
+  typingRefused.set(key, code === ErrorCode.RATE_LIMITED ? Date.now() + TYPING_PAUSE : Infinity);
+  if (typingOut.key === key) typingOut.key = "";
+}
+
+// ---- recall -------------------------------------------------------------------------------------
+
+/** Whether to offer "Recall" on a message: our own while the window lasts (the server decides,
+ * with its own clock and setting), any in a group we own or administer. */
+function canRecall(chat, message) {
+  if (!message.seq || chat.left || message.type === NOTIFICATION || message.type === RECALLED) return false;
+  if (chat.type === GROUP && roleOf(groupFor(chat.id), me()) >= ROLE_ADMIN) return true;
+  return message.from === me() && !chat.recallClosed.has(message.seq) && recallLeft(message) > 0;
+}
+
+/** Seconds left to recall one's own message (by the server's clock as far as we know it). */
+const recallLeft = (message) => message.time + RECALL_WINDOW - serverNow();
+
+const RECALL_ERRORS = {
+  [ErrorCode.RECALL_TOO_LATE]: "Too late: messages can only be recalled for a short while after sending.",
+  [ErrorCode.FORBIDDEN]: "You cannot recall this message.",
+  [ErrorCode.NOT_FOUND]: "This message no longer exists.",
+  [ErrorCode.NOT_SUPPORTED]: "This server does not let messages be recalled.",
+  [ErrorCode.RATE_LIMITED]: "Too many requests. Wait a moment and try again.",
+};
+
+/** MSG_RECALL_REQ for a message of the open chat; on success it shows as recalled at once (the
+ * other devices and people get MSG_RECALL_NOTIFY), a refusal shows under the message. */
+async function recallMessage(chat, seq) {
+  if (!messageMenu || messageMenu.busy) return;
+  const menu = messageMenu;
+  menu.busy = true;
+  menu.error = "";
+  renderMessages({});
+  try {
+    const rsp = await connection.request("MSG_RECALL_REQ", {
+      sessionType: chat.type,
+      sessionId: String(chat.id),
+      msgId: String(seq),
+    });
+    const code = num(rsp.resultCode);
+    if (code !== ErrorCode.SUCCESS) throw new ServerError(code, rsp.resultString || `error ${code}`, "MSG_RECALL_REQ");
+    applyRecall(chat, seq, { by: me(), time: Math.floor(serverNow()) });
+  } catch (e) {
+    if (e instanceof ServerError && e.code === ErrorCode.RECALL_TOO_LATE) chat.recallClosed.add(seq);
+    if (e instanceof ServerError) menu.error = RECALL_ERRORS[e.code] || e.message;
+    else menu.error = "No connection to the server. Try again.";
+  } finally {
+    menu.busy = false;
+  }
+  render();
+}
+
+function toggleMessageMenu(chat, seq) {
+  const open = messageMenu?.chatKey === chat.key && messageMenu.seq === seq;
+  messageMenu = open ? null : { chatKey: chat.key, seq, busy: false, error: "" };
+  renderMessages({});
+  if (!open) {
+    const node = $("message-list").querySelector(`[data-testid="recall-button"]`);
+    node?.focus({ preventScroll: true });
+    node?.closest("li")?.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function closeMessageMenu() {
+  if (!messageMenu) return;
+  messageMenu = null;
+  renderMessages({});
 }
 
 function flushOutbox() {
@@ -1156,6 +1431,8 @@ function closeGroupPanel() {
 
 function openChat(key) {
   if (state.openKey !== key) {
+    stopTyping();
+    messageMenu = null;
     state.openKey = key;
     state.groupPanel = "";
     state.leaving = false;
@@ -1180,6 +1457,8 @@ function openChat(key) {
 }
 
 function closeChat() {
+  stopTyping();
+  messageMenu = null;
   state.screen = "list";
   state.groupPanel = "";
   render();
@@ -1282,6 +1561,7 @@ function previewText(chat) {
   const preview = chat.preview;
   if (!preview) return "No messages yet";
   if (preview.type === NOTIFICATION) return noticeText(preview);
+  if (preview.type === RECALLED) return recalledText(preview);
   const mine = preview.from === me();
   if (chat.type === GROUP) return `${mine ? "You" : preview.nick || nameOf(preview.from)}: ${preview.text}`;
   return `${mine ? "You: " : ""}${preview.text}`;
@@ -1292,6 +1572,7 @@ function renderConversations() {
   const items = chats.map((chat) => {
     const unread = chat.left ? 0 : unreadOf(chat);
     const name = chatName(chat);
+    const typing = typingText(chat, true); // shows instead of the preview while it lasts
     const button = el(
       "button",
       { cls: "conversation", attrs: { type: "button" } },
@@ -1309,6 +1590,7 @@ function renderConversations() {
           "span",
           { cls: "conversation-bottom" },
           el("span", { cls: "conversation-preview", testid: "conversation-preview", text: previewText(chat) }),
+          typing ? el("span", { cls: "conversation-typing", testid: "conversation-typing", text: typing }) : "",
           chat.left ? el("span", { cls: "tag", testid: "left-marker", text: "Left" }) : "",
           mentionsMe(chat) && unread ? el("span", { cls: "mention-marker", testid: "mention-marker", text: "@you" }) : "",
           unread ? el("span", { cls: "badge", testid: "unread-badge", text: unread > 99 ? "99+" : String(unread) }) : "",
@@ -1323,6 +1605,7 @@ function renderConversations() {
     item.classList.toggle("active", chat.key === state.openKey);
     item.classList.toggle("unread", unread > 0);
     item.classList.toggle("left", Boolean(chat.left));
+    item.classList.toggle("typing", Boolean(typing));
     return item;
   });
   $("conversation-list").replaceChildren(...items);
@@ -1416,6 +1699,13 @@ function updateInviteButton() {
   $("invite-submit").textContent = count ? `Add ${count} ${count === 1 ? "person" : "people"}` : "Add";
 }
 
+/** Who is typing: in the open chat's header and in the list. */
+function renderTyping() {
+  if (!state.session) return;
+  renderChatHeader();
+  renderConversations();
+}
+
 function renderChatHeader() {
   const chat = openChatState();
   const open = chat !== null;
@@ -1427,13 +1717,17 @@ function renderChatHeader() {
   $("left-note").hidden = !open || !chat.left;
   if (!open) {
     $("composer").hidden = true;
+    $("typing-indicator").textContent = "";
     return;
   }
   $("chat-title").textContent = chatName(chat);
   $("chat-avatar").replaceChildren(chatAvatar(chat));
   const isGroup = chat.type === GROUP;
   $("group-info-button").hidden = !isGroup || Boolean(chat.left);
-  $("chat-subtitle").hidden = !isGroup;
+  // "Alice is typing…" takes the place of the member count while it lasts.
+  const typing = typingText(chat);
+  $("typing-indicator").textContent = typing; // always there (empty): a live region must exist to be heard
+  $("chat-subtitle").hidden = !isGroup || Boolean(typing);
   if (isGroup) {
     const group = groupFor(chat.id);
     const count = group.members ? group.members.size : group.memberCount;
@@ -1492,8 +1786,99 @@ function systemNode(message) {
   return { key, node };
 }
 
+/** A recalled message: a centred line saying who recalled it, never what it said. */
+function recalledNode(message) {
+  const key = `r${message.seq}`; // not the bubble's key: the bubble goes from the page
+  let node = messageNodes.get(key);
+  if (!node) {
+    node = el("li", { cls: "system recalled", testid: "recalled-message" }, el("span"));
+    node.dataset.seq = String(message.seq);
+    node.dataset.from = String(message.from);
+    messageNodes.set(key, node);
+  }
+  node.firstChild.textContent = recalledText(message);
+  return { key, node };
+}
+
+const DOTS_ICON = "M5 12h.01M12 12h.01M19 12h.01";
+const RECALL_ICON = "M9 14L4 9l5-5M4 9h10.5a5.5 5.5 0 0 1 0 11H11";
+
+/** An inline SVG icon like the page's own (stroked, in the text's colour), built as elements. */
+function icon(path, strokeWidth = 2) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  for (const [name, value] of Object.entries({
+    class: "icon",
+    viewBox: "0 0 24 24",
+    "aria-hidden": "true",
+    fill: "none",
+    stroke: "currentColor",
+    "stroke-width": String(strokeWidth),
+    "stroke-linecap": "round",
+    "stroke-linejoin": "round",
+  })) {
+    svg.setAttribute(name, value);
+  }
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  line.setAttribute("d", path);
+  svg.append(line);
+  return svg;
+}
+
+/** The "⋯" button beside a message we may recall, and its menu (Recall, and a refusal's
+ * reason) below the bubble when open. A button, not a hover or a long press: phones and
+ * keyboards use it too. */
+function updateMessageActions(chat, message, node) {
+  const menuOpen = messageMenu?.chatKey === chat.key && messageMenu.seq === message.seq;
+  const allowed = canRecall(chat, message);
+  let button = node.querySelector(".message-actions");
+  if ((allowed || menuOpen) && !button) {
+    button = el(
+      "button",
+      {
+        cls: "icon-button small message-actions",
+        testid: "message-actions",
+        attrs: { type: "button", "aria-label": "Message actions", title: "Message actions" },
+      },
+      icon(DOTS_ICON, 3.5),
+    );
+    button.addEventListener("click", () => toggleMessageMenu(chat, message.seq));
+    node.append(button);
+  } else if (!allowed && !menuOpen && button) {
+    button.remove();
+    button = null;
+  }
+  button?.setAttribute("aria-expanded", String(menuOpen));
+  let menu = node.querySelector(".message-menu");
+  if (!menuOpen) {
+    menu?.remove();
+    return;
+  }
+  if (!menu) {
+    const recall = el(
+      "button",
+      { cls: "menu-item", testid: "recall-button", attrs: { type: "button" } },
+      icon(RECALL_ICON),
+      el("span"),
+    );
+    recall.addEventListener("click", () => recallMessage(chat, message.seq));
+    menu = el(
+      "div",
+      { cls: "message-menu", testid: "message-menu", attrs: { role: "group", "aria-label": "Message actions" } },
+      recall,
+      el("span", { cls: "menu-error", testid: "recall-error", attrs: { role: "alert" } }),
+    );
+    node.append(menu);
+  }
+  const recall = menu.querySelector(".menu-item");
+  recall.disabled = messageMenu.busy || !allowed;
+  recall.lastChild.textContent = messageMenu.busy ? "Recalling…" : "Recall";
+  recall.title = message.from === me() ? "Recall for everyone" : "Recall for everyone (as an admin of the group)";
+  menu.querySelector(".menu-error").textContent = messageMenu.error;
+}
+
 function messageNode(chat, message) {
   if (message.type === NOTIFICATION) return systemNode(message);
+  if (message.type === RECALLED) return recalledNode(message);
   const key = message.seq ? `s${message.seq}` : `c${message.clientMsgId}`;
   const mine = message.from === me();
   let node = messageNodes.get(key);
@@ -1538,6 +1923,7 @@ function messageNode(chat, message) {
       readers.title = partly ? status.label : "";
     }
   }
+  updateMessageActions(chat, message, node);
   return { key, node };
 }
 
@@ -1585,11 +1971,11 @@ function renderMessages({ toBottom = false, keepAnchor = false }) {
     nodes.push(el("li", { cls: "history-edge", testid: "history-loading", text: "Loading…" }));
   }
   let previous = null;
+  const isLine = (m) => m.type === NOTIFICATION || m.type === RECALLED;
   for (const message of ordered) {
     const { key, node } = messageNode(chat, message);
     // In a group, the sender's name shows once above a run of their messages.
-    const continued =
-      previous !== null && previous.type !== NOTIFICATION && message.type !== NOTIFICATION && previous.from === message.from;
+    const continued = previous !== null && !isLine(previous) && !isLine(message) && previous.from === message.from;
     node.classList.toggle("continued", continued);
     previous = message;
     wanted.add(key);
@@ -1600,6 +1986,22 @@ function renderMessages({ toBottom = false, keepAnchor = false }) {
 
   if (keepAnchor) list.scrollTop = before.top + (list.scrollHeight - before.height);
   else if (toBottom || atBottom) list.scrollTop = list.scrollHeight;
+  scheduleRecallExpiry(chat, ordered);
+}
+
+/** Redraw when the first of our Recall buttons should go (the window has passed). */
+function scheduleRecallExpiry(chat, messages) {
+  clearTimeout(recallTimer);
+  if (chat.type === GROUP && roleOf(groupFor(chat.id), me()) >= ROLE_ADMIN) return; // no window for us
+  let next = Infinity;
+  for (const message of messages) {
+    if (message.from !== me() || !canRecall(chat, message)) continue;
+    next = Math.min(next, recallLeft(message));
+  }
+  if (next === Infinity) return;
+  recallTimer = setTimeout(() => {
+    if (state.openKey === chat.key) renderMessages({});
+  }, next * 1000 + 50);
 }
 
 function renderGroupPanel() {
@@ -1781,6 +2183,7 @@ function submitMessage(event) {
     mentions = [...composerMentions].filter(([, nick]) => text.includes(`@${nick}`)).map(([userId]) => userId);
     atAll = /(^|\s)@all(\s|$)/.test(text) && roleOf(groupFor(chat.id), me()) >= ROLE_ADMIN;
   }
+  stopTyping(); // before the message: the others' "typing…" goes as it arrives
   sendText(chat, text, mentions, atAll);
   composerMentions.clear();
   input.value = "";
@@ -1827,16 +2230,22 @@ function wire() {
       $("emoji-picker").hidden = true;
       $("mention-picker").hidden = true;
     }
+    if (messageMenu && !event.target.closest?.(".message-menu, .message-actions")) closeMessageMenu();
   });
   document.addEventListener("keydown", (event) => {
     if (event.key !== "Escape" || event.defaultPrevented) return;
     $("emoji-picker").hidden = true;
+    if (messageMenu) {
+      closeMessageMenu();
+      return;
+    }
     if (state.groupPanel && $("mention-picker").hidden) closeGroupPanel();
   });
   const input = $("composer-input");
   input.addEventListener("input", () => {
     autoGrow(input);
     updateMentionQuery();
+    composerTyped();
   });
   input.addEventListener("click", updateMentionQuery);
   input.addEventListener("keydown", (event) => {

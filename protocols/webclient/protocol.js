@@ -173,6 +173,7 @@ const DEFAULTS = {
  * options.url            ws(s):// URL of the endpoint
  * options.credentials()  -> {userId, token} or null (no stored login: stay offline)
  * options.onPush(name, body, seq)   a server push (MSG_DATA, MSG_READ_NOTIFY, ...)
+ * options.onSendError(cmd, code, text, seq)  ERROR_RSP for a send() (no request waits for it)
  * options.onOnline(userInfo)        logged in on a fresh socket: time to catch up
  * options.onState(state, detail)    "connecting" | "online" | "offline" | "stopped"
  * options.onAuthFailed(code, text)  the token was refused: no reconnecting until a new login
@@ -238,11 +239,13 @@ export class ChatConnection {
     });
   }
 
-  /** Send something that gets no answer (delivery acks, read acks); false if offline. */
+  /** Send something that gets no answer on success (delivery and read acks, typing notices): its
+   * seq, or 0 if offline. A refusal (ERROR_RSP with that seq) goes to options.onSendError. */
   send(cmd, body = {}) {
-    if (!this._isOpen()) return false;
-    this._write(cmdName(cmd), this._nextSeq(), body);
-    return true;
+    if (!this._isOpen()) return 0;
+    const seq = this._nextSeq();
+    this._write(cmdName(cmd), seq, body);
+    return seq;
   }
 
   // -- internals
@@ -354,7 +357,12 @@ export class ChatConnection {
       this._kickedOut(num(body.reasonCode), body.reason || "");
       return;
     }
-    if (name === "ERROR_RSP" || name === "LOGIN_HEARTBEAT") return; // answers to fire-and-forget sends
+    if (name === "ERROR_RSP") {
+      // The refusal of a fire-and-forget send (a typing notice to a group too big for them ...).
+      this.options.onSendError?.(cmdName(num(body.cmdId)), num(body.errorCode), body.errorMsg || "", seq);
+      return;
+    }
+    if (name === "LOGIN_HEARTBEAT") return; // the answer to a heartbeat that timed out
     this.options.onPush?.(name, body, seq);
   }
 
