@@ -6,6 +6,7 @@ and bad values fail at start with a message naming them (``ConfigError``).
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -140,10 +141,25 @@ class LimitsConfig:
     history_page_default: int = 20
     history_page_max: int = 100
     users_listed_max: int = 1000
+    # Connections and output (docs/limits.md#connections-and-output)
+    max_output_bytes: int = 8 * 1024 * 1024  # queued toward a logged-in client; over it: cut off
+    max_output_bytes_before_login: int = 64 * 1024  # the same before login (answers are small then)
+    close_timeout: float = 5.0  # a close whose output has not drained by then is aborted
+    max_unauthenticated_per_address: int = 64  # CIM connections not logged in, per address
+    max_connections_per_address: int = 1024  # CIM connections in all, per address
+    unlimited_addresses: list[str] = field(default_factory=list)  # e.g. a TCP balancer: no caps
 
     def validate(self) -> None:
         for f in fields(self):
-            _positive(f"limits.{f.name}", getattr(self, f.name))
+            if f.name != "unlimited_addresses":
+                _positive(f"limits.{f.name}", getattr(self, f.name))
+        for network in self.unlimited_addresses:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"limits.unlimited_addresses: {network!r} is not an address or network like '10.0.0.0/8'"
+                ) from None
         if self.max_frame_bytes < 16:
             raise ConfigError("limits.max_frame_bytes must be at least 16 (the header)")
         if self.max_frame_bytes > 10 * 1024 * 1024:
@@ -157,9 +173,15 @@ class HttpConfig:
 
     admin_token: str = ""
     max_request_bytes: int = 64 * 1024
+    header_timeout: float = 10.0  # from a request's first byte to the end of its headers
+    body_timeout: float = 30.0  # from the end of the headers to the end of the body
+    idle_timeout: float = 15.0  # a connection with no request under way
+    max_connections_per_address: int = 64
 
     def validate(self) -> None:
-        _positive("http.max_request_bytes", self.max_request_bytes)
+        for f in fields(self):
+            if f.name != "admin_token":
+                _positive(f"http.{f.name}", getattr(self, f.name))
 
 
 @dataclass

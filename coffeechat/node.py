@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from coffeechat.addresses import AddressLimits
 from coffeechat.cluster import Cluster
 from coffeechat.config import Config, ConfigError
 from coffeechat.errors import ErrorCode
@@ -56,6 +57,14 @@ class ChatNode:
         self.registry = Registry()
         self.wheel = TimingWheel(reactor, resolution=1.0)
         self.flow = FlowControl()
+        limits = config.limits
+        self.addresses = AddressLimits(
+            reactor,
+            limits.max_unauthenticated_per_address,
+            limits.max_connections_per_address,
+            config.http.max_connections_per_address,
+            limits.unlimited_addresses,
+        )
         self.cluster: Cluster | None = None
         if IClusterBus.providedBy(presence):
             self.cluster = Cluster(presence, presence, self.registry, reactor, self._push_local)

@@ -6,10 +6,11 @@ from google.protobuf.message import Message as PbMessage
 from twisted.internet import tcp
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from coffeechat.errors import ErrorCode
 from coffeechat.node import ChatNode
-from coffeechat.schema import BODY_TYPES, BodyError, decode_body
+from coffeechat.schema import BODY_TYPES, BodyError, Cmd, decode_body, pb
 from coffeechat.session import Session
 
 from .framing import FrameDecoder, FrameError, encode_header
@@ -67,6 +68,32 @@ def write_now(transport, data: bytes) -> None:
     transport.write(data)
 
 
+def queued_bytes(transport) -> int:
+    """Bytes written to ``transport`` that the peer has not taken yet (what the kernel holds aside):
+    a socket's send buffer (``abstract.FileDescriptor``: ``dataBuffer`` past ``offset``, and
+    ``_tempDataBuffer``), plus, under TLS, the cleartext waiting for the handshake."""
+    total = 0
+    while isinstance(transport, TLSMemoryBIOProtocol):
+        total += sum(map(len, transport._appSendBuffer))
+        transport = transport.transport
+    buffer = getattr(transport, "dataBuffer", None)
+    if buffer is None:
+        return total
+    return total + len(buffer) - transport.offset + transport._tempDataLen
+
+
+def output_limit(session: Session | None) -> int:
+    """The bytes a connection may have queued toward its client: ``limits.max_output_bytes`` once
+    logged in, ``limits.max_output_bytes_before_login`` before (the answers are small then)."""
+    if session is None or session.user is None:
+        return session.limits.max_output_bytes_before_login if session is not None else 0
+    return session.limits.max_output_bytes
+
+
+def slow_consumer_reason(queued: int, limit: int) -> str:
+    return f"{queued} bytes waiting to be sent, over the limit of {limit}: read faster or catch up from history"
+
+
 def peer_text(address) -> str:
     """``host:port`` of a TCP peer (``[v6]:port``), for the log; other addresses as they print."""
     host, port = getattr(address, "host", None), getattr(address, "port", None)
@@ -76,7 +103,11 @@ def peer_text(address) -> str:
 
 
 class CIMProtocol(Protocol):
-    """Length-prefixed frames in, frames out; the meaning of a frame is the session's business."""
+    """Length-prefixed frames in, frames out; the meaning of a frame is the session's business.
+
+    What is queued toward the client (this turn's frames and the transport's buffer) is held to
+    :func:`output_limit`: a client that does not read what it is sent is cut off (KICKOUT_NOTIFY
+    SLOW_CONSUMER, then an abort), and every close ends within ``limits.close_timeout``."""
 
     session: Session
 
@@ -86,11 +117,35 @@ class CIMProtocol(Protocol):
         self._decoder = FrameDecoder(max_frame_bytes)
         self._flusher = flusher
         self._out: list[bytes] | None = None
+        self._out_bytes = 0
+        self._over = False  # this turn's frames went over the limit: cut off at the flush
+        self._closing = False
+        self._aborted = False
+        self._lost = False
+        self._address: str | None = None  # the key this connection is counted by (node.addresses)
+
+    @property
+    def logged_in(self) -> bool:
+        return self.session.user is not None
 
     def connectionMade(self) -> None:
-        self.session = Session(self.node, self.send, self.close, peer_text(self.transport.getPeer()))
+        peer = self.transport.getPeer()
+        self.session = Session(self.node, self.send, self.close, peer_text(peer))
+        addresses = self.node.addresses
+        key = addresses.key(getattr(peer, "host", None))
+        refused = addresses.admit(key, self)
+        if refused is None:
+            self._address = key
+            return
+        # Refused at once: say why, and close (neither the session nor its timers matter now).
+        self.session.connection_lost("")
+        notice = pb.CIMKickoutNotify(reason_code=ErrorCode.TOO_MANY_CONNECTIONS, reason=refused)
+        self.send(Cmd.KICKOUT_NOTIFY, 1, notice, None)
+        self.close()
 
     def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
         error = None
         try:
             frames = self._decoder.feed(data)
@@ -123,25 +178,88 @@ class CIMProtocol(Protocol):
             body = cache.get("bin")
             if body is None:
                 body = cache["bin"] = message.SerializeToString()
+        if self._over or self._lost:
+            return  # being cut off: what it misses is stored, and caught up at its next login
         out = self._out
         if out is None:
             out = self._out = []
             self._flusher.add(self)
         out.append(encode_header(cmd, seq, len(body)))
         out.append(body)
+        self._out_bytes += 16 + len(body)
+        if self._out_bytes > output_limit(self.session) and not self._aborted:
+            self._over = True  # cut off at this turn's flush, outside whatever fan-out is running
 
     def flush(self) -> None:
         out, self._out = self._out, None
-        if out:
+        if self._over:
+            self._cut_off(self._out_bytes + queued_bytes(self.transport))
+            return
+        self._out_bytes = 0
+        if out and not self._lost:
             write_now(self.transport, b"".join(out))
+            if not self._aborted:
+                queued = queued_bytes(self.transport)
+                if queued > output_limit(self.session):
+                    self._cut_off(queued)
+
+    def _cut_off(self, queued: int) -> None:
+        """The client does not read what it is sent: tell it why (if it ever reads again) and
+        drop the connection now; a close would wait for a buffer that never drains."""
+        if self._aborted or self._lost:
+            return
+        limit = output_limit(self.session)
+        self._aborted = True
+        self._over = False
+        self._out = None
+        self._out_bytes = 0
+        session = self.session
+        if not session.closed:
+            # Logged at info, with the user and device; the notice goes after what it did not read.
+            session.disconnect(ErrorCode.SLOW_CONSUMER, slow_consumer_reason(queued, limit))
+        self._abort()
+
+    def _abort(self) -> None:
+        if self._lost:
+            return
+        out, self._out = self._out, None
+        if out:
+            self.transport.write(b"".join(out))
+        self._lost = True
+        self.transport.abortConnection()
 
     def close(self) -> None:
-        """Send what is queued, then close."""
+        """Send what is queued, then close; a peer that does not take it within
+        ``limits.close_timeout`` is cut off."""
+        if self._aborted:
+            self._abort()
+            return
+        if self._closing:
+            return
+        self._closing = True
         self.flush()
+        if self._aborted:
+            return
         self.transport.loseConnection()
+        self.node.wheel.schedule(self.node.reactor.seconds() + self.session.limits.close_timeout, self._close_deadline)
+
+    def _close_deadline(self, now: float) -> None:
+        if self._lost:
+            return
+        log.info(
+            "{peer} did not take its last {queued} bytes within {timeout} s: connection aborted",
+            peer=self.session.peer,
+            queued=queued_bytes(self.transport),
+            timeout=self.session.limits.close_timeout,
+        )
+        self._lost = True
+        self.transport.abortConnection()
 
     def connectionLost(self, reason=None) -> None:
+        self._lost = True
         self._out = None
+        self.node.addresses.release(self._address, self)
+        self._address = None
         self.flow.forget(self.transport)
         self.session.connection_lost()
 

@@ -1,0 +1,152 @@
+"""Connections per source address: caps that keep one address from filling the server.
+
+Every transport asks here before it serves a new connection: the CIM transports (TCP and
+WebSocket) count their connections per address, all of them and those not logged in yet; the
+HTTP transport counts its own.  Over a cap the transport refuses the connection at once, with a
+reason (docs/limits.md).  An IPv6 address is counted by its /64, the block one subscriber gets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Protocol
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+log = Logger()
+
+# One log line at most per this many seconds about refused connections; the others are counted.
+LOG_EVERY = 10.0
+
+
+class Counted(Protocol):
+    """A CIM connection as the counts see it."""
+
+    @property
+    def logged_in(self) -> bool: ...
+
+
+def address_key(host: str | None) -> str | None:
+    """The key an address is counted by: an IPv4 address itself (also when IPv4-mapped), an IPv6
+    address by its /64; None for what is not an IP address (UNIX sockets): not counted."""
+    if not host:
+        return None
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+class AddressLimits:
+    """The per-address counts of one node (``node.addresses``), shared by all its listeners."""
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        max_unauthenticated: int,
+        max_connections: int,
+        max_http: int,
+        unlimited: list[str] = (),  # type: ignore[assignment]
+    ) -> None:
+        self.clock = clock
+        self.max_unauthenticated = max_unauthenticated
+        self.max_connections = max_connections
+        self.max_http = max_http
+        self._unlimited = [ipaddress.ip_network(n, strict=False) for n in unlimited]
+        self._cim: dict[str, set[Counted]] = {}
+        self._http: dict[str, int] = {}
+        self._refused = 0  # refusals not logged yet
+        self._logged_at = -LOG_EVERY
+
+    def key(self, host: str | None) -> str | None:
+        """The key ``host`` is counted by, or None when it is not counted (not an IP address, or
+        in ``limits.unlimited_addresses``)."""
+        key = address_key(host)
+        if key is None or not self._unlimited:
+            return key
+        ip = ipaddress.ip_address(key.split("/", 1)[0])
+        if any(ip in network for network in self._unlimited):
+            return None
+        return key
+
+    # -- CIM connections (TCP and WebSocket)
+
+    def admit(self, key: str | None, connection: Counted) -> str | None:
+        """Count a new CIM connection from ``key``: None if admitted (release it when it ends),
+        else why it is refused.  Those not logged in are counted only when the address holds
+        ``max_unauthenticated`` connections or more, so the usual case costs a set insertion."""
+        if key is None:
+            return None
+        connections = self._cim.get(key)
+        if connections is None:
+            connections = self._cim[key] = set()
+        if len(connections) >= self.max_connections:
+            return self._refuse(key, f"more than {self.max_connections} connections from one address")
+        if len(connections) >= self.max_unauthenticated:
+            waiting = sum(1 for c in connections if not c.logged_in)
+            if waiting >= self.max_unauthenticated:
+                return self._refuse(
+                    key, f"more than {self.max_unauthenticated} connections not logged in from one address"
+                )
+        connections.add(connection)
+        return None
+
+    def release(self, key: str | None, connection: Counted) -> None:
+        """A counted connection ended (whichever way)."""
+        connections = self._cim.get(key) if key is not None else None
+        if connections is None:
+            return
+        connections.discard(connection)
+        if not connections:
+            del self._cim[key]
+
+    def counts(self, key: str) -> tuple[int, int]:
+        """(connections, of which not logged in) of an address key."""
+        connections = self._cim.get(key, ())
+        return len(connections), sum(1 for c in connections if not c.logged_in)
+
+    # -- HTTP connections
+
+    def admit_http(self, key: str | None) -> str | None:
+        """Count a new HTTP connection: None if admitted, else why it is refused."""
+        if key is None:
+            return None
+        count = self._http.get(key, 0)
+        if count >= self.max_http:
+            return self._refuse(key, f"more than {self.max_http} HTTP connections from one address")
+        self._http[key] = count + 1
+        return None
+
+    def release_http(self, key: str | None) -> None:
+        if key is None:
+            return
+        count = self._http.get(key, 0) - 1
+        if count > 0:
+            self._http[key] = count
+        else:
+            self._http.pop(key, None)
+
+    def http_count(self, key: str) -> int:
+        return self._http.get(key, 0)
+
+    def _refuse(self, key: str, reason: str) -> str:
+        """Log refusals at most once per LOG_EVERY seconds (a connect storm is thousands)."""
+        self._refused += 1
+        now = self.clock.seconds()
+        if now - self._logged_at >= LOG_EVERY:
+            log.info(
+                "refused {count} connection(s) over the per-address caps since the last such line; the "
+                "latest from {key}: {reason}",
+                count=self._refused,
+                key=key,
+                reason=reason,
+            )
+            self._refused = 0
+            self._logged_at = now
+        return reason
