@@ -32,8 +32,9 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
@@ -51,7 +52,6 @@ JSON_CONTENT_TYPE = b"application/json; charset=utf-8"
 # Admin requests (valid token) may send this much, so 1000 accounts with nicks and passwords fit
 # in one bulk request; everybody else is held to http.max_request_bytes.
 ADMIN_MAX_REQUEST_BYTES = 1024 * 1024
-IDLE_TIMEOUT = 120  # seconds a keep-alive connection may sit idle
 _INTERNAL = {"error_code": int(ErrorCode.INTERNAL_ERROR), "error_msg": "internal error"}
 
 Answer = tuple[int, dict[str, Any]]  # (HTTP status, JSON body)
@@ -303,11 +303,112 @@ class ApiRequest(server.Request):
             write_json(self, 500, dict(_INTERNAL))
 
 
+_IDLE, _HEADERS, _BODY = "idle", "headers", "body"
+_STATUS_TEXT = {408: b"Request Timeout", 503: b"Service Unavailable"}
+
+
+class ChatChannel(http.HTTPChannel):
+    """An HTTP connection whose deadlines further bytes do not move, counted per address.
+
+    twisted.web restarts one time-out on every byte it reads, so a client sending a byte every
+    few seconds holds a connection forever.  Here each phase of a request has its own deadline,
+    set when the phase begins: ``http.idle_timeout`` while no request is under way,
+    ``http.header_timeout`` from a request's first byte to the end of its headers,
+    ``http.body_timeout`` from there to the end of its body (while a request is being answered
+    none runs, as in twisted.web).  A connection over ``http.max_connections_per_address`` is
+    answered 503 and closed; every close is cut off after ``limits.close_timeout``."""
+
+    _phase = _IDLE
+    _address: str | None = None
+    _counted = False
+    _refused = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        node = self.site.node
+        self._http = node.config.http
+        self.abortTimeout = node.config.limits.close_timeout
+        addresses = node.addresses
+        key = addresses.key(getattr(self.transport.getPeer(), "host", None))
+        refused = addresses.admit_http(key)
+        if refused is not None:
+            self._refused = True
+            self.setTimeout(None)
+            self._answer_and_close(503, ErrorCode.TOO_MANY_CONNECTIONS, refused)
+            return
+        self._address, self._counted = key, True
+        self.setTimeout(self._http.idle_timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._phase == _IDLE and not self._handlingRequest:
+            self._phase = _HEADERS
+            self.setTimeout(self._http.header_timeout)
+        LineReceiver.dataReceived(self, data)  # not HTTPChannel's, which restarts the time-out
+
+    def allHeadersReceived(self) -> None:
+        super().allHeadersReceived()
+        self._phase = _BODY
+        self.setTimeout(self._http.body_timeout)  # allContentReceived stops it once the body is in
+
+    def requestDone(self, request: http.Request) -> None:
+        self._phase = _IDLE  # first: a pipelined request (handled within) starts its header deadline
+        super().requestDone(request)
+        if self._phase == _IDLE and self.persistent and not self._handlingRequest and self.transport is not None:
+            self.setTimeout(self._http.idle_timeout)
+
+    def timeoutConnection(self) -> None:
+        if self._phase != _IDLE and not self._handlingRequest and self.transport is not None:
+            what = "headers" if self._phase == _HEADERS else "body"
+            limit = self._http.header_timeout if self._phase == _HEADERS else self._http.body_timeout
+            self._answer(408, ErrorCode.INVALID_ARGUMENT, f"the request {what} did not arrive within {limit:g} s")
+        super().timeoutConnection()
+
+    def loseConnection(self) -> None:
+        """Close after what is written, within ``limits.close_timeout`` (then abort)."""
+        if self._abortingCall is None and self.abortTimeout is not None and self.transport is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        super().loseConnection()
+
+    def handed_over(self) -> None:
+        """The WebSocket path takes the connection over (it is counted as a CIM connection now,
+        and this channel never hears of it again)."""
+        self.setTimeout(None)
+        self._release()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._release()
+        super().connectionLost(reason)
+
+    def _release(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.site.node.addresses.release_http(self._address)
+
+    def _answer(self, status: int, code: ErrorCode, message: str) -> None:
+        body = json.dumps({"error_code": int(code), "error_msg": message}, separators=(",", ":")).encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\n"
+            b"Connection: close\r\n\r\n%s" % (status, _STATUS_TEXT[status], JSON_CONTENT_TYPE, len(body), body)
+        )
+
+    def _answer_and_close(self, status: int, code: ErrorCode, message: str) -> None:
+        self._answer(status, code, message)
+        self.loseConnection()
+
+
+def _channel(site: server.Site) -> Any:
+    """The site's protocol: twisted.web's HTTP/1.1-or-HTTP/2 wrapper around a :class:`ChatChannel`."""
+    return http._GenericHTTPChannelProtocol(ChatChannel())
+
+
 class ChatSite(server.Site):
     """The site; its requests read their limits from ``node.config.http``."""
 
     requestFactory = ApiRequest
     displayTracebacks = False
+    protocol = _channel
 
     def __init__(self, resource: Resource, node: ChatNode, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
@@ -316,4 +417,4 @@ class ChatSite(server.Site):
 
 def create_site(node: ChatNode) -> server.Site:
     """The HTTP transport of a node (``http`` in :mod:`coffeechat.plugins`)."""
-    return ChatSite(Root(node), node, timeout=IDLE_TIMEOUT)
+    return ChatSite(Root(node), node, timeout=node.config.http.idle_timeout)

@@ -20,12 +20,14 @@ import struct
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from google.protobuf.message import Message as PbMessage
+from twisted.logger import Logger
 
 from coffeechat.errors import ErrorCode
 from coffeechat.schema import BODY_TYPES, BodyError, Cmd, decode_body, pb
@@ -34,7 +36,7 @@ from coffeechat.session import Session
 
 from .framing import HEADER_SIZE, encode_header
 from .lean_websocket import SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, LeanWebSocketMixin
-from .tcp import TurnFlusher, write_now
+from .tcp import TurnFlusher, output_limit, queued_bytes, slow_consumer_reason, write_now
 
 if TYPE_CHECKING:
     from coffeechat.node import ChatNode
@@ -49,6 +51,8 @@ __all__ = [
     "websocket_resource",
 ]
 
+log = Logger()
+
 _SUBPROTOCOLS = {SUBPROTOCOL_BINARY: False, SUBPROTOCOL_JSON: True}  # name -> speaks JSON
 
 # The JSON of a frame is larger than the frame (bytes travel as base64): text messages may be this
@@ -62,6 +66,7 @@ CLOSE_PROTOCOL_ERROR = WebSocketProtocol.CLOSE_STATUS_CODE_PROTOCOL_ERROR  # 100
 CLOSE_MESSAGE_TOO_BIG = WebSocketProtocol.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG  # 1009
 CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL  # 1000
 _OPEN = WebSocketProtocol.STATE_OPEN
+_CLOSED = WebSocketProtocol.STATE_CLOSED
 
 # length, command_id, seq_num: all the server needs from a header
 _FIELDS = struct.Struct(">I6xHH2x")
@@ -144,6 +149,39 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
     json = False
     encoding_fixed = False
     _out: list[bytes] | None = None  # frames written during this reactor turn (see sendData)
+    # Output limits and closes, as over TCP (coffeechat.protocols.tcp.CIMProtocol).
+    _out_bytes = 0
+    _over = False
+    _aborted = False
+    _lost = False
+    _address: str | None = None  # the key this connection is counted by (node.addresses)
+
+    @property
+    def logged_in(self) -> bool:
+        return self.session is not None and self.session.user is not None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        addresses = self.factory.node.addresses
+        key = addresses.key(getattr(self.transport.getPeer(), "host", None))
+        refused = addresses.admit(key, self)
+        if refused is None:
+            self._address = key
+            return
+        # Refused at once, before the opening handshake: an HTTP answer is what the client reads.
+        body = refused.encode()
+        self.transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self._abort()
+
+    def connectionLost(self, reason) -> None:
+        self._lost = True
+        self._out = None
+        self.factory.node.addresses.release(self._address, self)
+        self._address = None
+        super().connectionLost(reason)
 
     def onConnect(self, request: ConnectionRequest) -> str | None:
         """Check the Origin (403 if refused) and pick the subprotocol, i.e. the encoding."""
@@ -169,6 +207,8 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """Collect the frames of a reactor turn and write them with one send, as the TCP transport
         does (:class:`~coffeechat.protocols.tcp.TurnFlusher`)."""
+        if self._over or self._lost:
+            return  # being cut off: what it misses is stored, and caught up at its next login
         if sync or chopsize or self.send_queue or self.state != _OPEN or self.logOctets:
             self.flush()
             super().sendData(data, sync, chopsize)
@@ -179,18 +219,82 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
             self.factory.flusher.add(self)
         out.append(data)
         self.trafficStats.outgoingOctetsWireLevel += len(data)
+        self._out_bytes += len(data)
+        if self._out_bytes > output_limit(self.session) and not self._aborted and self.session is not None:
+            self._over = True  # cut off at this turn's flush, outside whatever fan-out is running
 
     def flush(self) -> None:
         out, self._out = self._out, None
-        if out and self.transport is not None:
+        if self._over:
+            self._cut_off(self._out_bytes + self._queued())
+            return
+        self._out_bytes = 0
+        if out and self.transport is not None and not self._lost:
             write_now(self.transport, b"".join(out))
+            if not self._aborted and self.session is not None:
+                queued = self._queued()
+                if queued > output_limit(self.session):
+                    self._cut_off(queued)
+
+    def _queued(self) -> int:
+        """Bytes toward the client not taken yet: autobahn's own queue, then the transport's."""
+        queued = sum(len(item[0]) for item in self.send_queue) if self.send_queue else 0
+        return queued + (queued_bytes(self.transport) if self.transport is not None else 0)
+
+    def _cut_off(self, queued: int) -> None:
+        """The client does not read what it is sent: KICKOUT_NOTIFY, then drop the connection now
+        (a close handshake would wait behind the bytes it does not read)."""
+        if self._aborted or self._lost:
+            return
+        limit = output_limit(self.session)
+        self._aborted = True
+        self._over = False
+        self._out = None
+        self._out_bytes = 0
+        session = self.session
+        if session is not None and not session.closed:
+            session.disconnect(ErrorCode.SLOW_CONSUMER, slow_consumer_reason(queued, limit))
+        self._abort()
+
+    def _abort(self) -> None:
+        """Reset the connection (after writing what is queued, the kick-out notice at most)."""
+        if self._lost:
+            return
+        out, self._out = self._out, None
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+        self._aborted = True
+        if self.state != _CLOSED:
+            self.droppedByMe = True
+            self.wasClean = False
+            self.wasNotCleanReason = "cut off by the server"
+            self.state = _CLOSED
+            txaio.resolve(self.is_closed, self)
+        self._closeConnection(abort=True)
 
     def _closeConnection(self, abort: bool = False) -> None:
+        if self._lost:
+            return
         if abort:
             self._out = None
+            self._lost = True
         else:
             self.flush()
+            node = self.factory.node
+            node.wheel.schedule(node.reactor.seconds() + node.config.limits.close_timeout, self._close_deadline)
         super()._closeConnection(abort)
+
+    def _close_deadline(self, now: float) -> None:
+        if self._lost or self.transport is None:
+            return
+        log.info(
+            "{peer} did not take its last {queued} bytes within {timeout} s: connection aborted",
+            peer=self.peer,
+            queued=self._queued(),
+            timeout=self.factory.node.config.limits.close_timeout,
+        )
+        self._lost = True
+        self.transport.abortConnection()
 
     def processData(self) -> bool:
         """Take the frame of a typical request (small, binary, unfragmented, masked, uncompressed, all
@@ -305,6 +409,8 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
 
     def _close(self) -> None:
         """The session is done with the connection (logout, kick-out): close it cleanly."""
+        if self._aborted:
+            return  # cut off: _cut_off resets the connection
         if self.state == _OPEN:
             self.sendClose(CLOSE_NORMAL)
 
@@ -382,7 +488,19 @@ def create_factory(node: ChatNode) -> CIMWebSocketFactory:
     return CIMWebSocketFactory(node)
 
 
+class CIMWebSocketResource(WebSocketResource):
+    """The WebSocket path of the HTTP site.  The connection leaves the HTTP transport here: it
+    stops counting as an HTTP connection of its address (``handed_over`` of the channel) and is
+    counted as a CIM connection from now on."""
+
+    def render(self, request):
+        handed_over = getattr(request.channel, "handed_over", None)
+        if handed_over is not None:
+            handed_over()
+        return super().render(request)
+
+
 def websocket_resource(node: ChatNode) -> WebSocketResource:
     """The same transport as a twisted.web resource, mounted at ``websocket.http_path`` of the HTTP
     site so that a web page reaches it on its own origin and port."""
-    return WebSocketResource(CIMWebSocketFactory(node))
+    return CIMWebSocketResource(CIMWebSocketFactory(node))

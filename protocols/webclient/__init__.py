@@ -79,7 +79,7 @@ class WebClientFiles(static.File):
         if not self.isdir():
             return self.childNotFound
         name = path.decode("utf-8", "replace")
-        if name.startswith(".") or "/" in name or Path(name).suffix not in CONTENT_TYPES:
+        if name.startswith(".") or "/" in name or "\x00" in name or Path(name).suffix not in CONTENT_TYPES:
             return self.childNotFound
         return super().getChild(path, request)
 
