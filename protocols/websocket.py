@@ -154,6 +154,7 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
     _over = False
     _aborted = False
     _lost = False
+    _refused = False
     _address: str | None = None  # the key this connection is counted by (node.addresses)
 
     @property
@@ -169,12 +170,14 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
             self._address = key
             return
         # Refused at once, before the opening handshake: an HTTP answer is what the client reads.
+        self._refused = True
         body = refused.encode()
-        self.transport.write(
+        write_now(
+            self.transport,
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
         )
-        self._abort()
+        self._closeConnection()
 
     def connectionLost(self, reason) -> None:
         self._lost = True
@@ -199,6 +202,8 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
         self.session = Session(self.factory.node, self.send, self._close, self.peer or "")
 
     def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
         self._dataReceived(data)
         flow = self.factory.flow
         if flow.overloaded:

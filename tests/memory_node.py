@@ -28,10 +28,10 @@ def md5(password: str) -> str:
 class Conn:
     """One client connection: send frames, read back decoded frames."""
 
-    def __init__(self, node: MemoryNode) -> None:
+    def __init__(self, node: MemoryNode, transport: StringTransport | None = None) -> None:
         self.node = node
         self.protocol = node.factory.buildProtocol(None)
-        self.transport = StringTransport()
+        self.transport = transport if transport is not None else StringTransport()
         self.protocol.makeConnection(self.transport)
         self._decoder = FrameDecoder(16 * 1024 * 1024)
         self._seq = 0
@@ -121,8 +121,8 @@ class MemoryNode:
         d = defer.ensureDeferred(self.core.feature("accounts").create_user(name, nick or name.title(), md5(password)))
         return self.result(d).user_id
 
-    def connect(self) -> Conn:
-        return Conn(self)
+    def connect(self, transport: StringTransport | None = None) -> Conn:
+        return Conn(self, transport)
 
     def advance(self, seconds: float, step: float = 1.0) -> None:
         while seconds > 0:
