@@ -35,7 +35,13 @@ LOAD_LIMITS: dict[str, Any] = {
     "max_devices": 100,
     # Connect storms of many thousands take a while before every connection has logged in.
     "login_timeout": 120.0,
+    # Thousands of connections come from one address (loopback), none of them hostile.
+    "max_unauthenticated_per_address": 1_000_000,
+    "max_connections_per_address": 1_000_000,
+    # A generator that falls behind is measured as latency, not cut off as a slow consumer.
+    "max_output_bytes": 1 << 30,
 }
+LOAD_HTTP: dict[str, Any] = {"max_connections_per_address": 100_000}
 ACCEPT_BACKLOG = 4096
 BULK_USERS = 1000  # the admin API's per-request maximum
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -325,7 +331,7 @@ class ManagedServer:
             "server": {"node_name": "bench"},
             "listen": {},
             "limits": dict(LOAD_LIMITS),
-            "http": {},
+            "http": dict(LOAD_HTTP),
         }
         config = deep_merge(config, self.overrides)
         if self.extra_config is not None:

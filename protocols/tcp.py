@@ -46,8 +46,9 @@ class TurnFlusher:
             protocol.flush()
 
 
-def write_now(transport, data: bytes) -> None:
-    """Write ``data``, straight to the socket when that cannot reorder anything."""
+def write_now(transport, data: bytes) -> bool:
+    """Write ``data``, straight to the socket when that cannot reorder anything; True when the
+    socket took it all (nothing is queued toward the peer then)."""
     if (
         type(transport) is tcp.Server
         and not transport.TLS
@@ -63,9 +64,10 @@ def write_now(transport, data: bytes) -> None:
         except OSError:
             sent = 0  # let Twisted's own write path meet the error and close properly
         if sent == len(data):
-            return
+            return True
         data = data[sent:]
     transport.write(data)
+    return False
 
 
 def queued_bytes(transport) -> int:
@@ -197,7 +199,8 @@ class CIMProtocol(Protocol):
             return
         self._out_bytes = 0
         if out and not self._lost:
-            write_now(self.transport, b"".join(out))
+            if write_now(self.transport, b"".join(out)):
+                return
             if not self._aborted:
                 queued = queued_bytes(self.transport)
                 if queued > output_limit(self.session):

@@ -235,7 +235,8 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
             return
         self._out_bytes = 0
         if out and self.transport is not None and not self._lost:
-            write_now(self.transport, b"".join(out))
+            if write_now(self.transport, b"".join(out)) and not self.send_queue:
+                return
             if not self._aborted and self.session is not None:
                 queued = self._queued()
                 if queued > output_limit(self.session):
