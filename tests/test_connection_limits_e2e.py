@@ -6,10 +6,12 @@ a small receive buffer so that what the server sends piles up on the server's si
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import select
 import socket
+import ssl
 import struct
 import time
 
@@ -28,7 +30,7 @@ from .conftest import node_config, start_node, stop_node
 
 BOUND = 15.0  # seconds within which the server must have acted (a bound, not a speed)
 RCVBUF = 4096
-RESET = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+RESET = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, ssl.SSLError)
 
 
 def sleep(seconds: float):
@@ -217,12 +219,80 @@ SLOW = {
 }
 
 
-@params(**SLOW)
-@pytest.mark.parametrize("over", ["tcp", "ws", "ws-http"])
+def self_signed(directory) -> tuple[str, str]:
+    """A key and a certificate for localhost, as PEM files in ``directory``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(key_path), str(cert_path)
+
+
+def tls_port(live) -> int:
+    for child in live.node:
+        if child.name.startswith("cim:ssl:"):
+            return child.port.getHost().port
+    raise AssertionError("no TLS listener")
+
+
+def tls_socket(port: int) -> ssl.SSLSocket:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context.wrap_socket(raw_socket(port), server_hostname="localhost")
+
+
+@pytest.mark.parametrize("over", ["tcp", "tls", "ws", "ws-http"])
 @pytest_twisted.ensureDeferred
-async def test_slow_consumer_is_cut_off_and_catches_up(live, over):
+async def test_slow_consumer_is_cut_off_and_catches_up(tmp_path, over):
     """A logged-in device that stops reading while others send to it is cut off once
     limits.max_output_bytes wait for it; the others are unaffected, and it catches up later."""
+    overrides = dict(SLOW)
+    if over == "tls":
+        key, cert = self_signed(tmp_path)
+        overrides["listen.cim"] = [
+            "tcp:0:interface=127.0.0.1",
+            f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+        ]
+    live = await start_node(node_config(tmp_path, **overrides))
+    kickouts = []
+
+    def observer(event):
+        if event.get("code") == "SLOW_CONSUMER":
+            kickouts.append(event["reason"])
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        await slow_consumer(live, over)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        await stop_node(live)
+    # What the server held for it stayed near the limit (the turn over it is not queued).
+    (reason,) = kickouts
+    queued = int(reason.split()[0])
+    assert SLOW["limits.max_output_bytes"] < queued < SLOW["limits.max_output_bytes"] + 64 * 1024
+
+
+async def slow_consumer(live, over: str) -> None:
     alice_id = await live.register("alice")
     bob_id = await live.register("bobby")
     carol_id = await live.register("carol")
@@ -230,13 +300,15 @@ async def test_slow_consumer_is_cut_off_and_catches_up(live, over):
     carol = await live.login("carol")
     if over == "tcp":
         sock = raw_socket(port_of(live.cim_endpoint))
+    elif over == "tls":
+        sock = await threads.deferToThread(tls_socket, tls_port(live))
     else:
         url = live.ws_url if over == "ws" else live.ws_http_url
         sock = raw_socket(port_of(url))
         path = "/" if over == "ws" else live.core.config.websocket.http_path
         assert b" 101 " in (await threads.deferToThread(ws_handshake, sock, path)).split(b"\r\n")[0]
     try:
-        assert await threads.deferToThread(raw_login, sock, "bobby", over) == bob_id
+        assert await threads.deferToThread(raw_login, sock, "bobby", "ws" if over.startswith("ws") else "tcp") == bob_id
         text = "x" * 8000
         sent = 0
         while live.core.router.devices_of(bob_id) and sent < 600:

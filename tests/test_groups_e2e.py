@@ -12,9 +12,18 @@ from twisted.internet import defer
 from coffeechat.errors import ErrorCode
 from coffeechat.schema import Cmd, pb
 
-from .conftest import TRANSPORTS
+from .conftest import TRANSPORTS, node_config, start_node, stop_node
 
 GROUP = pb.kCIM_SESSION_TYPE_GROUP
+
+
+@pytest_twisted.async_yield_fixture
+async def live_node(tmp_path):
+    """A node whose per-address cap lets 200 devices log in at once from loopback (the default,
+    64 connections not logged in per address, would refuse the rest)."""
+    live = await start_node(node_config(tmp_path, **{"limits.max_unauthenticated_per_address": 1000}))
+    yield live
+    await stop_node(live)
 
 
 @pytest.fixture(params=list(TRANSPORTS))
