@@ -174,14 +174,14 @@ class CIMProtocol(Protocol):
     def send(self, cmd: int, seq: int, message: PbMessage, cache: dict | None) -> None:
         """Queue one frame for this turn's flush; a body shared by many recipients is serialized
         once, in ``cache``."""
+        if self._over or self._lost:
+            return  # being cut off: what it misses is stored, and caught up at its next login
         if cache is None:
             body = message.SerializeToString()
         else:
             body = cache.get("bin")
             if body is None:
                 body = cache["bin"] = message.SerializeToString()
-        if self._over or self._lost:
-            return  # being cut off: what it misses is stored, and caught up at its next login
         out = self._out
         if out is None:
             out = self._out = []
