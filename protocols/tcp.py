@@ -119,8 +119,8 @@ class CIMProtocol(Protocol):
         self._decoder = FrameDecoder(max_frame_bytes)
         self._flusher = flusher
         self._out: list[bytes] | None = None
-        self._out_bytes = 0
-        self._over = False  # this turn's frames went over the limit: cut off at the flush
+        self._out_bytes = 0  # this turn's frames and what was still queued when the turn began
+        self._over = False  # that went over the limit: cut off at the flush
         self._closing = False
         self._aborted = False
         self._lost = False
@@ -186,6 +186,7 @@ class CIMProtocol(Protocol):
         if out is None:
             out = self._out = []
             self._flusher.add(self)
+            self._out_bytes = queued_bytes(self.transport)  # what earlier turns left unsent counts too
         out.append(encode_header(cmd, seq, len(body)))
         out.append(body)
         self._out_bytes += 16 + len(body)
@@ -195,7 +196,7 @@ class CIMProtocol(Protocol):
     def flush(self) -> None:
         out, self._out = self._out, None
         if self._over:
-            self._cut_off(self._out_bytes + queued_bytes(self.transport))
+            self._cut_off(self._out_bytes)
             return
         self._out_bytes = 0
         if out and not self._lost:

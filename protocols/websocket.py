@@ -222,6 +222,7 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
         if out is None:
             out = self._out = []
             self.factory.flusher.add(self)
+            self._out_bytes = self._queued()  # what earlier turns left unsent counts too
         out.append(data)
         self.trafficStats.outgoingOctetsWireLevel += len(data)
         self._out_bytes += len(data)
@@ -231,7 +232,7 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
     def flush(self) -> None:
         out, self._out = self._out, None
         if self._over:
-            self._cut_off(self._out_bytes + self._queued())
+            self._cut_off(self._out_bytes)
             return
         self._out_bytes = 0
         if out and self.transport is not None and not self._lost:
