@@ -203,7 +203,10 @@ class Accounts:
         self._disconnect_user = disconnect_user
         c = config
         self.throttle = LoginThrottle(
-            clock, c.login_failures_per_minute, c.login_failures_per_address_per_minute, c.login_failures_per_name_per_minute
+            clock,
+            per_name_address=c.login_failures_per_minute,
+            per_address=c.login_failures_per_address_per_minute,
+            per_name=c.login_failures_per_name_per_minute,
         )
         self.registrations = KeyedBuckets(clock, c.registrations_per_address_per_hour / 3600.0, c.registration_burst)
         self.kdf = FairQueue(run_cpu, c.kdf_threads, c.kdf_jobs_per_address, c.kdf_queue_max)
