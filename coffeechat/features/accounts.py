@@ -70,7 +70,7 @@ class Config:
     registrations_per_address_per_hour: float = 30.0
     registration_burst: int = 10
     #: password-hash jobs one address may have queued or running; all addresses together
-    kdf_jobs_per_address: int = 2
+    kdf_jobs_per_address: int = 8
     kdf_queue_max: int = 256
 
     def validate(self) -> None:
