@@ -132,7 +132,7 @@ class LoginThrottle:
         per_address: int,
         per_name: int,
         window: float = 60.0,
-        max_keys: int = 300_000,
+        max_keys: int = 100_000,
     ) -> None:
         self.clock = clock
         self.per_name_address = per_name_address
