@@ -47,6 +47,10 @@ class TokenBucket:
         self._tokens = tokens - 1.0
         return True
 
+    def refund(self) -> None:
+        """Give back one token (an event that was counted but did not happen after all)."""
+        self._tokens = min(self.burst, self._tokens + 1.0)
+
     def wait(self) -> float:
         """Seconds until the next token (0 when one is there now): a Retry-After."""
         tokens = self._refill()
@@ -106,6 +110,12 @@ class KeyedBuckets:
         if bucket.take():
             return 0.0
         return max(bucket.wait(), 0.001)
+
+    def refund(self, key: str) -> None:
+        """Give back the token :meth:`take` spent for ``key`` (the event did not happen)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.refund()
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -352,3 +352,21 @@ def test_login_throttle_windows_and_release():
     assert 0 < raised.value.retry_after <= 60
     node.advance(60)
     throttle.reserve("carol", "a")
+
+
+def test_a_registration_refused_as_busy_does_not_use_the_budget():
+    node, kdf = stepped_node(**{"auth.registration_burst": 3, "auth.kdf_jobs_per_address": 1})
+    accounts = node.core.feature("accounts")
+    kdf.auto = False
+    first = defer.ensureDeferred(accounts.register("user00", "Nick", md5("pw"), ATTACKER))
+    for i in range(1, 6):  # the address's one KDF slot is taken: "busy", not counted
+        busy = defer.ensureDeferred(accounts.register(f"user{i:02d}", "Nick", md5("pw"), ATTACKER))
+        assert isinstance(busy.result.value, ChatError) and busy.result.value.code == ErrorCode.RATE_LIMITED
+        busy.addErrback(lambda f: None)
+    kdf.run_all()
+    assert node.result(first).name == "user00"
+    kdf.auto = True
+    for i in range(1, 3):  # the two registrations left in the burst
+        node.result(defer.ensureDeferred(accounts.register(f"later{i}", "Nick", md5("pw"), ATTACKER)))
+    with pytest.raises(ChatError):
+        node.result(defer.ensureDeferred(accounts.register("later3", "Nick", md5("pw"), ATTACKER)))

@@ -230,7 +230,12 @@ class Accounts:
                 raise RateLimited("too many registrations from this address; try again later", wait)
         if await self.store.user_by_name(name) is not None:
             raise ChatError(ErrorCode.USER_ALREADY_EXIST, "user name is taken")
-        password_hash = await self._hash(password_md5, address)
+        try:
+            password_hash = await self._hash(password_md5, address)
+        except RateLimited:
+            if address is not None:
+                self.registrations.refund(address)  # the KDF was busy: nothing was registered
+            raise
         return await self._create(name, nick, password_hash)
 
     async def create_user(self, name: str, nick: str | None = None, password_md5: str | None = None) -> User:
