@@ -131,6 +131,7 @@ class HttpCall:
     body: bytes
     user: User | None = None  # auth "user": whose token it was
     bearer: str = ""  # the ``Authorization: Bearer`` token, if any
+    peer: str = ""  # the client's IP address (as the socket says: set up a proxy's address handling there)
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or ChatError 9001."""
