@@ -151,7 +151,7 @@ class Soak:
 async def test_soak_memory_and_files_stay_flat(tmp_path):
     (tmp_path / "soak.toml").write_text(
         "[limits]\nmessages_per_second = 1000.0\nmessage_burst = 1000\nrequests_per_second = 1000.0\n"
-        "request_burst = 1000\n"
+        "request_burst = 1000\n[auth]\nregistration_burst = 100\n"
     )
     soak = Soak(tmp_path)
     await soak.start()
