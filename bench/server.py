@@ -32,6 +32,10 @@ LOAD_LIMITS: dict[str, Any] = {
     "message_burst": 1_000_000,
     "requests_per_second": 1_000_000.0,
     "request_burst": 1_000_000,
+    "user_messages_per_second": 1_000_000.0,
+    "user_message_burst": 1_000_000,
+    "user_requests_per_second": 1_000_000.0,
+    "user_request_burst": 1_000_000,
     "max_devices": 100,
     # Connect storms of many thousands take a while before every connection has logged in.
     "login_timeout": 120.0,
@@ -42,6 +46,9 @@ LOAD_LIMITS: dict[str, Any] = {
     "max_output_bytes": 1 << 30,
 }
 LOAD_HTTP: dict[str, Any] = {"max_connections_per_address": 100_000}
+# The generators log in from a few loopback addresses: the per-address KDF share must not refuse
+# the password logins a scenario times (--password-logins).
+LOAD_AUTH: dict[str, Any] = {"kdf_jobs_per_address": 1024, "kdf_queue_max": 4096}
 ACCEPT_BACKLOG = 4096
 BULK_USERS = 1000  # the admin API's per-request maximum
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -331,6 +338,7 @@ class ManagedServer:
             "server": {"node_name": "bench"},
             "listen": {},
             "limits": dict(LOAD_LIMITS),
+            "auth": dict(LOAD_AUTH),
             "http": dict(LOAD_HTTP),
         }
         config = deep_merge(config, self.overrides)

@@ -14,6 +14,8 @@ from typing import Protocol
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from coffeechat.ratelimit import address_key as limit_key
+
 log = Logger()
 
 # One log line at most per this many seconds about refused connections; the others are counted.
@@ -28,19 +30,17 @@ class Counted(Protocol):
 
 
 def address_key(host: str | None) -> str | None:
-    """The key an address is counted by: an IPv4 address itself (also when IPv4-mapped), an IPv6
-    address by its /64; None for what is not an IP address (UNIX sockets): not counted."""
+    """The key an address is counted by, as the rate limits key it
+    (:func:`coffeechat.ratelimit.address_key`: an IPv4 address, also when IPv4-mapped, or an IPv6
+    /64); None for what is not an IP address (UNIX sockets): not counted."""
     if not host:
         return None
+    host = host.split("%", 1)[0].strip("[]")  # an IPv6 zone (fe80::1%eth0) is not part of it
     try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
+        ipaddress.ip_address(host)
     except ValueError:
         return None
-    if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
+    return limit_key(host)
 
 
 class AddressLimits:

@@ -95,7 +95,7 @@ def _password_md5(args: argparse.Namespace) -> str | None:
             raise CommandError("--password must not be empty")
         return hashlib.md5(args.password.encode()).hexdigest()
     if args.password_md5 is not None:
-        if not MD5_RE.match(args.password_md5):
+        if not MD5_RE.fullmatch(args.password_md5):
             raise CommandError("--password-md5 must be 32 hex characters")
         return args.password_md5.lower()
     return None

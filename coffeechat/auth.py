@@ -10,8 +10,17 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 
 _SCHEME = "scrypt"
+
+
+def name_key(name: str) -> str:
+    """The form user names are compared, looked up, stored unique and throttled by: NFKC
+    casefolded (the Unicode "NFKC_Casefold" recipe, idempotent), so that ``Alice``, ``ALICE``,
+    fullwidth or long-s (``\u017f``) spellings are one name everywhere.  Computed in this one
+    place: registration, login, the login throttle, the storage key and the admin command."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def hash_password(secret: str, n: int = 2**14, r: int = 8, p: int = 1) -> str:

@@ -137,6 +137,11 @@ class LimitsConfig:
     message_burst: int = 200
     requests_per_second: float = 100.0
     request_burst: int = 400
+    # Per user, across all their devices on one node (each node of a cluster has its own).
+    user_messages_per_second: float = 100.0
+    user_message_burst: int = 400
+    user_requests_per_second: float = 200.0
+    user_request_burst: int = 800
     redeliver_after: float = 15.0
     history_page_default: int = 20
     history_page_max: int = 100

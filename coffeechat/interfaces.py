@@ -54,10 +54,10 @@ class IUserStore(Interface):
     def create_user(name: str, nick_name: str, password_hash: str, created_at: int):
         """Create an account; fires with the new :class:`~coffeechat.model.User` (ids start at 1
         and increase), or fails with :class:`UserExists` when ``name`` is taken (names compare
-        case-insensitively)."""
+        by :func:`coffeechat.auth.name_key`, NFKC casefolded; ``name`` is stored as given)."""
 
     def user_by_name(name: str):
-        """Fire with the User named ``name`` (case-insensitive), or None."""
+        """Fire with the User whose name has the same :func:`coffeechat.auth.name_key`, or None."""
 
     def user_by_id(user_id: int):
         """Fire with the User of that id, or None."""

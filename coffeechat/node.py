@@ -28,6 +28,7 @@ from coffeechat.interfaces import IClusterBus, IPresence, IStore
 from coffeechat.model import Push
 from coffeechat.modules import CommandEntry, HttpCall, ModuleAPI, Registry, Route, _segments
 from coffeechat.plugins import feature_module
+from coffeechat.ratelimit import UserBudgets
 from coffeechat.router import Router
 from coffeechat.schema import Cmd
 from coffeechat.session import heartbeat
@@ -69,6 +70,7 @@ class ChatNode:
         if IClusterBus.providedBy(presence):
             self.cluster = Cluster(presence, presence, self.registry, reactor, self._push_local)
         self.router = Router(presence, config.limits.max_devices, remote=self.cluster)
+        self.user_budgets = UserBudgets(reactor, config.limits)  # shared by a user's sessions here
         self.node = presence.node
         self.running = False
         self._device_ids = itertools.count(1)

@@ -21,7 +21,7 @@ from zope.interface import implementer
 from coffeechat.errors import ChatError, ErrorCode, code_name
 from coffeechat.interfaces import IDevice
 from coffeechat.model import Push, User
-from coffeechat.ratelimit import TokenBucket
+from coffeechat.ratelimit import TokenBucket, UserBudget
 from coffeechat.schema import TABLE, Cmd, error_answer, pb
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ class Session:
         "_redelivery_armed",
         "_requests",
         "_messages",
+        "_budget",
     )
 
     def __init__(self, node: ChatNode, send: Send, close: Callable[[], None], peer: str = "") -> None:
@@ -98,6 +99,7 @@ class Session:
         self._redelivery_armed = False
         self._requests = TokenBucket(self.clock, limits.requests_per_second, limits.request_burst)
         self._messages = TokenBucket(self.clock, limits.messages_per_second, limits.message_burst)
+        self._budget: UserBudget | None = None  # the user's, shared with their other devices here
         node.wheel.schedule(now + limits.login_timeout, self._login_deadline)
 
     # -- transport side
@@ -116,7 +118,7 @@ class Session:
                 if self.logging_in:
                     raise ChatError(ErrorCode.ALREADY_LOGGED_IN, "a login is in progress")
             elif entry is None:
-                if not self._requests.take():
+                if not self.take_request_token():
                     raise ChatError(ErrorCode.RATE_LIMITED, "too many requests")
                 if cmd in TABLE:
                     self.answer_unserved(
@@ -127,7 +129,7 @@ class Session:
                 return
             elif entry.login:
                 raise ChatError(ErrorCode.ALREADY_LOGGED_IN, "this connection is logged in already")
-            elif entry.counted and not self._requests.take():
+            elif entry.counted and not self.take_request_token():
                 raise ChatError(ErrorCode.RATE_LIMITED, "too many requests")
             result = entry.handler(self, seq, request)
         except ChatError as e:
@@ -145,11 +147,15 @@ class Session:
         self.answer_error(cmd, seq, None, code, text)
 
     def take_message_token(self) -> bool:
-        """Spend one of the connection's message budget (``limits.messages_per_second``)."""
-        return self._messages.take()
+        """Spend one of the connection's message budget (``limits.messages_per_second``) and one
+        of its user's on this node (``limits.user_messages_per_second``)."""
+        budget = self._budget
+        return self._messages.take() and (budget is None or budget.messages.take())
 
     def take_request_token(self) -> bool:
-        return self._requests.take()
+        """Likewise for requests (``limits.requests_per_second``, ``user_requests_per_second``)."""
+        budget = self._budget
+        return self._requests.take() and (budget is None or budget.requests.take())
 
     def connection_lost(self, how: str = "disconnected") -> None:
         """The connection is gone (``how`` says why, for the log; empty: logged already)."""
@@ -158,6 +164,9 @@ class Session:
         self.closed = True
         if self.user is not None:
             self.node.router.detach(self)
+            if self._budget is not None:
+                self._budget = None
+                self.node.user_budgets.release(self.user_id)
             if how:
                 unacked = self._given_up + len(self._unacked)
                 log.info(
@@ -199,6 +208,7 @@ class Session:
         self.user_id = user.user_id
         self.client_type = client_type
         self.device_id = self.node.new_device_id()
+        self._budget = self.node.user_budgets.acquire(user.user_id)
         log.info(
             "login: user {user_id} ({name}) device {device} from {peer}, client type {client_type}, by {method}",
             user_id=user.user_id,

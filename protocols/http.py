@@ -8,9 +8,11 @@ and is logged).  The only HTML is the web client's own page at ``/``.
 HTTP status codes:
 
 - Under ``/user/`` and ``/api/`` every application-level answer is HTTP 200 and the outcome is in
-  ``error_code`` (200, 9000, 9001, 2002, 2003, 10007, 10010, 201 ...), as the original server
-  answered ``POST /user/register``; CIM clients read only the body.
-- Statuses other than 200 mean the request never reached a handler: 404 unknown path, 405 wrong
+  ``error_code`` (200, 9000, 9001, 2002, 2003, 10010, 201 ...), as the original server
+  answered ``POST /user/register``; CIM clients read only the body.  The exception is a rate
+  limit (registrations or failed logins per address, docs/limits.md): HTTP 429 with
+  ``Retry-After``, error_code 10007, on every path.
+- Other statuses than 200 and 429 mean the request never reached a handler: 404 unknown path, 405 wrong
   method, 413 body larger than ``http.max_request_bytes`` (1 MiB for requests bearing the admin
   token, so that a bulk account creation fits).
 - The admin API (``/admin/``) is CoffeeChat's own, so it uses statuses as HTTP means them: 401
@@ -28,6 +30,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 from typing import Any
 
 from twisted.internet import defer
@@ -167,6 +170,7 @@ class ApiResource(Resource):
                 },
                 body=request.content.read() if request.content is not None else b"",
                 bearer=bearer,
+                peer=getattr(request.getClientAddress(), "host", "") or "",
             )
             answer = await route.handler(call)
         except HttpError as e:
@@ -175,6 +179,10 @@ class ApiResource(Resource):
             return e.status, {"error_code": int(e.code), "error_msg": e.message}
         except ChatError as e:
             status = _ADMIN_STATUS.get(e.code, 400) if admin else 200
+            if e.code == ErrorCode.RATE_LIMITED:
+                status = 429
+                retry_after = getattr(e, "retry_after", 1.0)
+                request.setHeader(b"Retry-After", b"%d" % max(1, math.ceil(retry_after)))
             return status, {"error_code": int(e.code), "error_msg": e.message}
         if isinstance(answer, tuple):
             return answer

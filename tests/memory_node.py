@@ -10,6 +10,7 @@ import hashlib
 import uuid
 
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from coffeechat.backends.memory import MemoryStore
@@ -28,10 +29,14 @@ def md5(password: str) -> str:
 class Conn:
     """One client connection: send frames, read back decoded frames."""
 
-    def __init__(self, node: MemoryNode, transport: StringTransport | None = None) -> None:
+    def __init__(
+        self, node: MemoryNode, address: str = "192.168.1.1", transport: StringTransport | None = None
+    ) -> None:
         self.node = node
         self.protocol = node.factory.buildProtocol(None)
-        self.transport = transport if transport is not None else StringTransport()
+        if transport is None:
+            transport = StringTransport(peerAddress=IPv4Address("TCP", address, 54321))
+        self.transport = transport
         self.protocol.makeConnection(self.transport)
         self._decoder = FrameDecoder(16 * 1024 * 1024)
         self._seq = 0
@@ -101,7 +106,7 @@ class MemoryNode:
     clock, a store and a :class:`~coffeechat.backends.presence_memory.MemoryHub`
     (:func:`memory_cluster`)."""
 
-    def __init__(self, clock=None, store=None, presence=None, **overrides) -> None:
+    def __init__(self, clock=None, store=None, presence=None, run_cpu=None, **overrides) -> None:
         settings = {"auth.scrypt_n": 16, "listen.cim": [], "listen.http": [], "listen.ws": []}
         settings.update(overrides)
         self.config = load_config(None, settings)
@@ -112,7 +117,7 @@ class MemoryNode:
             self.clock,
             self.store,
             presence or MemoryPresence(),
-            run_cpu=lambda f, *a: defer.maybeDeferred(f, *a),
+            run_cpu=run_cpu or (lambda f, *a: defer.maybeDeferred(f, *a)),
         )
         self.core.start()
         self.factory = CIMServerFactory(self.core)
@@ -121,8 +126,10 @@ class MemoryNode:
         d = defer.ensureDeferred(self.core.feature("accounts").create_user(name, nick or name.title(), md5(password)))
         return self.result(d).user_id
 
-    def connect(self, transport: StringTransport | None = None) -> Conn:
-        return Conn(self, transport)
+    def connect(self, address: str = "192.168.1.1", transport: StringTransport | None = None) -> Conn:
+        """A CIM connection from ``address`` (an IPv4 address: limits per address see it), or on
+        ``transport`` (which has its own peer address)."""
+        return Conn(self, address, transport)
 
     def advance(self, seconds: float, step: float = 1.0) -> None:
         while seconds > 0:

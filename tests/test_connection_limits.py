@@ -62,7 +62,7 @@ def test_slow_consumer_is_cut_off_and_catches_up_at_its_next_login(node):
     node.user("bobby")
     alice = node.connect()
     alice.login("alice")
-    bob = node.connect(StalledTransport())
+    bob = node.connect(transport=StalledTransport())
     bob.login("bobby")
     text = "m" * 10_000
     sent = 0
@@ -103,7 +103,7 @@ def test_output_within_the_limit_is_not_cut_off(node):
     node.user("bobby")
     alice = node.connect()
     alice.login("alice")
-    bob = node.connect(StalledTransport())
+    bob = node.connect(transport=StalledTransport())
     bob.login("bobby")
     for _ in range(5):  # ~50 KB queued, under the 64 KiB limit
         alice.send_text(bob.user_id, "m" * 10_000)
@@ -129,7 +129,7 @@ def test_one_turn_over_the_limit_is_cut_off_before_it_reaches_the_transport(node
 
 
 def test_heartbeats_before_login_that_are_never_read_are_cut_off(node):
-    conn = node.connect(StalledTransport())
+    conn = node.connect(transport=StalledTransport())
     heartbeat = pb.CIMHeartBeat()
     for _ in range(10_000):
         conn.send(Cmd.LOGIN_HEARTBEAT, heartbeat)
@@ -143,7 +143,7 @@ def test_heartbeats_before_login_that_are_never_read_are_cut_off(node):
 
 def test_a_close_that_does_not_drain_is_aborted(node):
     """The login time-out closes; a peer that reads nothing does not keep it open."""
-    conn = node.connect(StalledTransport())
+    conn = node.connect(transport=StalledTransport())
     node.advance(16)
     assert conn.transport.disconnecting and not conn.transport.aborted
     assert kickouts(conn)[0].reason_code == ErrorCode.LOGIN_TIMEOUT
@@ -152,7 +152,7 @@ def test_a_close_that_does_not_drain_is_aborted(node):
 
 
 def test_a_close_that_drains_is_not_aborted(node):
-    conn = node.connect(StalledTransport())
+    conn = node.connect(transport=StalledTransport())
     node.advance(16)
     conn.protocol.connectionLost(None)  # the peer took everything and the socket closed
     node.advance(node.config.limits.close_timeout + 1)
@@ -162,19 +162,19 @@ def test_a_close_that_drains_is_not_aborted(node):
 def test_unauthenticated_connections_per_address_are_capped():
     node = MemoryNode(**{"limits.max_unauthenticated_per_address": 3})
     node.user("alice")
-    first = [node.connect(StalledTransport("198.51.100.7")) for _ in range(3)]
+    first = [node.connect(transport=StalledTransport("198.51.100.7")) for _ in range(3)]
     assert not any(c.transport.disconnecting for c in first)
-    refused = node.connect(StalledTransport("198.51.100.7"))
+    refused = node.connect(transport=StalledTransport("198.51.100.7"))
     assert refused.transport.disconnecting
     assert kickouts(refused)[0].reason_code == ErrorCode.TOO_MANY_CONNECTIONS
-    other = node.connect(StalledTransport("198.51.100.8"))  # another address is not affected
+    other = node.connect(transport=StalledTransport("198.51.100.8"))  # another address is not affected
     assert not other.transport.disconnecting
     # A login frees its slot of the unauthenticated; a closed connection frees its slot too.
     first[0].login("alice")
-    assert not node.connect(StalledTransport("198.51.100.7")).transport.disconnecting
-    assert node.connect(StalledTransport("198.51.100.7")).transport.disconnecting
+    assert not node.connect(transport=StalledTransport("198.51.100.7")).transport.disconnecting
+    assert node.connect(transport=StalledTransport("198.51.100.7")).transport.disconnecting
     first[1].close()
-    assert not node.connect(StalledTransport("198.51.100.7")).transport.disconnecting
+    assert not node.connect(transport=StalledTransport("198.51.100.7")).transport.disconnecting
     assert node.core.addresses.counts("198.51.100.7") == (4, 3)
     refused.close()  # a refused connection was never counted
     assert node.core.addresses.counts("198.51.100.7") == (4, 3)
@@ -183,16 +183,16 @@ def test_unauthenticated_connections_per_address_are_capped():
 def test_connections_per_address_are_capped_logged_in_or_not():
     node = MemoryNode(**{"limits.max_connections_per_address": 2})
     node.user("alice")
-    conns = [node.connect(StalledTransport()) for _ in range(2)]
+    conns = [node.connect(transport=StalledTransport()) for _ in range(2)]
     for conn in conns:
         conn.login("alice")
-    refused = node.connect(StalledTransport())
+    refused = node.connect(transport=StalledTransport())
     assert kickouts(refused)[0].reason_code == ErrorCode.TOO_MANY_CONNECTIONS
 
 
 def test_unlimited_addresses_are_not_counted():
     node = MemoryNode(**{"limits.max_unauthenticated_per_address": 1, "limits.unlimited_addresses": ["203.0.113.0/24"]})
-    conns = [node.connect(StalledTransport("203.0.113.9")) for _ in range(3)]
+    conns = [node.connect(transport=StalledTransport("203.0.113.9")) for _ in range(3)]
     assert not any(c.transport.disconnecting for c in conns)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from coffeechat.auth import name_key
 from coffeechat.interfaces import UserExists
 from coffeechat.model import User
 
@@ -49,7 +50,7 @@ def row_user(row: Any) -> User:
 
 def _create_user_txn(txn: Any, name: str, nick_name: str, password_hash: str, created_at: int) -> User:
     try:
-        row = txn.execute(SQL_CREATE_USER, (name, name.casefold(), nick_name, password_hash, created_at)).fetchone()
+        row = txn.execute(SQL_CREATE_USER, (name, name_key(name), nick_name, password_hash, created_at)).fetchone()
     except txn.IntegrityError as e:
         raise UserExists(name) from e
     return row_user(row)
@@ -105,7 +106,7 @@ class SQLUserStore:
         return self.run_write("create_user", _create_user_txn, name, nick_name, password_hash, created_at)
 
     def user_by_name(self, name: str) -> defer.Deferred:
-        return self.run_read("user_by_name", _one_user, SQL_USER_BY_NAME, name.casefold())
+        return self.run_read("user_by_name", _one_user, SQL_USER_BY_NAME, name_key(name))
 
     def user_by_id(self, user_id: int) -> defer.Deferred:
         return self.run_read("user_by_id", _one_user, SQL_USER_BY_ID, user_id)

@@ -3,7 +3,9 @@ cases an administrator runs (disable, reset a password, issue tokens), over CIM 
 
 Passwords arrive as the MD5 hex the original clients compute and are stored with scrypt on a
 small bounded thread pool; tokens are 256 random bits stored as their hash (docs/decisions.md,
-Accounts).
+Accounts).  Password logins are throttled before the hash runs, per name, per address and per
+(name, address), and the KDF jobs of one address take turns with everybody else's
+(docs/limits.md, docs/decisions.md "Issue 11: logins").
 """
 
 from __future__ import annotations
@@ -18,20 +20,24 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from coffeechat.auth import hash_password, new_token, token_hash, verify_password
+from coffeechat.auth import hash_password, name_key, new_token, token_hash, verify_password
 from coffeechat.config import ConfigError
 from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.interfaces import IUserStore, UserExists
 from coffeechat.model import User
 from coffeechat.modules import HttpCall, ModuleAPI
+from coffeechat.ratelimit import FairQueue, KeyedBuckets, LoginThrottle, RateLimited, address_key, peer_address
 from coffeechat.schema import Cmd, pb
 from coffeechat.session import Session
 
 log = Logger()
 
 SECTION = "auth"
-NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{5,32}$")
-MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+# Both are used with fullmatch: "$" alone would let a trailing newline through.
+NAME_RE = re.compile(r"[A-Za-z0-9_.@-]{5,32}")
+# What a name looks like once normalised (name_key): a login for anything else cannot succeed.
+NAME_KEY_RE = re.compile(r"[a-z0-9_.@-]{5,32}")
+MD5_RE = re.compile(r"[0-9a-fA-F]{32}")
 MAX_NICK = 64
 MAX_BULK_USERS = 1000
 LIST_PAGE_DEFAULT = 100
@@ -53,7 +59,19 @@ class Config:
     scrypt_r: int = 8
     scrypt_p: int = 1
     kdf_threads: int = 2
+    #: failed password logins per minute for one name from one address
     login_failures_per_minute: int = 10
+    #: failed password logins per minute from one address (IPv4, or IPv6 /64), whatever the names
+    login_failures_per_address_per_minute: int = 30
+    #: failed password logins per minute for one name from all addresses; beyond, only addresses
+    #: that have not failed for that name this minute may still try (the owner is not locked out)
+    login_failures_per_name_per_minute: int = 100
+    #: account registrations per address: the steady rate, and how many at once
+    registrations_per_address_per_hour: float = 30.0
+    registration_burst: int = 10
+    #: password-hash jobs one address may have queued or running; all addresses together
+    kdf_jobs_per_address: int = 8
+    kdf_queue_max: int = 256
 
     def validate(self) -> None:
         for f in fields(self):
@@ -64,7 +82,7 @@ class Config:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ChatError(ErrorCode.USER_INVALID_PARAMETER, "userName must be 5-32 letters, digits or _.@-")
     return name
 
@@ -76,7 +94,7 @@ def check_nick(nick: Any) -> str:
 
 
 def check_password_md5(password: Any) -> str:
-    if not isinstance(password, str) or not MD5_RE.match(password):
+    if not isinstance(password, str) or not MD5_RE.fullmatch(password):
         raise ChatError(ErrorCode.USER_INVALID_PARAMETER, "userPwd must be 32 hex characters (an MD5)")
     return password.lower()
 
@@ -162,8 +180,12 @@ class Accounts:
     account use cases (disable, reset a password, tokens) in one place, cluster-wide: the HTTP
     admin API and the ``coffeechat`` command both call these.
 
-    ``run_cpu(f, *args)`` runs the KDF off the reactor thread on a small bounded pool;
-    ``disconnect_user(user_id, code, reason)`` closes a user's devices on every node.
+    ``run_cpu(f, *args)`` runs the KDF off the reactor thread on a small bounded pool (of
+    ``config.kdf_threads``: that many jobs are handed to it at once, the rest wait their turn
+    here); ``disconnect_user(user_id, code, reason)`` closes a user's devices on every node.
+
+    ``address`` arguments are the client's address (:func:`~coffeechat.ratelimit.address_key`);
+    None means a trusted caller (the admin API, the command line), held to no per-address budget.
     """
 
     def __init__(
@@ -179,23 +201,41 @@ class Accounts:
         self.config = config
         self.run_cpu = run_cpu
         self._disconnect_user = disconnect_user
-        self._failures: dict[str, tuple[int, int]] = {}
+        c = config
+        self.throttle = LoginThrottle(
+            clock,
+            per_name_address=c.login_failures_per_minute,
+            per_address=c.login_failures_per_address_per_minute,
+            per_name=c.login_failures_per_name_per_minute,
+        )
+        self.registrations = KeyedBuckets(clock, c.registrations_per_address_per_hour / 3600.0, c.registration_burst)
+        self.kdf = FairQueue(run_cpu, c.kdf_threads, c.kdf_jobs_per_address, c.kdf_queue_max)
         self._token_lookups = TokenLookups(store, clock)
         self.users = UserDirectory(store)
 
     def _now(self) -> int:
         return int(self.clock.seconds())
 
-    def _hash(self, secret: str) -> defer.Deferred:
+    def _hash(self, secret: str, address: str | None = None) -> defer.Deferred:
         c = self.config
-        return self.run_cpu(hash_password, secret, c.scrypt_n, c.scrypt_r, c.scrypt_p)
+        return self.kdf.submit(address, hash_password, secret, c.scrypt_n, c.scrypt_r, c.scrypt_p)
 
-    async def register(self, name: Any, nick: Any, password_md5: Any) -> User:
-        """Create an account as the original's ``POST /user/register`` did."""
+    async def register(self, name: Any, nick: Any, password_md5: Any, address: str | None = None) -> User:
+        """Create an account as the original's ``POST /user/register`` did; at most
+        ``registrations_per_address_per_hour`` (after a burst) from one ``address``."""
         name, nick, password_md5 = check_name(name), check_nick(nick), check_password_md5(password_md5)
+        if address is not None:
+            wait = self.registrations.take(address)
+            if wait:
+                raise RateLimited("too many registrations from this address; try again later", wait)
         if await self.store.user_by_name(name) is not None:
             raise ChatError(ErrorCode.USER_ALREADY_EXIST, "user name is taken")
-        password_hash = await self._hash(password_md5)
+        try:
+            password_hash = await self._hash(password_md5, address)
+        except RateLimited:
+            if address is not None:
+                self.registrations.refund(address)  # the KDF was busy: nothing was registered
+            raise
         return await self._create(name, nick, password_hash)
 
     async def create_user(self, name: str, nick: str | None = None, password_md5: str | None = None) -> User:
@@ -211,30 +251,30 @@ class Accounts:
         except UserExists:
             raise ChatError(ErrorCode.USER_ALREADY_EXIST, "user name is taken") from None
 
-    def _throttled(self, name: str) -> bool:
-        minute = self._now() // 60
-        window, count = self._failures.get(name.lower(), (minute, 0))
-        return window == minute and count >= self.config.login_failures_per_minute
+    async def login_password(self, name: Any, password_md5: Any, address: str = "") -> User:
+        """Check a name and password from ``address``.
 
-    def _failed(self, name: str) -> None:
-        minute = self._now() // 60
-        if len(self._failures) > 100_000:
-            self._failures = {k: v for k, v in self._failures.items() if v[0] == minute}
-        window, count = self._failures.get(name.lower(), (minute, 0))
-        self._failures[name.lower()] = (minute, count + 1 if window == minute else 1)
-
-    async def login_password(self, name: Any, password_md5: Any) -> User:
-        """Check a name and password; too many failures for one name in a minute are refused."""
-        if not isinstance(name, str) or not isinstance(password_md5, str) or not name:
+        The attempt is counted against the login budgets before the hash runs and given back
+        only if the password was right, so concurrent guesses cannot outrun the count; the hash
+        job then waits its turn with the other addresses' (:class:`~coffeechat.ratelimit.FairQueue`).
+        A name that cannot exist (its normalised form is not a valid name) is refused at once.
+        """
+        if not isinstance(name, str) or not isinstance(password_md5, str):
             raise ChatError(ErrorCode.LOGIN_INVALID_USER_OR_PWD, "invalid user name or password")
-        if self._throttled(name):
-            raise ChatError(ErrorCode.RATE_LIMITED, "too many failed logins; try again in a minute")
-        user = await self.store.user_by_name(name)
-        encoded = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
-        ok = await self.run_cpu(verify_password, password_md5.lower(), encoded)
-        if user is None or not ok or not user.password_hash:
-            self._failed(name)
+        key = name_key(name)
+        if not NAME_KEY_RE.fullmatch(key):
             raise ChatError(ErrorCode.LOGIN_INVALID_USER_OR_PWD, "invalid user name or password")
+        reservation = self.throttle.reserve(key, address)
+        try:
+            user = await self.store.user_by_name(key)
+            encoded = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+            verified = await self.kdf.submit(address, verify_password, password_md5.lower(), encoded)
+        except BaseException:
+            self.throttle.release(reservation)  # never evaluated (busy, storage down): not a failure
+            raise
+        if user is None or not verified or not user.password_hash:
+            raise ChatError(ErrorCode.LOGIN_INVALID_USER_OR_PWD, "invalid user name or password")
+        self.throttle.release(reservation)
         if user.disabled:
             raise ChatError(ErrorCode.USER_DISABLED, "this account is disabled")
         return user
@@ -320,11 +360,12 @@ class Accounts:
         return users if include_disabled else [u for u in users if not u.disabled]
 
     async def find_user(self, name_or_id: str) -> User:
+        """A user by id or by name (normalised as at login)."""
         user = None
         if name_or_id.isdigit():
             user = await self.store.user_by_id(int(name_or_id))
         if user is None:
-            user = await self.store.user_by_name(name_or_id)
+            user = await self.store.user_by_name(name_key(name_or_id))
         if user is None:
             raise ChatError(ErrorCode.USER_NOT_EXIST, f"no user {name_or_id!r}")
         return user
@@ -358,7 +399,7 @@ def setup(api: ModuleAPI) -> Accounts:
         """Name and password (the MD5 hex); a fresh token comes with the answer (extension)."""
         session.logging_in = True
         try:
-            user = await accounts.login_password(req.user_name, req.user_pwd)
+            user = await accounts.login_password(req.user_name, req.user_pwd, peer_address(session.peer))
             token, expires_at = await accounts.issue_token(user.user_id, "cim-password-login")
         except ChatError as e:
             session.login_refused(f"name {req.user_name[:64]!r}", e)
@@ -406,13 +447,15 @@ def setup(api: ModuleAPI) -> Accounts:
     async def register(call: HttpCall) -> dict:
         """``POST /user/register`` {"userName", "userNickName", "userPwd"}, as the original."""
         body = call.json()
-        user = await accounts.register(body.get("userName"), body.get("userNickName"), body.get("userPwd"))
+        user = await accounts.register(
+            body.get("userName"), body.get("userNickName"), body.get("userPwd"), address_key(call.peer)
+        )
         return {"user_id": user.user_id}
 
     async def http_login(call: HttpCall) -> dict:
         """``POST /api/login`` {"userName", "userPwd"}: a token for the CIM token login."""
         body = call.json()
-        user = await accounts.login_password(body.get("userName"), body.get("userPwd"))
+        user = await accounts.login_password(body.get("userName"), body.get("userPwd"), address_key(call.peer))
         token, expires_at = await accounts.issue_token(user.user_id, "http login")
         return {"user_id": user.user_id, "nick_name": user.nick_name, "token": token, "expires_at": expires_at}
 

@@ -34,6 +34,8 @@ WATCH_TTL = 600.0
 MAX_WATCHES_PER_USER = 100
 READS_INTERVAL = 1.0  # how often reads made here are told to other nodes (coalesced)
 
+_GROUP = int(SessionType.GROUP)
+
 
 @dataclass(slots=True)
 class ReadCountPush(Push):
@@ -213,7 +215,7 @@ def setup(api: ModuleAPI) -> GroupReadCounter:
     api.push_kind(ReadCountPush, name="read_count", cmd=Cmd.GROUP_READ_COUNT_NOTIFY, encode=read_count_notify)
 
     def stored(message: Message, sender: User, device: object) -> None:
-        if message.session_type == SessionType.GROUP:  # the sender has read everything before it
+        if message.session_type == _GROUP:  # the sender has read everything before it
             counter.read_moved(message.to_id, sender.user_id, 0, message.seq - 1)
 
     def changed(change: GroupChange) -> None:

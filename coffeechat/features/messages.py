@@ -239,7 +239,7 @@ class Located:
     moderator: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outgoing:
     """A message as a client sent it, before any check: to whom (a user, a group ...), its
     client_msg_id, type and body, and for groups whom it mentions."""
@@ -397,6 +397,9 @@ class Messages:
         self.deliveries = DeliveryRecorder(api.store)
         self._kinds: dict[int, ConversationKind] = {}
         self.catching_up: defer.Deferred | None = None
+        #: stored(message, sender, device): a new message was stored and pushed; tells the
+        #: features that hook ``message/stored``
+        self.stored = api.firer("message/stored")
         self.register_kind(DirectChats(self))
 
     def register_kind(self, kind: ConversationKind) -> None:
@@ -438,10 +441,6 @@ class Messages:
         clients while too many writes are waiting for storage)."""
         self.flow.started()
         return self.store.append(message).addBoth(self.flow.finished)
-
-    def stored(self, message: Message, sender: User, device: IDevice | None) -> None:
-        """A new message was stored and pushed: tell the features that hook ``message/stored``."""
-        self.api.fire("message/stored", message, sender, device)
 
     async def post_notice(
         self,
