@@ -211,14 +211,37 @@ class RateLimited(ChatError):
 
 class UserBudget:
     """The message and request budgets of one user on this node, shared by all their
-    connections here (``refs`` of them)."""
+    connections here (``refs`` of them).  In a cluster the user's budget is split between the
+    nodes holding their devices (:meth:`share`), so the user gets one budget wherever they are."""
 
-    __slots__ = ("messages", "requests", "refs")
+    __slots__ = ("messages", "requests", "refs", "nodes", "refresh_at", "_limits")
 
     def __init__(self, clock: IReactorTime, limits: Any) -> None:
+        self._limits = limits
         self.messages = TokenBucket(clock, limits.user_messages_per_second, limits.user_message_burst)
         self.requests = TokenBucket(clock, limits.user_requests_per_second, limits.user_request_burst)
         self.refs = 0
+        self.nodes = 1
+        self.refresh_at = float("inf")  # when the split is due to be checked again (clusters only)
+
+    def share(self, nodes: int) -> None:
+        """Keep ``1/nodes`` of the user's budget here (the user has devices on ``nodes`` nodes)."""
+        nodes = max(1, nodes)
+        if nodes == self.nodes:
+            return
+        self.nodes = nodes
+        limits = self._limits
+        for bucket, rate, burst in (
+            (self.messages, limits.user_messages_per_second, limits.user_message_burst),
+            (self.requests, limits.user_requests_per_second, limits.user_request_burst),
+        ):
+            bucket.rate = rate / nodes
+            bucket.burst = max(1.0, burst / nodes)
+            bucket._tokens = min(bucket._tokens, bucket.burst)
+
+    def stale(self) -> bool:
+        """Whether the split between nodes should be checked again (read off the last take)."""
+        return self.messages._stamp >= self.refresh_at or self.requests._stamp >= self.refresh_at
 
 
 class UserBudgets:
@@ -226,9 +249,14 @@ class UserBudgets:
     devices get no more than one user's budget.  A budget outlives its last connection until it
     has refilled, so reconnecting does not refill it."""
 
-    def __init__(self, clock: IReactorTime, limits: Any) -> None:
+    #: seconds between two checks of where a user's devices are (clusters only)
+    SHARE_REFRESH = 10.0
+
+    def __init__(self, clock: IReactorTime, limits: Any, presence: Any = None) -> None:
         self.clock = clock
         self.limits = limits
+        #: an IPresence of a cluster: budgets are split between the nodes of a user's devices
+        self.presence = presence
         self._budgets: dict[int, UserBudget] = {}
         self._idle = 0
 
@@ -241,7 +269,21 @@ class UserBudgets:
         elif budget.refs == 0:
             self._idle -= 1
         budget.refs += 1
+        if self.presence is not None:
+            self.refresh(user_id, budget)
         return budget
+
+    def refresh(self, user_id: int, budget: UserBudget) -> None:
+        """Split ``budget`` by the nodes the user has devices on now (one presence lookup; at
+        login and then at most every SHARE_REFRESH seconds while the user is active)."""
+        budget.refresh_at = self.clock.seconds() + self.SHARE_REFRESH
+        here = self.presence.node
+
+        def located(devices: list) -> None:
+            budget.share(len({node for node, _, _ in devices} | {here}))
+
+        # Presence down: keep the split as it is (the outage is logged where presence is used).
+        self.presence.devices_of(user_id).addCallbacks(located, lambda f: None)
 
     def release(self, user_id: int) -> None:
         budget = self._budgets.get(user_id)

@@ -150,12 +150,24 @@ class Session:
         """Spend one of the connection's message budget (``limits.messages_per_second``) and one
         of its user's on this node (``limits.user_messages_per_second``)."""
         budget = self._budget
-        return self._messages.take() and (budget is None or budget.messages.take())
+        if not self._messages.take():
+            return False
+        if budget is None:
+            return True
+        if budget.stale():
+            self.node.user_budgets.refresh(self.user_id, budget)
+        return budget.messages.take()
 
     def take_request_token(self) -> bool:
         """Likewise for requests (``limits.requests_per_second``, ``user_requests_per_second``)."""
         budget = self._budget
-        return self._requests.take() and (budget is None or budget.requests.take())
+        if not self._requests.take():
+            return False
+        if budget is None:
+            return True
+        if budget.stale():
+            self.node.user_budgets.refresh(self.user_id, budget)
+        return budget.requests.take()
 
     def connection_lost(self, how: str = "disconnected") -> None:
         """The connection is gone (``how`` says why, for the log; empty: logged already)."""

@@ -190,3 +190,38 @@ async def _online(node, user_id: int) -> bool:
         return bool(await node.core.presence.devices_of(user_id))
     except Exception:
         return False
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_user_on_two_nodes_gets_one_budget_not_two(tmp_path, pg_server, redis_server):  # noqa: F811
+    """Per-user message budgets hold across nodes: a user's devices on two nodes together get the
+    user's burst once (each node keeps half while the user has devices on both)."""
+    dsn = pg_server.database(tmp_path)
+    limits = {"limits.user_message_burst": 20, "limits.user_messages_per_second": 0.5}
+    n1 = await start_node(cluster_config(tmp_path, "n1", dsn, redis_server.url, **limits))
+    n2 = await start_node(cluster_config(tmp_path, "n2", dsn, redis_server.url, **limits))
+    try:
+        await until(lambda: n1.core.presence.live_nodes() == {"n1", "n2"} == n2.core.presence.live_nodes())
+        for node in (n1, n2):
+            node.core.user_budgets.SHARE_REFRESH = 0.2
+        await n1.register("alice")
+        bob_id = await n1.register("bobby")
+        alice_1 = await n1.login("alice")
+        alice_2 = await n2.login("alice")
+        await task.deferLater(reactor, 0.3, lambda: None)
+        # One message from the first device: its node notices the second node and halves its share.
+        first = await alice_1.send_message(bob_id, "one")
+        await task.deferLater(reactor, 0.3, lambda: None)
+        sends = [device.send_message(bob_id, f"burst {i}") for i in range(30) for device in (alice_1, alice_2)]
+        acks = [await d for d in sends]
+        accepted = sum(1 for ack in acks if ack.res_code == pb.kCIM_RES_CODE_OK)
+        assert first.res_code == pb.kCIM_RES_CODE_OK
+        # 20 in all (less the one sent first, plus what refilled meanwhile), not 20 per node.
+        assert 15 <= accepted <= 22, accepted
+        assert n1.core.user_budgets._budgets[alice_1.user_id].nodes == 2
+        assert n2.core.user_budgets._budgets[alice_2.user_id].nodes == 2
+    finally:
+        for node in (n2, n1):
+            if node.core.running:
+                await stop_node(node)
+        pg_server.release(tmp_path)
