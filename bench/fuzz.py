@@ -309,10 +309,10 @@ class Run:
         self.events: Counter[str] = Counter()
         self.deadline = time.monotonic() + args.time_limit
         self.reserved = 0
-        # RSS when 0%, 10%, 25%, 50%, 75% of the frames have been sent (growth after the first
+        # RSS at every tenth of the frames sent (growth after the first
         # tenth is what frames cost; before it, caches and the first stored messages)
         self.rss: dict[str, int | None] = {}
-        self._marks = [0.1, 0.25, 0.5, 0.75]
+        self._marks = [i / 10 for i in range(1, 10)]
 
     def reserve(self, wanted: int) -> int:
         """How many frames a lane may send next (0: the run is over)."""
