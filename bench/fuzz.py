@@ -445,8 +445,7 @@ def run_fuzz(
         ("server log", f"{len(bad)} line(s) at error/critical level"),
     ]
     for line in bad[:5]:
-        rows.append(("", ""))
-        rows.append(("  logged", line))
+        rows.append(("  logged", line.strip()))
     if run.events:
         rows.append(("events", ", ".join(f"{k}: {v}" for k, v in run.events.most_common(6))))
     rows.append(("correct", "yes" if correct else "NO"))
