@@ -68,6 +68,12 @@ binaries = st.one_of(
 )
 
 
+# Ids (uint64): the largest that storage keeps, the first ones it cannot, existing small ones.
+ids = st.one_of(
+    st.sampled_from([2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1]), st.integers(0, 12), st.integers(0, 2**64 - 1)
+)
+
+
 def _field(f: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
     if f.type == F.TYPE_MESSAGE:
         return messages(f.message_type, depth + 1)
@@ -80,6 +86,8 @@ def _field(f: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
         return texts
     if f.type == F.TYPE_BYTES:
         return binaries
+    if f.type in (F.TYPE_UINT64, F.TYPE_FIXED64):
+        return ids
     if f.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
         return st.floats(allow_nan=True, width=32 if f.type == F.TYPE_FLOAT else 64)
     return integers(*_RANGES[f.type])
