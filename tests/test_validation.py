@@ -12,10 +12,11 @@ from urllib.parse import quote
 
 import pytest
 import pytest_twisted
+from google.protobuf import json_format
 
 from coffeechat.errors import ErrorCode
 from coffeechat.protocols.client import ServerError, md5_password
-from coffeechat.schema import Cmd, pb
+from coffeechat.schema import TABLE, BodyError, Cmd, decode_body, pb
 from coffeechat.schema.jsonform import JsonFrameError, decode_json_frame
 
 from .logcapture import logged_failures
@@ -230,3 +231,42 @@ async def test_http_ids_out_of_range_or_not_ascii_digits(live_node):
             )
             assert body["error_code"] == ErrorCode.INVALID_ARGUMENT, body
     assert failures == []
+
+
+def _id_paths(desc, prefix=()):
+    """Every path to an unsigned 64-bit field of a message type: (field descriptors...)."""
+    for f in desc.fields:
+        if f.type in (f.TYPE_UINT64, f.TYPE_FIXED64):
+            yield (*prefix, f)
+        elif f.type == f.TYPE_MESSAGE and len(prefix) < 3:
+            yield from _id_paths(f.message_type, (*prefix, f))
+
+
+def _with(cls, path, value):
+    msg = cls()
+    target = msg
+    for f in path[:-1]:
+        target = getattr(target, f.name).add() if f.is_repeated else getattr(target, f.name)
+    last = path[-1]
+    if last.is_repeated:
+        getattr(target, last.name).extend([1, value])
+    else:
+        setattr(target, last.name, value)
+    return msg
+
+
+@pytest.mark.parametrize("cmd", sorted(TABLE), ids=[Cmd(c).name for c in sorted(TABLE)])
+def test_every_id_field_of_every_body_is_range_checked(cmd):
+    """The check built from the schema covers each uint64 field, nested and repeated ones too,
+    in binary bodies and in the JSON form: 2^63-1 decodes, 2^63 and 2^64-1 do not."""
+    cls = TABLE[cmd].body
+    for path in _id_paths(cls.DESCRIPTOR):
+        name = ".".join(f.name for f in path)
+        assert decode_body(cmd, _with(cls, path, 2**63 - 1).SerializeToString()), name
+        for value in (TOO_BIG, U64_MAX):
+            message = _with(cls, path, value)
+            with pytest.raises(BodyError, match="out of range"):
+                decode_body(cmd, message.SerializeToString())
+            text = json.dumps({"cmd": Cmd(cmd).name, "seq": 1, "body": json_format.MessageToDict(message)})
+            with pytest.raises(JsonFrameError, match="out of range"):
+                decode_json_frame(text)
