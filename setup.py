@@ -46,6 +46,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-twisted>=1.14",
+            "hypothesis>=6.100",
             "ruff",
             "playwright",
         ],

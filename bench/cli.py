@@ -8,6 +8,7 @@
     coffeechat-bench offline --pairs 50 --messages 20000
     coffeechat-bench group --groups 5 --members 200           # fan-out: deliveries/s (20 senders per group)
     coffeechat-bench p2p --servers 2 --pairs 500              # 2 nodes: every message crosses (Redis pub/sub)
+    coffeechat-bench fuzz --frames 1000000                    # random and mutated frames: crashes, hangs, RSS
 
 By default it starts its own server (``twistd -n coffeechat`` with a temporary data dir and a
 generated config, pinned to the first CPU, generators on the others); ``--target``, ``--http``
@@ -29,11 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import fuzz
 from .cluster import Cluster, mask_dsn, mask_url
 from .pool import GeneratorError
 from .report import machine, print_table, write_json
-from .scenarios import GROUP_PLACEMENTS, P2P_PLACEMENTS, SCENARIOS, group_overrides
+from .scenarios import GROUP_PLACEMENTS, P2P_PLACEMENTS, group_overrides
+from .scenarios import SCENARIOS as _SCENARIOS
 from .server import ManagedServer, ServerError, Target, available_cpus
+
+SCENARIOS = {**_SCENARIOS, "fuzz": fuzz.run_fuzz}
 
 
 def _default_generators() -> int:
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", "-m", type=int, default=10_000, help="messages in all (default 10,000)")
     p.add_argument("--window", type=int, default=8, help="messages in flight per sender (default 8)")
     p.add_argument("--page", type=int, default=100, help="history page size (the server caps it, 100 by default)")
+
+    fuzz.add_arguments(sub, common)
     return parser
 
 

@@ -102,7 +102,8 @@ class Route:
                 if given != wanted:
                     return None
             elif wanted[1] == "int":
-                if not given.isdigit() or len(given) > 18 or int(given) <= 0:
+                # isascii: str.isdigit() also takes "²", which int() refuses
+                if not (given.isascii() and given.isdigit()) or len(given) > 18 or int(given) <= 0:
                     return None
                 params[wanted[0]] = int(given)
             else:
@@ -151,7 +152,7 @@ class HttpCall:
         if not values:
             return default
         raw = values[-1]
-        if not raw.isdigit() or len(raw) > 18 or int(raw) < minimum:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < minimum:
             raise ChatError(ErrorCode.USER_INVALID_PARAMETER, f"{name} must be an integer >= {minimum}")
         return int(raw)
 

@@ -393,3 +393,17 @@ def test_offline_messages_are_all_caught_up(tmp_path):
     assert r["history_pages"] >= 5 and r["errors"] == {}
     assert r["catchup_per_receiver"]["count"] == 5
     assert r["correct"] is True
+
+
+def test_fuzz_sends_its_frames_and_finds_the_server_serving(tmp_path):
+    """A small ``fuzz`` run: every frame sent, answers came, no hang, nothing logged at error or
+    critical level, the server alive and still logging users in; RSS sampled as it went."""
+    code, doc, text = bench(tmp_path, "fuzz", "--frames", "6000", "--corpus", "800", "--batch", "100")
+    r = check_document(doc, "fuzz")
+    assert code == 0, text
+    assert r["frames_sent"] == 6000 and r["answers_received"] > 1000
+    assert r["hangs"] == 0 and r["server_log_bad_lines"] == 0, r["server_log_examples"]
+    assert r["server_alive"] is True and r["still_serving"] == {"health": True, "login": True, "heartbeat": True}
+    assert r["server_rss_kib"]["before"] > 0 and r["server_rss_kib"]["after"] > 0 and "50%" in r["server_rss_kib"]
+    assert r["connections"] == {"tcp": 8, "ws": 2} and r["correct"] is True
+    assert "still serving" in text

@@ -46,7 +46,7 @@ SECRET = md5_password("secret")
 
 def test_json_codec_round_trip():
     msg = pb.CIMMsgData(
-        from_user_id=2**63 + 5,
+        from_user_id=2**63 - 1,  # the largest id a client may send (schema.MAX_ID)
         to_session_id=7,
         client_msg_id="c-1",
         create_time=-3,
@@ -59,7 +59,7 @@ def test_json_codec_round_trip():
     frame = json.loads(text)
     assert (frame["cmd"], frame["seq"]) == ("MSG_DATA", 513)
     body = frame["body"]
-    assert body["fromUserId"] == str(2**63 + 5) and body["toSessionId"] == "7"  # 64-bit ints as strings
+    assert body["fromUserId"] == str(2**63 - 1) and body["toSessionId"] == "7"  # 64-bit ints as strings
     assert body["msgData"] == base64.b64encode("héllo".encode()).decode()
     assert body["msgType"] == "kCIM_MSG_TYPE_TEXT" and body["createTime"] == -3
     assert body["atUserList"] == ["1", "2"] and "atAll" not in body and "serverMsgId" not in body  # defaults: left out

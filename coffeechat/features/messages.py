@@ -39,6 +39,7 @@ from coffeechat.model import (
 )
 from coffeechat.modules import ModuleAPI
 from coffeechat.schema import Cmd, pb
+from coffeechat.schema.jsonform import json_depth_within
 from coffeechat.session import Session
 
 log = Logger()
@@ -57,6 +58,9 @@ CLIENT_MSG_TYPES = frozenset(
 )
 _NEEDS_URL = frozenset({MsgType.FILE, MsgType.IMAGE, MsgType.AUDIO, MsgType.VIDEO})
 MAX_CLIENT_MSG_ID = 64
+# How deeply the JSON body of a FILE, LOCATION ... message may nest objects and arrays: clients
+# put a flat object there; the limit keeps a crafted body from costing deep recursion anywhere.
+MAX_CONTENT_DEPTH = 16
 MAX_IDS_PER_LOOKUP = 20
 MAX_SESSIONS_LISTED = 1000
 DELIVERY_FLUSH_INTERVAL = 1.0
@@ -182,6 +186,10 @@ def session_info(entry: ConversationEntry, viewer_id: int) -> pb.CIMContactSessi
 # -- what clients may send
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python reads them, clients do not
+
+
 def check_content(msg_type: int, data: bytes, limits: Any) -> None:
     """Refuse content the clients could not display: wrong type, too large, not UTF-8, bad JSON."""
     if msg_type not in CLIENT_MSG_TYPES:
@@ -199,11 +207,18 @@ def check_content(msg_type: int, data: bytes, limits: Any) -> None:
     if len(data) > limits.max_body_bytes:
         raise ChatError(ErrorCode.MSG_TOO_LARGE, f"message bodies are limited to {limits.max_body_bytes} bytes")
     try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ChatError(ErrorCode.INVALID_MSG, f"msg_type {msg_type} needs a JSON object body") from None
     if not isinstance(body, dict):
         raise ChatError(ErrorCode.INVALID_MSG, f"msg_type {msg_type} needs a JSON object body")
+    if not json_depth_within(data, body, MAX_CONTENT_DEPTH):
+        raise ChatError(ErrorCode.INVALID_MSG, f"a message body nests at most {MAX_CONTENT_DEPTH} levels")
+    if b"\\u" in data:
+        try:  # an escaped lone surrogate ("\ud800") parses, but no client could display or re-encode it
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ChatError(ErrorCode.INVALID_MSG, "a message body must be valid Unicode") from None
     if msg_type in _NEEDS_URL and not isinstance(body.get("url"), str):
         raise ChatError(ErrorCode.INVALID_MSG, "file, image, audio and video messages need a url")
     if msg_type == MsgType.LOCATION:

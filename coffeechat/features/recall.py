@@ -28,7 +28,7 @@ from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.interfaces import ISQLDatabase, ISQLTransaction
 from coffeechat.model import GroupRole, Message, MsgType, Push, SessionType, conversation_key
 from coffeechat.modules import HttpCall, ModuleAPI
-from coffeechat.schema import Cmd, pb
+from coffeechat.schema import MAX_ID, Cmd, pb
 from coffeechat.session import Session
 
 LIST_MAX = 1000
@@ -258,6 +258,11 @@ class Recalls:
         return found[:limit], len(found) > limit
 
 
+def _positive_id(value: Any) -> bool:
+    """An id as storage keeps them: a positive JSON integer within signed 64 bits."""
+    return type(value) is int and 0 < value <= MAX_ID
+
+
 def setup(api: ModuleAPI) -> Recalls:
     """The recall command, its notify, the catch-up list and the admin API's recall."""
     messages = api.depends("messages")
@@ -287,14 +292,10 @@ def setup(api: ModuleAPI) -> Recalls:
         body = call.json()
         values = {k: body.get(k) for k in ("sessionType", "userId", "sessionId", "msgId")}
         for key in ("sessionType", "sessionId", "msgId"):
-            if not isinstance(values[key], int) or isinstance(values[key], bool) or values[key] <= 0:
-                raise ChatError(ErrorCode.INVALID_ARGUMENT, f"{key} must be a positive integer")
+            if not _positive_id(values[key]):
+                raise ChatError(ErrorCode.INVALID_ARGUMENT, f"{key} must be a positive integer below 2^63")
         if values["sessionType"] == SessionType.SINGLE:
-            if (
-                not isinstance(values["userId"], int)
-                or values["userId"] <= 0
-                or values["userId"] == values["sessionId"]
-            ):
+            if not _positive_id(values["userId"]) or values["userId"] == values["sessionId"]:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "userId must be the other participant, a positive integer")
         elif values["sessionType"] != _GROUP:
             raise ChatError(ErrorCode.INVALID_ARGUMENT, "sessionType must be 1 (single) or 2 (group)")

@@ -13,10 +13,21 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message as PbMessage
 
-from . import BODY_TYPES, PUSH_COMMANDS, RESPONSE_OF, Cmd, pb
+from . import BODY_TYPES, PUSH_COMMANDS, RESPONSE_OF, Cmd, out_of_range, pb
 
-__all__ = ["JsonFrameError", "decode_json_frame", "encode_json_body", "encode_json_frame", "web_table"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "JsonFrameError",
+    "decode_json_frame",
+    "encode_json_body",
+    "encode_json_frame",
+    "json_depth_within",
+    "web_table",
+]
 
+#: How deeply a JSON frame may nest objects and arrays (the frame itself is level 1).  The
+#: deepest frame of the schema (a CIMGroupInfoReq's version list) nests 4 levels.
+MAX_JSON_DEPTH = 16
 _MAX_U16 = 0xFFFF
 _MALFORMED = pb.kCIM_ERR_MALFORMED_BODY
 _UNKNOWN_COMMAND = pb.kCIM_ERR_UNKNOWN_COMMAND
@@ -58,6 +69,36 @@ def encode_json_frame(cmd: int, seq: int, body: bytes) -> bytes:
     return b'{"cmd":%s,"seq":%d,"body":%s}' % (name, seq, body)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_depth_within(text: str | bytes, value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed from ``text``) nests objects and arrays at most ``limit`` deep.
+
+    Counting brackets in the text (at C speed) settles the common case, a small frame, without a
+    walk: a value cannot nest deeper than its text has brackets."""
+    if isinstance(text, str):
+        brackets = text.count("{") + text.count("[")
+    else:
+        brackets = text.count(b"{") + text.count(b"[")
+    if brackets <= limit:
+        return True
+    level = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return False
+        level.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
 def _command(value: Any) -> int | None:
     if isinstance(value, str):
         return _CMD_BY_NAME.get(value)
@@ -72,14 +113,19 @@ def decode_json_frame(text: str | bytes, ignore_unknown_fields: bool = False) ->
 
     ``cmd`` is a :class:`Cmd` name or a number, ``seq`` an integer 0..65535, ``body`` (optional,
     default ``{}``) the message in protobuf's JSON mapping, field names in lowerCamelCase or as in
-    the .proto, enums by name or number.  Raises :class:`JsonFrameError`.
+    the .proto, enums by name or number.  Raises :class:`JsonFrameError`: for text that is not
+    UTF-8 or not JSON (``NaN`` and ``Infinity`` are not), nests deeper than
+    :data:`MAX_JSON_DEPTH`, or a body that is not its command's message (lone surrogates, numbers
+    that are not integers where integers belong, ids above 2^63-1 included).
     """
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
-        frame = json.loads(text)
+        frame = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise JsonFrameError(_MALFORMED, "not JSON") from None
+    if not json_depth_within(text, frame, MAX_JSON_DEPTH):
+        raise JsonFrameError(_MALFORMED, f"a frame nests at most {MAX_JSON_DEPTH} levels of objects and arrays")
     if not isinstance(frame, dict):
         raise JsonFrameError(_MALFORMED, 'a frame is a JSON object {"cmd", "seq", "body"}')
     raw_seq = frame.get("seq")
@@ -99,8 +145,15 @@ def decode_json_frame(text: str | bytes, ignore_unknown_fields: bool = False) ->
         raise JsonFrameError(_MALFORMED, "body must be a JSON object", cmd, seq, in_body=True)
     try:
         message = json_format.ParseDict(body, cls(), ignore_unknown_fields=ignore_unknown_fields)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as e:
-        raise JsonFrameError(_MALFORMED, f"body is not a {cls.__name__}: {e}"[:300], cmd, seq, in_body=True) from None
+    except Exception as e:
+        # ParseError for what it recognises, but also OverflowError (1e999 for an enum) and
+        # SystemError (a key with a lone surrogate) from the C implementation: all bad bodies.
+        reason = "a field name is not valid Unicode" if isinstance(e, SystemError) else str(e)
+        text = f"body is not a {cls.__name__}: {reason}".encode("utf-8", "backslashreplace").decode()
+        raise JsonFrameError(_MALFORMED, text[:300], cmd, seq, in_body=True) from None
+    bad = out_of_range(cmd, message)
+    if bad is not None:
+        raise JsonFrameError(_MALFORMED, bad, cmd, seq, in_body=True)
     return cmd, seq, message
 
 
