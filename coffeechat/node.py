@@ -59,7 +59,7 @@ class ChatNode:
         self.cluster: Cluster | None = None
         if IClusterBus.providedBy(presence):
             self.cluster = Cluster(presence, presence, self.registry, reactor, self._push_local)
-        self.router = Router(presence, config.limits.max_devices, remote=self.cluster)
+        self.router = Router(presence, config.limits.max_devices, remote=self.cluster, clock=reactor)
         self.node = presence.node
         self.running = False
         self._device_ids = itertools.count(1)
