@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from coffeechat.errors import ChatError, ErrorCode
-from coffeechat.interfaces import IDevice, IMessageStore, IStore
+from coffeechat.interfaces import IDevice, IMessageStore, IStore, StorageUnavailable
 from coffeechat.model import (
     AppendResult,
     ConversationEntry,
@@ -378,8 +378,17 @@ class DeliveryRecorder:
         receipts = [(user_id, conv, seq) for (user_id, conv), seq in self._pending.items()]
         self._pending = {}
         d = self.store.mark_delivered(receipts)
-        d.addErrback(lambda f: log.failure("recording delivery acks failed", f))
+        d.addErrback(self._failed, receipts)
         return d
+
+    def _failed(self, failure: Any, receipts: list[tuple[int, str, int]]) -> None:
+        """Storage unavailable: keep the receipts for the next flush (the store logs the outage;
+        at most one entry per user and conversation is kept, so this stays bounded)."""
+        if not failure.check(StorageUnavailable):
+            log.failure("recording delivery acks failed", failure)
+            return
+        for user_id, conv, seq in receipts:
+            self.record(user_id, conv, seq)
 
 
 class Messages:

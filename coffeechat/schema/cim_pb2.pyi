@@ -111,6 +111,7 @@ class CIMErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_ERR_GROUP_FULL: _ClassVar[CIMErrorCode]
     kCIM_ERR_TOO_MANY_GROUPS: _ClassVar[CIMErrorCode]
     kCIM_ERR_RECALL_TOO_LATE: _ClassVar[CIMErrorCode]
+    kCIM_ERR_STORAGE_UNAVAILABLE: _ClassVar[CIMErrorCode]
 
 class CIMClientType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -334,6 +335,7 @@ kCIM_ERR_LOGIN_TIMEOUT: CIMErrorCode
 kCIM_ERR_GROUP_FULL: CIMErrorCode
 kCIM_ERR_TOO_MANY_GROUPS: CIMErrorCode
 kCIM_ERR_RECALL_TOO_LATE: CIMErrorCode
+kCIM_ERR_STORAGE_UNAVAILABLE: CIMErrorCode
 kCIM_CLIENT_TYPE_DEFAULT: CIMClientType
 kCIM_CLIENT_TYPE_ANDROID: CIMClientType
 kCIM_CLIENT_TYPE_IOS: CIMClientType
