@@ -16,7 +16,8 @@ from coffeechat.model import Push
 log = Logger()
 
 MAX_TRACKED_CONVERSATIONS = 256  # per device: conversations whose pushed positions are kept
-MAX_RANGES = 16  # per device and conversation: runs of positions kept (the oldest gaps merge)
+MAX_RANGES = 1024  # per device and conversation: runs of positions kept (the oldest is forgotten)
+MAX_RANGES_PER_DEVICE = 2048  # in all its conversations (the least recently pushed go first)
 
 
 class Pushed:
@@ -25,14 +26,18 @@ class Pushed:
 
     Why runs and not one "last pushed" number: pushes from other nodes may be lost (a Redis
     outage) while later ones from this node arrive, so a device can hold 7 and 9 without 8, and a
-    catch-up must push 8 alone.  Bounded: at most MAX_TRACKED_CONVERSATIONS conversations (the
-    least recently pushed goes) and MAX_RANGES runs each (the oldest gap is taken as filled: the
-    client's own gap detection covers it, docs/delivery.md)."""
+    catch-up must push 8 alone.  In a conversation where both sides write, every other seq may
+    be missing after an outage: hundreds of gaps, which the catch-up fills (the runs merge into
+    one again).  Bounded: at most MAX_TRACKED_CONVERSATIONS conversations and
+    MAX_RANGES_PER_DEVICE runs in all (the least recently pushed conversation is forgotten first),
+    MAX_RANGES in one (its oldest run is forgotten).  What is forgotten may be pushed again by a
+    catch-up (a duplicate the client drops by server_msg_id), never taken as delivered."""
 
-    __slots__ = ("_convs",)
+    __slots__ = ("_convs", "_total")
 
     def __init__(self) -> None:
         self._convs: dict[str, list[list[int]]] = {}
+        self._total = 0  # runs in all conversations
 
     def __len__(self) -> int:
         return len(self._convs)
@@ -43,14 +48,17 @@ class Pushed:
         runs = convs.pop(conv, None)  # re-inserted last: the dict's order is the recency
         if runs is None:
             if len(convs) >= MAX_TRACKED_CONVERSATIONS:
-                del convs[next(iter(convs))]
+                self._total -= len(convs.pop(next(iter(convs))))
             convs[conv] = [[seq, seq]]
+            self._total += 1
+            self._trim()
             return True
         convs[conv] = runs
         last = runs[-1]
         if seq == last[1] + 1:  # the usual case: the next one
             last[1] = seq
             return True
+        before = len(runs)
         if seq > last[1]:
             runs.append([seq, seq])
         else:
@@ -73,9 +81,15 @@ class Pushed:
                         del runs[i + 1]
                     break
         if len(runs) > MAX_RANGES:
-            runs[0][1] = runs[1][1]
-            del runs[1]
+            del runs[0]
+        self._total += len(runs) - before
+        self._trim()
         return True
+
+    def _trim(self) -> None:
+        convs = self._convs
+        while self._total > MAX_RANGES_PER_DEVICE and len(convs) > 1:
+            self._total -= len(convs.pop(next(iter(convs))))
 
     def has(self, conv: str, seq: int) -> bool:
         for first, last in self._convs.get(conv, ()):

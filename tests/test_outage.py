@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 
 from coffeechat.health import Dependency
-from coffeechat.router import MAX_RANGES, MAX_TRACKED_CONVERSATIONS, Pushed
+from coffeechat.router import MAX_RANGES, MAX_RANGES_PER_DEVICE, MAX_TRACKED_CONVERSATIONS, Pushed
 from coffeechat.schema import Cmd
 from tests.memory_node import memory_cluster
 from tests.test_groups import Device
@@ -56,18 +56,25 @@ def test_pushed_positions_are_runs_with_gaps_filled_in_any_order():
     assert not have.add("c", 0)
 
 
-def test_pushed_positions_stay_bounded():
+def test_pushed_positions_stay_bounded_and_forget_rather_than_assume():
     have = Pushed()
     for i in range(MAX_RANGES + 10):
         have.add("c", 2 * i)  # every other seq: a new run each time
     runs = have.runs("c")
     assert len(runs) == MAX_RANGES
-    assert runs[-1] == (2 * (MAX_RANGES + 9),) * 2  # the newest gaps are kept, the oldest merged
+    assert runs[0] == (20, 20) and runs[-1] == (2 * (MAX_RANGES + 9),) * 2  # the oldest forgotten
+    assert not have.has("c", 0) and not have.has("c", 1)  # forgotten, never taken as had
     for i in range(MAX_TRACKED_CONVERSATIONS + 5):
         have.add(f"conv-{i}", 1)
-    assert len(have) == MAX_TRACKED_CONVERSATIONS
-    assert not have.has("c", 0)  # the least recently pushed conversation went first
+    assert len(have) <= MAX_TRACKED_CONVERSATIONS
+    assert not have.has("c", 20)  # the least recently pushed conversation went first
     assert have.has(f"conv-{MAX_TRACKED_CONVERSATIONS + 4}", 1)
+    many = Pushed()
+    for conv in range(3):
+        for i in range(MAX_RANGES):
+            many.add(f"c{conv}", 2 * i)
+    assert sum(len(many.runs(f"c{conv}")) for conv in range(3)) <= MAX_RANGES_PER_DEVICE
+    assert many.runs("c2") and not many.runs("c0")
 
 
 # -- the catch-up after a lost subscription
