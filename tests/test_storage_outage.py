@@ -25,6 +25,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
 
 from coffeechat.errors import ErrorCode
+from coffeechat.protocols.client import ResilientClient
 from coffeechat.schema import Cmd
 from tests.conftest import node_config, start_node, stop_node
 from tests.pgserver import PgServer, find_bindir, unavailable
@@ -135,11 +136,17 @@ async def test_postgresql_restarted_under_a_node_acks_pause_with_a_code_and_noth
             ack = await send(alice, bob_id, f"before {i}")
             assert ack.res_code == 1
             acked[ack.server_msg_id] = f"before {i}".encode()
+        resilient = ResilientClient(reactor, [node.cim_endpoint], "alice", "secret", retry_delay=0.2)
+        await resilient.start().addTimeout(ANSWER_WITHIN, reactor)
         await deferToThread(pg_halt, own_pg)
         for i in range(5):  # every one answered, at once, with the code that says "try again"
             ack = await send(alice, bob_id, f"during {i}")
             assert (ack.res_code, ack.error_code) == (0, ErrorCode.STORAGE_UNAVAILABLE), ack
             refused += 1
+        # The bundled resilient client takes the code as "send again later" and does.
+        resent = resilient.send_message(bob_id, "sent while down, by the resilient client")
+        await sleep(0.5)
+        assert not resent.called and resilient.pending_sends == 1
         await deferToThread(pg_resume, own_pg)
         for _ in range(100):  # the node reconnects by itself
             ack = await send(alice, bob_id, "after")
@@ -150,11 +157,14 @@ async def test_postgresql_restarted_under_a_node_acks_pause_with_a_code_and_noth
             await sleep(0.1)
         else:
             raise AssertionError("the node did not recover within 10 s of PostgreSQL being back")
+        ack = await resent.addTimeout(ANSWER_WITHIN, reactor)
+        acked[ack.server_msg_id] = b"sent while down, by the resilient client"
+        await resilient.stop()
         for i in range(5):
             ack = await send(alice, bob_id, f"later {i}")
             assert ack.res_code == 1
             acked[ack.server_msg_id] = f"later {i}".encode()
-        assert sorted(acked) == list(range(1, 12))  # dense: the refused ones took no seq
+        assert sorted(acked) == list(range(1, 13))  # dense: the refused ones took no seq
         assert dict(await history_seqs(bob, alice_id)) == acked
         received = {}
         for _ in range(len(acked)):
