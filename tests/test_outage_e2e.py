@@ -134,3 +134,83 @@ async def test_redis_restarted_under_load_every_acked_message_reaches_each_recip
     assert len(locating) <= 2 * 2 * RESTARTS, locating[:10]
     updates = [line for line in lines if "presence update failed" in line or "device updates" in line]
     assert len(updates) <= 2 * 2 * RESTARTS, updates[:10]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_restarted_under_load_pushes_no_message_twice_to_a_user(
+    two_nodes,
+    tmp_path,
+    pg_server,  # noqa: F811
+    redis_server,  # noqa: F811
+):
+    """The investigation of "after a node restart, messages were pushed twice": the clients of
+    the restarted node reconnect (to the other node, then back) and catch up by history while
+    messages keep coming.  What they get twice comes from their own catch-up (history and a push
+    of the same message), never from the server pushing one message twice to one user."""
+    n1, n2 = two_nodes
+    pairs = 3
+    ids = {}
+    for i in range(pairs):
+        ids[f"a{i}"] = await n1.register(f"alice{i}")
+        ids[f"b{i}"] = await n1.register(f"bobby{i}")
+    senders = {f"a{i}": await n1.login(f"alice{i}") for i in range(pairs)}
+    pushed: dict[str, Counter] = {f"b{i}": Counter() for i in range(pairs)}
+    fetched: dict[str, set] = {f"b{i}": set() for i in range(pairs)}
+
+    async def connect(name: str, node) -> None:
+        client = await node.login(f"bobby{name[1:]}")
+
+        def on_push(cmd, seq, msg):
+            if cmd == Cmd.MSG_DATA:
+                pushed[name][msg.server_msg_id] += 1
+
+        client.push_handler = on_push
+        page = await client.history(ids[f"a{name[1:]}"], limit=100)  # the client's own catch-up
+        fetched[name].update(m.server_msg_id for m in page.msg_list)
+        receivers[name] = client
+
+    receivers: dict = {}
+    for i in range(pairs):
+        await connect(f"b{i}", n2)
+    acked: dict[str, set] = {name: set() for name in pushed}
+    running = [True]
+
+    async def sender(i: int) -> None:
+        for _ in range(100_000):
+            if not running[0]:
+                return
+            ack = await senders[f"a{i}"].send_message(ids[f"b{i}"], "hi", client_msg_id=str(uuid.uuid4()))
+            if ack.res_code == 1:
+                acked[f"b{i}"].add(ack.server_msg_id)
+            await sleep(0.02)
+
+    loops = [defer.ensureDeferred(sender(i)) for i in range(pairs)]
+    await sleep(1.0)
+    await stop_node(n2)  # its clients are cut off: they fail over to n1 and catch up
+    for i in range(pairs):
+        await connect(f"b{i}", n1)
+    await sleep(1.0)
+    dsn = pg_server.database(tmp_path)
+    n2_again = await start_node(cluster_config(tmp_path, "n2", dsn, redis_server.url))
+    try:
+        await until(lambda: n1.core.presence.live_nodes() == {"n1", "n2"}, 15)
+        for i in range(pairs):  # back to the restarted node
+            receivers[f"b{i}"].transport.loseConnection()
+            await connect(f"b{i}", n2_again)
+        await sleep(1.0)
+        running[0] = False
+        for d in loops:
+            await d
+        for _ in range(100):
+            if all(acked[n] <= set(pushed[n]) | fetched[n] for n in pushed):
+                break
+            await sleep(0.1)
+        await sleep(1.0)
+    finally:
+        for client in receivers.values():
+            client.transport.loseConnection()
+        await stop_node(n2_again)
+    for name in pushed:
+        assert acked[name] <= set(pushed[name]) | fetched[name], name
+        twice = [seq for seq, n in pushed[name].items() if n > 1]
+        assert twice == [], f"{name}: the server pushed {len(twice)} messages twice"
