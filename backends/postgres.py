@@ -424,13 +424,13 @@ class PostgresStore(ThreadedSQLDatabase):
             conn.close()
             self._writer_conn = None
 
-    def _unavailable(self, e: BaseException) -> str | None:
+    def _unavailable(self, e: BaseException, read: bool = False) -> str | None:
         """The server is down or restarting, or the connection to it broke (the next batch
         connects again); disk full and read-only (a standby) too."""
         sqlstate = getattr(e, "sqlstate", None) or ""
         # connection, insufficient resources (disk full), operator intervention (shutdown), read-only
         if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError) or (
-            sqlstate[:2] in ("08", "53", "57") or sqlstate == "25006"
+            sqlstate[:2] in ("08", "53", "57") or (sqlstate == "25006" and not read)
         ):
             text = str(e).strip()
             return f"PostgreSQL is unavailable: {text.splitlines()[0] if text else type(e).__name__}"

@@ -279,12 +279,14 @@ class SQLiteStore(ThreadedSQLDatabase):
     def _forget(self) -> None:
         self._last_seqs.clear()
 
-    def _unavailable(self, e: BaseException) -> str | None:
+    def _unavailable(self, e: BaseException, read: bool = False) -> str | None:
         """Disk full, a read-only file or file system, an I/O error, or the database locked by
         another process beyond busy_timeout: nothing the operation did wrong, and it may work later."""
         if not isinstance(e, sqlite3.OperationalError | sqlite3.DatabaseError):
             return None
         name = getattr(e, "sqlite_errorname", "") or ""
+        if read and name.startswith("SQLITE_READONLY"):
+            return None  # readers are read-only (query_only): a write there is a bug
         if name.startswith(_UNAVAILABLE) or "disk is full" in str(e) or "readonly" in str(e):
             return f"SQLite cannot write {self.path}: {e} ({name or type(e).__name__})"
         return None

@@ -80,6 +80,7 @@ class ThreadedSQLDatabase(SQLStore):
         self._stop_waiters: list[defer.Deferred] = []
         self._shutdown_trigger: Any = None
         self.health = Dependency(f"storage ({self._kind})", reactor)
+        self._writer_failing = False  # writer thread: the last batch failed, the database unavailable
 
     # ---- what an engine provides ---------------------------------------------------------------
 
@@ -129,9 +130,10 @@ class ThreadedSQLDatabase(SQLStore):
     def _after_batch(self) -> None:
         """Writer thread, between batches, after the results went to the reactor."""
 
-    def _unavailable(self, e: BaseException) -> str | None:
+    def _unavailable(self, e: BaseException, read: bool = False) -> str | None:
         """Why ``e`` means the database cannot take work now (down, restarting, disk full,
-        read-only), or None for any other error (a bug, a refusal, a constraint)."""
+        read-only), or None for any other error (a bug, a refusal, a constraint).  ``read``: it
+        came from a reader, whose connection is read-only on purpose."""
         return None
 
     def _backoff(self) -> None:
@@ -280,7 +282,7 @@ class ThreadedSQLDatabase(SQLStore):
             d, self._reads_drained = self._reads_drained, None
             d.callback(None)
         if isinstance(result, Failure):
-            why = self._unavailable(result.value)
+            why = self._unavailable(result.value, read=True)
             if why is not None:
                 self.health.failed(why)
                 return Failure(StorageUnavailable(why))
@@ -428,9 +430,13 @@ class ThreadedSQLDatabase(SQLStore):
             else:
                 self.commits += 1
                 self.ops_committed += len(batch)
-            self._reactor.callFromThread(self._batch_done, results, unavailable)
-            if unavailable is not None:
-                self._backoff()
+            if unavailable is not None or self._writer_failing:
+                self._writer_failing = unavailable is not None
+                self._reactor.callFromThread(self._batch_done, results, unavailable)
+                if unavailable is not None:
+                    self._backoff()
+            else:
+                self._reactor.callFromThread(self._fire, results)
             return
 
     def _transaction(self, txn: Any, batch: list) -> list:
