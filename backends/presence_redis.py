@@ -25,7 +25,9 @@ There are two connections, each reconnecting by itself: one for commands and one
 subscription (made by :meth:`RedisPresence.listen`).  After a reconnection the command side
 registers the node again and makes Redis hold exactly this node's devices (a restarted Redis has
 lost them all), then sends the payloads published meanwhile; the subscription side subscribes
-again and calls ``receiver.resumed``.  A command without an answer within ``presence.timeout``
+again.  Once both are back (not before: until its devices are written again, other nodes route
+nothing to this one) ``receiver.resumed`` is called, and once more lease/4 + timeout later, for
+what other nodes routed before they saw this one alive again.  A command without an answer within ``presence.timeout``
 fails (and its connection is dropped and made again); while there is no connection, commands
 fail at once with :class:`RedisUnavailable`.
 
@@ -997,10 +999,12 @@ class RedisPresence:
             return
         self._resume_from = None
         self._resume(lost_at)
+        again = lost_at
         if self._resume_again is not None and self._resume_again.active():
+            again = min(again, self._resume_again.args[0])  # an earlier outage's second pass
             self._resume_again.cancel()
         settle = self._config.lease_seconds / 4 + self._timeout
-        self._resume_again = self._reactor.callLater(settle, self._resume, lost_at)
+        self._resume_again = self._reactor.callLater(settle, self._resume, again)
 
     def _resume(self, lost_at: float) -> None:
         if self._receiver is None or self._stopped:
