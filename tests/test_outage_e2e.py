@@ -18,6 +18,8 @@ from tests.conftest import start_node, stop_node
 from tests.pgserver import pg_server  # noqa: F401  (session fixture)
 from tests.redisserver import redis_server  # noqa: F401
 from tests.test_cluster_e2e import cluster_config, until
+from tests.test_presence_redis import P, make_node  # noqa: F401  (fixture)
+from tests.test_presence_redis import until as presence_until
 
 PAIRS = 4  # users on n1 talking to users on n2, both ways
 RESTARTS = 2
@@ -214,3 +216,27 @@ async def test_a_node_restarted_under_load_pushes_no_message_twice_to_a_user(
         assert acked[name] <= set(pushed[name]) | fetched[name], name
         twice = [seq for seq, n in pushed[name].items() if n > 1]
         assert twice == [], f"{name}: the server pushed {len(twice)} messages twice"
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_a_redis_restart_the_catch_up_waits_until_the_devices_are_registered(
+    make_node,  # noqa: F811
+    redis_server,  # noqa: F811
+):
+    """The command connection comes back half a second after the subscription (its backoff, a
+    slow handshake): the receiver is told to catch up only once Redis holds the node's devices
+    again, else what other nodes route meanwhile reaches no node and the catch-up misses it."""
+    a = await make_node("a").start()
+    await a.online(7, 1)
+    seen: list = []
+    a.inbox.resumed = lambda lost_at: seen.append(redis_server.command("HGETALL", f"{P}u:7"))
+    link = a.presence._cmd
+    connect = link._connect_to
+    link._connect_to = lambda factory: task.deferLater(reactor, 0.5, connect, factory)
+    await deferToThread(redis_server.stop)
+    await presence_until(lambda: a.presence._cmd.protocol is None, timeout=3)
+    await deferToThread(redis_server.start)
+    await presence_until(lambda: seen, timeout=10)
+    assert seen[0], "catching up began before the node's devices were written into Redis again"
+    await presence_until(lambda: len(seen) == 2, timeout=5)  # and once more, lease/4 + timeout later
+    assert seen[1]
