@@ -25,7 +25,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import formatEvent, globalLogPublisher
 
 from coffeechat.errors import ErrorCode
-from coffeechat.protocols.client import ResilientClient
+from coffeechat.protocols.client import ResilientClient, ServerError, md5_password
 from coffeechat.schema import Cmd
 from tests.conftest import node_config, start_node, stop_node
 from tests.pgserver import PgServer, find_bindir, unavailable
@@ -143,6 +143,13 @@ async def test_postgresql_restarted_under_a_node_acks_pause_with_a_code_and_noth
             ack = await send(alice, bob_id, f"during {i}")
             assert (ack.res_code, ack.error_code) == (0, ErrorCode.STORAGE_UNAVAILABLE), ack
             refused += 1
+        fresh = await node.connect()  # a login needs the database too: the same answer
+        try:
+            rsp = await fresh.login_password("bobby", md5_password("secret")).addTimeout(ANSWER_WITHIN, reactor)
+            code = rsp.result_code
+        except ServerError as e:
+            code = e.code
+        assert code == ErrorCode.STORAGE_UNAVAILABLE
         # The bundled resilient client takes the code as "send again later" and does.
         resent = resilient.send_message(bob_id, "sent while down, by the resilient client")
         await sleep(0.5)
