@@ -408,7 +408,7 @@ class PostgresStore(ThreadedSQLDatabase):
 
     def _fatal(self, e: BaseException) -> bool:
         conn = self._writer_conn
-        return _retryable(e) or conn is None or conn.broken
+        return _retryable(e) or conn is None or conn.broken or self._unavailable(e) is not None
 
     def _abandon(self, e: BaseException) -> None:
         conn = self._writer_conn
@@ -417,14 +417,24 @@ class PostgresStore(ThreadedSQLDatabase):
         if conn.broken:
             conn.close()
             self._writer_conn = None
-            if not _retryable(e):
-                time.sleep(0.05)  # do not spin against a database that is down
             return
         try:
             conn.rollback()
         except psycopg.Error:
             conn.close()
             self._writer_conn = None
+
+    def _unavailable(self, e: BaseException, read: bool = False) -> str | None:
+        """The server is down or restarting, or the connection to it broke (the next batch
+        connects again); disk full and read-only (a standby) too."""
+        sqlstate = getattr(e, "sqlstate", None) or ""
+        # connection, insufficient resources (disk full), operator intervention (shutdown), read-only
+        if isinstance(e, psycopg.OperationalError | psycopg.InterfaceError) or (
+            sqlstate[:2] in ("08", "53", "57") or (sqlstate == "25006" and not read)
+        ):
+            text = str(e).strip()
+            return f"PostgreSQL is unavailable: {text.splitlines()[0] if text else type(e).__name__}"
+        return None
 
     def _retry(self, e: BaseException, attempt: int) -> bool:
         if _retryable(e) and attempt + 1 < _MAX_TRIES:

@@ -25,7 +25,9 @@ There are two connections, each reconnecting by itself: one for commands and one
 subscription (made by :meth:`RedisPresence.listen`).  After a reconnection the command side
 registers the node again and makes Redis hold exactly this node's devices (a restarted Redis has
 lost them all), then sends the payloads published meanwhile; the subscription side subscribes
-again and calls ``receiver.resumed``.  A command without an answer within ``presence.timeout``
+again.  Once both are back (not before: until its devices are written again, other nodes route
+nothing to this one) ``receiver.resumed`` is called, and once more lease/4 + timeout later, for
+what other nodes routed before they saw this one alive again.  A command without an answer within ``presence.timeout``
 fails (and its connection is dropped and made again); while there is no connection, commands
 fail at once with :class:`RedisUnavailable`.
 
@@ -502,6 +504,9 @@ class RedisPresence:
         self._listening: defer.Deferred | None = None
         self._subscribed: Any = None  # the subscriber connection once subscribed
         self._sub_lost_at: float | None = None
+        self._cmd_lost_at: float | None = None
+        self._resume_from: float | None = None  # a catch-up is due, for payloads since then
+        self._resume_again: Any = None  # the delayed second catch-up (see _resume_if_ready)
         self._stopped = False
         self._observer = False
 
@@ -553,6 +558,8 @@ class RedisPresence:
         self._stopped = True
         if self._renewal.running:
             self._renewal.stop()
+        if self._resume_again is not None and self._resume_again.active():
+            self._resume_again.cancel()
         proto = self._cmd.protocol
         if proto is not None and self._registered:
             try:
@@ -633,8 +640,11 @@ class RedisPresence:
         self._sync_d = self._sync(proto)
 
     def _cmd_lost(self, proto: Any) -> None:
-        """Payloads that were on their way may not have arrived: they go again, first."""
+        """Payloads that were on their way may not have arrived: they go again, first.  Devices
+        that come or go meanwhile are not written: a catch-up follows the re-synchronisation."""
         self._synced = False
+        if self._cmd_lost_at is None and self._registered:
+            self._cmd_lost_at = self._reactor.seconds()
         if self._in_flight:
             waiting = list(self._in_flight) + list(self._outbox)
             self._in_flight.clear()
@@ -738,6 +748,10 @@ class RedisPresence:
                 if ok:
                     self._send(self._all_channel, CONTROL_PREFIX + b"hello:" + self.node.encode(), control=True)
                     self._refresh_soon()
+                    lost_at, self._cmd_lost_at = self._cmd_lost_at, None
+                    if lost_at is not None:
+                        self._resume_due(lost_at)
+                    self._resume_if_ready()
         except Exception:
             log.failure("node {node}: sending the waiting payloads failed", node=self.node)
         finally:
@@ -764,6 +778,8 @@ class RedisPresence:
                         "the lease of node {node} had run out (taken for dead): writing its devices again",
                         node=self.node,
                     )
+                    # Others may have reaped our devices and routed nothing to us since.
+                    self._resume_due(self._reactor.seconds() - self._config.lease_seconds)
                 yield self._sync(proto)
                 return
             yield self._refresh()
@@ -960,12 +976,43 @@ class RedisPresence:
         listening, self._listening = self._listening, None
         if listening is not None and not listening.called:
             listening.callback(None)
-        if lost_at is not None and self._receiver is not None:
-            log.info("node {node}: subscribed again; catching up from {lost_at}", node=self.node, lost_at=lost_at)
-            try:
-                self._receiver.resumed(lost_at)
-            except Exception:
-                log.failure("the cluster receiver failed to resume")
+        if lost_at is not None:
+            log.info("node {node}: subscribed again (lost at {lost_at:.0f})", node=self.node, lost_at=lost_at)
+            self._resume_due(lost_at)
+        self._resume_if_ready()
+
+    def _resume_due(self, lost_at: float) -> None:
+        if self._resume_from is None or lost_at < self._resume_from:
+            self._resume_from = lost_at
+
+    def _resume_if_ready(self) -> None:
+        """Tell the receiver to catch up (``resumed``) once BOTH connections are back: subscribed
+        again, and this node's devices written again into Redis (a restarted one lost them).
+        Before that, other nodes find none of our users, and what they route reaches no node, so
+        a catch-up run earlier would miss it.  A second call follows after lease/4 + timeout: the
+        other nodes learn only at their next refresh that this node is alive again (until then
+        they do not route to it at all); the receiver pushes only what its devices lack."""
+        lost_at = self._resume_from
+        if lost_at is None or self._receiver is None or self._stopped:
+            return
+        if self._subscribed is None or not self._synced or self._need_sync:
+            return
+        self._resume_from = None
+        self._resume(lost_at)
+        again = lost_at
+        if self._resume_again is not None and self._resume_again.active():
+            again = min(again, self._resume_again.args[0])  # an earlier outage's second pass
+            self._resume_again.cancel()
+        settle = self._config.lease_seconds / 4 + self._timeout
+        self._resume_again = self._reactor.callLater(settle, self._resume, again)
+
+    def _resume(self, lost_at: float) -> None:
+        if self._receiver is None or self._stopped:
+            return
+        try:
+            self._receiver.resumed(lost_at)
+        except Exception:
+            log.failure("the cluster receiver failed to resume")
 
     def _sub_failed(self, failure: Failure, proto: Any) -> None:
         if self._sub is not None and proto is self._sub.protocol:

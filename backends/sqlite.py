@@ -166,6 +166,9 @@ def _append_txn(txn: SQLiteTransaction, m: Any, last_seqs: dict[str, int] | None
 # The store
 # --------------------------------------------------------------------------------------------
 
+# SQLite's result codes (and their extended forms, which start alike) meaning "not now".
+_UNAVAILABLE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED")
+
 
 @implementer(IStore)
 class SQLiteStore(ThreadedSQLDatabase):
@@ -275,6 +278,22 @@ class SQLiteStore(ThreadedSQLDatabase):
 
     def _forget(self) -> None:
         self._last_seqs.clear()
+
+    def _unavailable(self, e: BaseException, read: bool = False) -> str | None:
+        """Disk full, a read-only file or file system, an I/O error, or the database locked by
+        another process beyond busy_timeout: nothing the operation did wrong, and it may work later."""
+        if not isinstance(e, sqlite3.OperationalError | sqlite3.DatabaseError):
+            return None
+        name = getattr(e, "sqlite_errorname", "") or ""
+        if read and name.startswith("SQLITE_READONLY"):
+            return None  # readers are read-only (query_only): a write there is a bug
+        if name.startswith(_UNAVAILABLE) or "disk is full" in str(e) or "readonly" in str(e):
+            return f"SQLite cannot write {self.path}: {e} ({name or type(e).__name__})"
+        return None
+
+    def _fatal(self, e: BaseException) -> bool:
+        """Disk full or read-only fails the whole batch at once: every op would fail the same."""
+        return self._unavailable(e) is not None
 
     def _abandon(self, e: BaseException) -> None:
         self._last_seqs.clear()

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from coffeechat.codec import from_wire, to_wire
+from coffeechat.health import Dependency
 from coffeechat.interfaces import IClusterBus, IClusterReceiver, IPresence
 from coffeechat.model import Push
 from coffeechat.modules import Registry
@@ -70,6 +71,8 @@ class Cluster:
         self.sent = 0  # payloads published, for tests and metrics
         self.received_pushes = 0
         self.skipped = 0  # pushes or commands that could not be sent or read
+        self.locate_failures = 0
+        self.presence_health = Dependency("shared presence (locating users)", clock)
 
     def start(self) -> Any:
         return self.bus.listen(self)
@@ -95,7 +98,7 @@ class Cluster:
             return
         self._in_flight = True
         d = self.presence.locate({user_id for user_id, _ in batch})
-        d.addCallbacks(self._located, self._locate_failed, callbackArgs=(batch,), errbackArgs=(batch,))
+        d.addCallbacks(self._located_ok, self._locate_failed, callbackArgs=(batch,), errbackArgs=(batch,))
         d.addErrback(lambda f: log.failure("cross-node delivery failed", f))
         d.addBoth(self._flushed)
 
@@ -104,6 +107,10 @@ class Cluster:
         if self._batch and not self._scheduled:
             self._scheduled = True
             self.clock.callLater(0, self._flush)
+
+    def _located_ok(self, where: dict[int, set[str]], batch: list[tuple[int, Push]]) -> None:
+        self.presence_health.ok()
+        self._located(where, batch)
 
     def _located(self, where: dict[int, set[str]] | None, batch: list[tuple[int, Push]]) -> None:
         """One payload per node holding some of the users (``where`` None: every other live
@@ -129,8 +136,10 @@ class Cluster:
 
     def _locate_failed(self, failure: Failure, batch: list[tuple[int, Push]]) -> None:
         """Presence could not say where the users are: send the batch to every other live node,
-        each pushes to those it holds (more traffic, nothing missed)."""
-        log.warn("locating users failed ({error}); sending to all nodes", error=failure.getErrorMessage())
+        each pushes to those it holds (more traffic, nothing missed).  Logged once per outage
+        (coffeechat.health), not once per batch."""
+        self.locate_failures += 1
+        self.presence_health.failed(f"locating users failed ({failure.getErrorMessage()}); sending to all nodes")
         self._located(None, batch)
 
     def _encoded(self, push: Push) -> Any:

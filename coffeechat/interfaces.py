@@ -18,6 +18,13 @@ class StoreClosed(RuntimeError):
     """The store is not running (not started yet, stopping or stopped)."""
 
 
+class StorageUnavailable(RuntimeError):
+    """The database cannot take the operation now: unreachable or restarting, out of disk space,
+    or read-only.  Nothing of it was stored; the same request may succeed later (clients are
+    answered STORAGE_UNAVAILABLE).  Backends raise it instead of their driver's error, so the
+    core can tell "try again" from a bug without importing a driver."""
+
+
 class GroupRefused(Exception):
     """A group write the store refused, checked inside the writing transaction so that it is
     exact even against concurrent writes (a message racing a kick).  Nothing was written."""

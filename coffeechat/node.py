@@ -69,7 +69,7 @@ class ChatNode:
         self.cluster: Cluster | None = None
         if IClusterBus.providedBy(presence):
             self.cluster = Cluster(presence, presence, self.registry, reactor, self._push_local)
-        self.router = Router(presence, config.limits.max_devices, remote=self.cluster)
+        self.router = Router(presence, config.limits.max_devices, remote=self.cluster, clock=reactor)
         # Shared by a user's sessions here; in a cluster, split between the nodes of their devices.
         self.user_budgets = UserBudgets(reactor, config.limits, presence if self.cluster is not None else None)
         self.node = presence.node

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from coffeechat.errors import ChatError, ErrorCode, code_name
-from coffeechat.interfaces import IDevice
+from coffeechat.interfaces import IDevice, StorageUnavailable
 from coffeechat.model import Push, User
 from coffeechat.ratelimit import TokenBucket, UserBudget
 from coffeechat.schema import TABLE, Cmd, error_answer, pb
@@ -206,6 +206,8 @@ class Session:
     def _failed(self, failure: Failure, cmd: int, seq: int, request: PbMessage) -> None:
         if failure.check(ChatError):
             self.answer_error(cmd, seq, request, failure.value.code, failure.value.message)
+        elif failure.check(StorageUnavailable):  # logged once per outage, by the store
+            self.answer_error(cmd, seq, request, ErrorCode.STORAGE_UNAVAILABLE, "storage unavailable: try again")
         else:
             log.failure("command 0x{cmd:04x} failed", failure, cmd=cmd)
             self.answer_error(cmd, seq, request, ErrorCode.INTERNAL_ERROR, "internal error")

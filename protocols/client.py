@@ -725,6 +725,8 @@ _OK = pb.kCIM_ERR_SUCCESS
 _RES_OK = pb.kCIM_RES_CODE_OK
 _TOKEN_REFUSED = pb.kCIM_ERR_LOGIN_INVALID_USER_TOKEN
 _RATE_LIMITED = pb.kCIM_ERR_RATE_LIMITED
+# Refusals that say "not now": the message is sent again (same client_msg_id) after retry_delay.
+_TRY_AGAIN = frozenset({_RATE_LIMITED, pb.kCIM_ERR_STORAGE_UNAVAILABLE})
 _KICKOUT = int(Cmd.KICKOUT_NOTIFY)
 # Login answers that another try cannot change: stop and report instead of retrying.
 FATAL_LOGIN_CODES = frozenset(
@@ -948,7 +950,7 @@ class _Outgoing:
     message: pb.CIMMsgData
     result: Deferred
     on: CIMClient | None = None  # the connection it was last written to, None while unsent
-    retry: Any = None  # DelayedCall after RATE_LIMITED
+    retry: Any = None  # DelayedCall after RATE_LIMITED or STORAGE_UNAVAILABLE
 
 
 class ResilientClient:
@@ -1431,7 +1433,7 @@ class ResilientClient:
             entry.result.errback(failure)
 
     def _refused(self, entry: _Outgoing, error: ServerError) -> None:
-        if error.code == _RATE_LIMITED:
+        if error.code in _TRY_AGAIN:
             entry.on = None
             entry.retry = self.reactor.callLater(self.retry_delay, self._retry_send, entry)
             return

@@ -42,6 +42,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from coffeechat.errors import ChatError, ErrorCode
+from coffeechat.interfaces import StorageUnavailable
 from coffeechat.modules import HttpCall, Route
 from coffeechat.node import ChatNode
 from coffeechat.schema.jsonform import web_table
@@ -115,6 +116,7 @@ _ADMIN_STATUS = {
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.STORAGE_UNAVAILABLE: 503,
 }
 
 
@@ -143,6 +145,11 @@ class ApiResource(Resource):
                 write_json(request, *answer)
 
         def failed(failure: Failure) -> None:
+            if failure.check(StorageUnavailable):  # logged once per outage, by the store
+                if not gone and not request.finished:
+                    code = int(ErrorCode.STORAGE_UNAVAILABLE)
+                    write_json(request, 503 if admin else 200, {"error_code": code, "error_msg": "try again"})
+                return
             log.failure("{method} {uri} failed", failure, method=method, uri=request.uri)
             if not gone and not request.finished:
                 write_json(request, 500 if admin else 200, dict(_INTERNAL))

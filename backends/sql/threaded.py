@@ -27,7 +27,8 @@ from zope.interface import implementer
 
 from coffeechat.backends.sql.migrations import CORE
 from coffeechat.backends.sql.store import SQLStore
-from coffeechat.interfaces import ISQLDatabase, StoreClosed
+from coffeechat.health import Dependency
+from coffeechat.interfaces import ISQLDatabase, StorageUnavailable, StoreClosed
 from coffeechat.sql import SQLMigration
 
 _NEW, _STARTING, _RUNNING, _STOPPING, _STOPPED = range(5)
@@ -78,6 +79,8 @@ class ThreadedSQLDatabase(SQLStore):
         self._writer_alive = False
         self._stop_waiters: list[defer.Deferred] = []
         self._shutdown_trigger: Any = None
+        self.health = Dependency(f"storage ({self._kind})", reactor)
+        self._writer_failing = False  # writer thread: the last batch failed, the database unavailable
 
     # ---- what an engine provides ---------------------------------------------------------------
 
@@ -126,6 +129,17 @@ class ThreadedSQLDatabase(SQLStore):
 
     def _after_batch(self) -> None:
         """Writer thread, between batches, after the results went to the reactor."""
+
+    def _unavailable(self, e: BaseException, read: bool = False) -> str | None:
+        """Why ``e`` means the database cannot take work now (down, restarting, disk full,
+        read-only), or None for any other error (a bug, a refusal, a constraint).  ``read``: it
+        came from a reader, whose connection is read-only on purpose."""
+        return None
+
+    def _backoff(self) -> None:
+        """Writer thread: a batch failed because the database is unavailable; wait a little so
+        that a backlog does not spin against it (each batch is answered at once anyway)."""
+        time.sleep(0.05)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -267,7 +281,22 @@ class ThreadedSQLDatabase(SQLStore):
         if self._reads_in_flight == 0 and self._reads_drained is not None:
             d, self._reads_drained = self._reads_drained, None
             d.callback(None)
+        if isinstance(result, Failure):
+            why = self._unavailable(result.value, read=True)
+            if why is not None:
+                self.health.failed(why)
+                return Failure(StorageUnavailable(why))
+        elif self.health.down_since is not None:
+            self.health.ok()
         return result
+
+    def _batch_done(self, results: list, unavailable: str | None) -> None:
+        """Reactor thread: a batch's results, and what they say of the database's health."""
+        if unavailable is not None:
+            self.health.failed(unavailable)
+        elif self.health.down_since is not None:
+            self.health.ok()
+        self._fire(results)
 
     def run_write(
         self,
@@ -383,6 +412,7 @@ class ThreadedSQLDatabase(SQLStore):
         order).  A transaction that fails as a whole (disk full, lost connection) fails every
         operation of the batch: none of it is durable, so none of it may be acknowledged."""
         attempt = 0
+        unavailable = None
         while True:
             try:
                 results = self._transaction(self._writer_txn(), batch)
@@ -392,11 +422,21 @@ class ThreadedSQLDatabase(SQLStore):
                 if self._retry(e, attempt):
                     attempt += 1
                     continue
+                unavailable = self._unavailable(e)
+                if unavailable is not None:
+                    # Nothing of the batch is durable: each op is told "try again", not a crash.
+                    failure = Failure(StorageUnavailable(unavailable))
                 results = [(op[2], False, failure) for op in batch]
             else:
                 self.commits += 1
                 self.ops_committed += len(batch)
-            self._reactor.callFromThread(self._fire, results)
+            if unavailable is not None or self._writer_failing:
+                self._writer_failing = unavailable is not None
+                self._reactor.callFromThread(self._batch_done, results, unavailable)
+                if unavailable is not None:
+                    self._backoff()
+            else:
+                self._reactor.callFromThread(self._fire, results)
             return
 
     def _transaction(self, txn: Any, batch: list) -> list:

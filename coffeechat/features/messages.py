@@ -25,7 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from coffeechat.errors import ChatError, ErrorCode
-from coffeechat.interfaces import IDevice, IMessageStore, IStore
+from coffeechat.interfaces import IDevice, IMessageStore, IStore, StorageUnavailable
 from coffeechat.model import (
     AppendResult,
     ConversationEntry,
@@ -67,7 +67,8 @@ DELIVERY_FLUSH_INTERVAL = 1.0
 CATCH_UP_SLACK = 2  # seconds before the loss that a catch-up also covers (clocks, commit lag)
 CATCH_UP_CONCURRENCY = 4
 CATCH_UP_CONVERSATIONS = 200
-CATCH_UP_MESSAGES = 100
+CATCH_UP_MESSAGES = 100  # a page of a conversation's history, in a catch-up
+CATCH_UP_PAGES = 10  # pages of one conversation, at most, in a catch-up
 
 RES_OK = pb.kCIM_RES_CODE_OK
 STATUS_UNREAD = pb.kCIM_MSG_STATUS_UNREAD
@@ -392,8 +393,17 @@ class DeliveryRecorder:
         receipts = [(user_id, conv, seq) for (user_id, conv), seq in self._pending.items()]
         self._pending = {}
         d = self.store.mark_delivered(receipts)
-        d.addErrback(lambda f: log.failure("recording delivery acks failed", f))
+        d.addErrback(self._failed, receipts)
         return d
+
+    def _failed(self, failure: Any, receipts: list[tuple[int, str, int]]) -> None:
+        """Storage unavailable: keep the receipts for the next flush (the store logs the outage;
+        at most one entry per user and conversation is kept, so this stays bounded)."""
+        if not failure.check(StorageUnavailable):
+            log.failure("recording delivery acks failed", failure)
+            return
+        for user_id, conv, seq in receipts:
+            self.record(user_id, conv, seq)
 
 
 class Messages:
@@ -415,6 +425,8 @@ class Messages:
         #: stored(message, sender, device): a new message was stored and pushed; tells the
         #: features that hook ``message/stored``
         self.stored = api.firer("message/stored")
+        self._catch_up_next: int | None = None
+        self.caught_up = 0  # messages pushed by catch-ups, for tests and metrics
         self.register_kind(DirectChats(self))
 
     def register_kind(self, kind: ConversationKind) -> None:
@@ -561,38 +573,100 @@ class Messages:
     # -- catching up after a lost cluster subscription
 
     def resumed(self, lost_at: float) -> None:
-        """Pushes sent to this node since ``lost_at`` may be lost: push each local user what
-        storage holds since then (clients drop what they hold)."""
-        self.catching_up = defer.ensureDeferred(self._catch_up(int(lost_at) - CATCH_UP_SLACK))
-        self.catching_up.addErrback(lambda f: log.failure("catching up after a lost subscription failed", f))
+        """Pushes sent to this node since ``lost_at`` may be lost: push each local device what
+        storage holds since then and it does not have (by position: the router knows what each
+        device was pushed, or sent itself, per conversation).  One catch-up at a time: another
+        asked for meanwhile runs when it ends."""
+        since = int(lost_at) - CATCH_UP_SLACK
+        if self.catching_up is not None and not self.catching_up.called:
+            if self._catch_up_next is None or since < self._catch_up_next:
+                self._catch_up_next = since
+            return
+        self._start_catch_up(since)
+
+    def _start_catch_up(self, since: int) -> None:
+        d = defer.ensureDeferred(self._catch_up(since))
+        d.addErrback(lambda f: log.failure("catching up after a lost subscription failed", f))
+        self.catching_up = d
+        d.addBoth(self._caught_up_all)
+
+    def _caught_up_all(self, _: object) -> None:
+        since, self._catch_up_next = self._catch_up_next, None
+        if since is not None:
+            self._start_catch_up(since)
 
     async def _catch_up(self, since: int) -> None:
         users = list({device.user_id for device in self.router.all_devices()})
-        log.info("catching up {n} users from storage since {since}", n=len(users), since=since)
+        before = self.caught_up
         nicks: dict[int, str] = {}
         work = (defer.ensureDeferred(self._catch_up_one(user_id, since, nicks)) for user_id in users)
         coop = task.Cooperator(scheduler=lambda f: self.clock.callLater(0, f), started=True)
         await defer.DeferredList([coop.coiterate(work) for _ in range(CATCH_UP_CONCURRENCY)])
         coop.stop()
+        log.info(
+            "caught up {n} users from storage since {since}: {pushed} messages they lacked pushed",
+            n=len(users),
+            since=since,
+            pushed=self.caught_up - before,
+        )
 
     async def _catch_up_one(self, user_id: int, since: int, nicks: dict[int, str]) -> None:
+        if not self.router.is_online(user_id):
+            return
         entries = await self.store.conversations_of(user_id, since, CATCH_UP_CONVERSATIONS)
         for entry in entries:
             kind = self._kinds.get(entry.session_type)
             first = None if kind is None else await kind.catch_up_from(user_id, entry)
             if first is None:
                 continue
-            for message in await self.store.history(entry.conv, 0, CATCH_UP_MESSAGES, first):
-                if message.created_at < since:
-                    continue
-                nick = nicks.get(message.sender_id)
-                if nick is None:
-                    sender = await self.store.user_by_id(message.sender_id)
-                    nick = nicks[message.sender_id] = sender.nick_name if sender else ""
-                self.router.push_local(user_id, MessagePush(message, nick))
+            for message in await self._recent(entry.conv, first, since):
+                await self._push_missed(user_id, message, since, nicks)
+
+    async def _recent(self, conv: str, first: int, since: int) -> list[Message]:
+        """The messages of ``conv`` (from ``first``) created since ``since``, ascending: pages
+        from the newest back, at most CATCH_UP_PAGES of them."""
+        found: list[Message] = []
+        end = 0
+        for _ in range(CATCH_UP_PAGES):
+            page = await self.store.history(conv, end, CATCH_UP_MESSAGES, first)
+            found[:0] = [m for m in page if m.created_at >= since]
+            if len(page) < CATCH_UP_MESSAGES or page[0].created_at < since or page[0].seq <= first:
+                break
+            end = page[0].seq
+        return found
+
+    async def _push_missed(self, user_id: int, message: Message, since: int, nicks: dict[int, str]) -> None:
+        """Push ``message`` to the devices of ``user_id`` here that lack it: not pushed to them
+        (nor sent by them) on this connection, and newer than their login (what came before, a
+        client fetches at login)."""
+        router = self.router
+        conv, seq = message.conv, message.seq
+        lacking = []
+        for device in router.devices_of(user_id):
+            have = router.pushed(device)
+            if have is not None and have.has(conv, seq):
+                continue
+            if message.created_at < getattr(device, "connected_at", 0) - CATCH_UP_SLACK:
+                continue
+            lacking.append(device)
+        if not lacking:
+            return
+        nick = nicks.get(message.sender_id)
+        if nick is None:
+            sender = await self.store.user_by_id(message.sender_id)
+            nick = nicks[message.sender_id] = sender.nick_name if sender else ""
+        push = MessagePush(message, nick)
+        for device in lacking:
+            if router.push_device(device, push):  # checked again: a push may have come meanwhile
+                self.caught_up += 1
 
 
 # -- the module
+
+
+def _message_position(push: MessagePush) -> tuple[str, int]:
+    message = push.message
+    return message.conv, message.seq
 
 
 def _ack_conversation(user_id: int, req: pb.CIMMsgDataAck) -> str | None:
@@ -619,6 +693,7 @@ def setup(api: ModuleAPI) -> Messages:
     messages = Messages(api, accounts.users)
     api.push_kind(MessagePush, name="message", cmd=Cmd.MSG_DATA, encode=message_data, ack_key=message_ack_key)
     api.push_kind(ReadPush, name="read", cmd=Cmd.MSG_READ_NOTIFY, encode=read_notify)
+    api.router.track_positions(MessagePush, _message_position)
 
     def msg_data(session: Session, seq: int, req: pb.CIMMsgData) -> defer.Deferred:
         if not session.take_message_token():

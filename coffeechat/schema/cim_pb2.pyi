@@ -111,6 +111,7 @@ class CIMErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_ERR_GROUP_FULL: _ClassVar[CIMErrorCode]
     kCIM_ERR_TOO_MANY_GROUPS: _ClassVar[CIMErrorCode]
     kCIM_ERR_RECALL_TOO_LATE: _ClassVar[CIMErrorCode]
+    kCIM_ERR_STORAGE_UNAVAILABLE: _ClassVar[CIMErrorCode]
     kCIM_ERR_SLOW_CONSUMER: _ClassVar[CIMErrorCode]
     kCIM_ERR_TOO_MANY_CONNECTIONS: _ClassVar[CIMErrorCode]
 
@@ -336,6 +337,7 @@ kCIM_ERR_LOGIN_TIMEOUT: CIMErrorCode
 kCIM_ERR_GROUP_FULL: CIMErrorCode
 kCIM_ERR_TOO_MANY_GROUPS: CIMErrorCode
 kCIM_ERR_RECALL_TOO_LATE: CIMErrorCode
+kCIM_ERR_STORAGE_UNAVAILABLE: CIMErrorCode
 kCIM_ERR_SLOW_CONSUMER: CIMErrorCode
 kCIM_ERR_TOO_MANY_CONNECTIONS: CIMErrorCode
 kCIM_CLIENT_TYPE_DEFAULT: CIMClientType
