@@ -54,6 +54,8 @@ redis = "{redis_url}"
 lease_seconds = {LEASE}
 [auth]
 scrypt_n = 1024
+# The test registers its users from one address in one go.
+registration_burst = 1000
 [http]
 admin_token = "admin-secret-for-tests"
 """
