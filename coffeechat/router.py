@@ -122,7 +122,7 @@ class Router:
         # Push kinds with a position in a conversation (messages): what each device has, so that
         # nothing is pushed twice to one connection (a catch-up, a payload sent again by the bus).
         self._positions: dict[type, Callable[[Any], tuple[str, int]]] = {}
-        self._pushed: dict[int, Pushed] = {}  # id(device) -> what it has
+        self._pushed: dict[IDevice, Pushed] = {}  # device (hashed by identity) -> what it has
         self.duplicates_skipped = 0
 
     def track_positions(self, kind: type, position: Callable[[Any], tuple[str, int]]) -> None:
@@ -132,11 +132,11 @@ class Router:
 
     def pushed(self, device: IDevice) -> Pushed | None:
         """What ``device`` (attached here) has been pushed of the tracked kinds."""
-        return self._pushed.get(id(device))
+        return self._pushed.get(device)
 
     def mark(self, device: IDevice, conv: str, seq: int) -> None:
         """``device`` has ``seq`` of ``conv`` without a push (it sent that message itself)."""
-        pushed = self._pushed.get(id(device))
+        pushed = self._pushed.get(device)
         if pushed is not None:
             pushed.add(conv, seq)
 
@@ -145,11 +145,11 @@ class Router:
         user would exceed ``max_devices`` (the caller disconnects them)."""
         devices = self._devices.setdefault(device.user_id, [])
         devices.append(device)
-        self._pushed[id(device)] = Pushed()
+        self._pushed[device] = Pushed()
         displaced = []
         while len(devices) > self.max_devices:
             old = devices.pop(0)
-            self._pushed.pop(id(old), None)
+            self._pushed.pop(old, None)
             displaced.append(old)
         self.presence.device_online(device.user_id, device.device_id, device.client_type).addCallbacks(
             self._presence_ok, self._presence_failed
@@ -183,7 +183,7 @@ class Router:
         if not devices or device not in devices:
             return
         devices.remove(device)
-        self._pushed.pop(id(device), None)
+        self._pushed.pop(device, None)
         if not devices:
             del self._devices[device.user_id]
         self.presence.device_offline(device.user_id, device.device_id).addCallbacks(
@@ -224,7 +224,7 @@ class Router:
         True when it was pushed."""
         position = self._positions.get(type(push))
         if position is not None:
-            have = self._pushed.get(id(device))
+            have = self._pushed.get(device)
             if have is not None and not have.add(*position(push)):
                 self.duplicates_skipped += 1
                 return False
@@ -240,7 +240,7 @@ class Router:
         pushed = self._pushed
         count = 0
         for device in devices:
-            have = pushed.get(id(device))
+            have = pushed.get(device)
             if have is not None and not have.add(conv, seq):
                 if device is not except_device:
                     self.duplicates_skipped += 1

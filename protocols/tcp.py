@@ -121,6 +121,7 @@ class CIMProtocol(Protocol):
         self._out: list[bytes] | None = None
         self._out_bytes = 0  # this turn's frames and what was still queued when the turn began
         self._over = False  # that went over the limit: cut off at the flush
+        self._turn_limit = 0  # output_limit() when this turn's first frame was queued
         self._closing = False
         self._aborted = False
         self._lost = False
@@ -174,23 +175,27 @@ class CIMProtocol(Protocol):
     def send(self, cmd: int, seq: int, message: PbMessage, cache: dict | None) -> None:
         """Queue one frame for this turn's flush; a body shared by many recipients is serialized
         once, in ``cache``."""
-        if self._over or self._lost:
-            return  # being cut off: what it misses is stored, and caught up at its next login
+        out = self._out
+        if out is None:
+            if self._over or self._lost:
+                return  # being cut off: what it misses is stored, and caught up at its next login
+            out = self._out = []
+            self._flusher.add(self)
+            self._out_bytes = queued_bytes(self.transport)  # what earlier turns left unsent counts too
+            self._turn_limit = output_limit(self.session)
+        elif self._over:
+            return
         if cache is None:
             body = message.SerializeToString()
         else:
             body = cache.get("bin")
             if body is None:
                 body = cache["bin"] = message.SerializeToString()
-        out = self._out
-        if out is None:
-            out = self._out = []
-            self._flusher.add(self)
-            self._out_bytes = queued_bytes(self.transport)  # what earlier turns left unsent counts too
         out.append(encode_header(cmd, seq, len(body)))
         out.append(body)
-        self._out_bytes += 16 + len(body)
-        if self._out_bytes > output_limit(self.session) and not self._aborted:
+        queued = self._out_bytes + 16 + len(body)
+        self._out_bytes = queued
+        if queued > self._turn_limit and not self._aborted:
             self._over = True  # cut off at this turn's flush, outside whatever fan-out is running
 
     def flush(self) -> None:
