@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -217,6 +217,38 @@ class Router:
             if device is not except_device:
                 device.push(push)
                 count += 1
+        return count
+
+    def push_many(self, user_ids: Iterable[int], push: Push, except_device: IDevice | None = None) -> int:
+        """:meth:`push` to each of ``user_ids`` (a group's members): the position is read once for
+        all of them; return how many local devices got it."""
+        remote = self.remote
+        devices_of = self._devices.get
+        count = 0
+        position = self._positions.get(type(push))
+        if position is None:
+            for user_id in user_ids:
+                if remote is not None:
+                    remote.route(user_id, push)
+                for device in devices_of(user_id, ()):
+                    if device is not except_device:
+                        device.push(push)
+                        count += 1
+            return count
+        conv, seq = position(push)
+        pushed = self._pushed.get
+        for user_id in user_ids:
+            if remote is not None:
+                remote.route(user_id, push)
+            for device in devices_of(user_id, ()):
+                have = pushed(device)
+                if have is not None and not have.add(conv, seq):
+                    if device is not except_device:
+                        self.duplicates_skipped += 1
+                    continue
+                if device is not except_device:
+                    device.push(push)
+                    count += 1
         return count
 
     def push_device(self, device: IDevice, push: Push) -> bool:

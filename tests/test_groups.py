@@ -254,9 +254,11 @@ def test_group_message_fans_out_once_per_device(node, monkeypatch):
     original = node.store.group_members
     monkeypatch.setattr(node.store, "group_members", lambda g: loads.append(g) or original(g))
     pushed = []
-    route = node.core.router.push
+    route = node.core.router.push_many
     monkeypatch.setattr(
-        node.core.router, "push", lambda u, p, except_device=None: pushed.append(p) or route(u, p, except_device)
+        node.core.router,
+        "push_many",
+        lambda users, p, except_device=None: pushed.append(p) or route(users, p, except_device),
     )
     for i in range(3):
         ack = alice.send(gid, f"m{i}")

@@ -499,9 +499,7 @@ class Messages:
     def fan_out(self, push: Push, users: Iterable[int], device: IDevice | None = None) -> None:
         """One Push to every device of ``users`` but ``device``, here and on other nodes: the
         transports encode it once (``Push.cache``), however many members and devices there are."""
-        route = self.router.push
-        for user_id in users:
-            route(user_id, push, device)
+        self.router.push_many(users, push, device)
 
     def delivered(self, user: User, conv: str, seq: int) -> None:
         """Record a device's delivery ack (coalesced; see :class:`DeliveryRecorder`)."""
