@@ -28,7 +28,7 @@ from coffeechat.interfaces import IClusterBus, IPresence, IStore
 from coffeechat.model import Push
 from coffeechat.modules import CommandEntry, HttpCall, ModuleAPI, Registry, Route, _segments
 from coffeechat.plugins import feature_module
-from coffeechat.ratelimit import UserBudgets
+from coffeechat.ratelimit import SummaryLog, UserBudgets
 from coffeechat.router import Router
 from coffeechat.schema import Cmd
 from coffeechat.session import heartbeat
@@ -59,6 +59,8 @@ class ChatNode:
         self.wheel = TimingWheel(reactor, resolution=1.0)
         self.flow = FlowControl()
         limits = config.limits
+        # Logins refused by the login limits: a flood is summarised, one line per 10 s.
+        self.refused_logins = SummaryLog(reactor, Logger(namespace="coffeechat.session"))
         self.addresses = AddressLimits(
             reactor,
             limits.max_unauthenticated_per_address,

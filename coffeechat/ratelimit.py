@@ -375,3 +375,24 @@ class FairQueue:
             d.errback(result)
         else:
             d.callback(result)
+
+
+class SummaryLog:
+    """Logs an event that may come in floods (refused logins) at most once per ``every`` seconds,
+    with how many happened since the last line: an attack costs a line per period, not per try."""
+
+    def __init__(self, clock: IReactorTime, logger: Any, every: float = 10.0) -> None:
+        self.clock = clock
+        self.logger = logger
+        self.every = every
+        self._count = 0
+        self._logged_at = float("-inf")
+
+    def event(self, format: str, **fields: Any) -> None:
+        """One event; ``format`` gets ``{count}`` (events since the last line) besides ``fields``."""
+        self._count += 1
+        now = self.clock.seconds()
+        if now - self._logged_at >= self.every:
+            self.logger.info(format, count=self._count, **fields)
+            self._count = 0
+            self._logged_at = now

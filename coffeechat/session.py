@@ -238,6 +238,15 @@ class Session:
         return True
 
     def login_refused(self, who: str, error: ChatError) -> None:
+        if error.code == ErrorCode.RATE_LIMITED:  # a flood: one line per period, with a count
+            self.node.refused_logins.event(
+                "{count} login(s) refused by the login limits since the last such line; the latest for "
+                "{who} from {peer}: {reason}",
+                who=who,
+                peer=self.peer,
+                reason=error.message,
+            )
+            return
         log.info(
             "login refused for {who} from {peer}: {reason} ({code})",
             who=who,

@@ -7,6 +7,7 @@ from collections import deque
 
 import pytest
 from twisted.internet import defer
+from twisted.logger import formatEvent, globalLogPublisher
 
 from coffeechat.auth import hash_password
 from coffeechat.errors import ChatError, ErrorCode
@@ -95,6 +96,32 @@ def test_concurrent_wrong_passwords_evaluate_at_most_the_budget():
     assert login_code(node, "alice", "secret", OWNER) == ErrorCode.SUCCESS
     node.advance(61)
     assert login_code(node, "alice", "secret", ATTACKER) == ErrorCode.SUCCESS
+
+
+def test_a_flood_of_refused_logins_is_one_log_line_per_period():
+    """Refusals by the login limits are summarised (one line per 10 s, with a count), so that a
+    flood does not become a log line per try; wrong passwords are still logged one by one."""
+    node, kdf = stepped_node(**{"auth.kdf_jobs_per_address": 100})
+    node.user("alice")
+    lines: list[str] = []
+
+    def observe(event: dict) -> None:
+        if event.get("log_namespace") == "coffeechat.session" and "login" in (event.get("log_format") or ""):
+            lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        for _ in range(60):
+            login_code(node, "alice", "wrong", ATTACKER)
+        node.advance(11)
+        login_code(node, "alice", "wrong", ATTACKER)
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    budget = node.config.auth.login_failures_per_minute
+    summaries = [line for line in lines if "refused by the login limits" in line]
+    assert len(summaries) == 2, summaries
+    assert summaries[0].startswith("1 login(s)") and summaries[1].startswith(f"{60 - budget} login(s)")
+    assert len([line for line in lines if "login refused for" in line]) == budget
 
 
 def test_a_right_password_gives_its_reservation_back():
