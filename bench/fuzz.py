@@ -38,7 +38,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from coffeechat.protocols.framing import HEADER
-from coffeechat.schema import TABLE, Cmd
+from coffeechat.schema import INT_RANGES, TABLE, Cmd
 
 from . import wire
 from .report import fmt
@@ -57,18 +57,6 @@ ODD_BYTES = [b'{"url": "https://x/f"}', b'{"latitude": 1.5, "longitude": -2}', b
 ODD_BYTES += [b'{"url": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'{"url": "\\ud800"}', b"{}", b"\xff" * 70_000]
 POISON: list[Any] = [float("inf"), float("nan"), 1e300, 2**63, 2**64, -1, "18446744073709551615", "\ud800"]
 POISON += [{"\ud800": 1}, [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]], "", None, True, 1.5, "kCIM_NOPE"]
-_RANGES = {
-    F.TYPE_INT32: (-(2**31), 2**31 - 1),
-    F.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    F.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    F.TYPE_UINT32: (0, 2**32 - 1),
-    F.TYPE_FIXED32: (0, 2**32 - 1),
-    F.TYPE_INT64: (-(2**63), 2**63 - 1),
-    F.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    F.TYPE_UINT64: (0, 2**64 - 1),
-    F.TYPE_FIXED64: (0, 2**64 - 1),
-}
 # twistd's log lines carry the level after the namespace: "[coffeechat.session#critical]".
 _BAD_LINE = re.compile(r"#(?:error|critical)\]|Unhandled Error|Traceback \(most recent call last\)")
 
@@ -136,7 +124,7 @@ class Corpus:
             return self._bytes()
         if f.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
             return self.rng.choice([0.0, -1.5, 1e30, float("inf"), float("nan")])
-        return self._int(*_RANGES[f.type])
+        return self._int(*INT_RANGES[f.type])
 
     def message(self, desc: Descriptor, depth: int = 0) -> Message:
         msg = message_factory.GetMessageClass(desc)()

@@ -210,46 +210,23 @@ class Router:
         if not devices:
             return 0
         position = self._positions.get(type(push))
-        if position is not None:
-            return self._push_new(devices, push, position(push), except_device)
-        count = 0
-        for device in devices:
-            if device is not except_device:
-                device.push(push)
-                count += 1
-        return count
+        return self._deliver(devices, push, None if position is None else position(push), except_device)
 
     def push_many(self, user_ids: Iterable[int], push: Push, except_device: IDevice | None = None) -> int:
         """:meth:`push` to each of ``user_ids`` (a group's members): the position is read once for
         all of them; return how many local devices got it."""
         remote = self.remote
         devices_of = self._devices.get
-        count = 0
         position = self._positions.get(type(push))
-        if position is None:
-            for user_id in user_ids:
-                if remote is not None:
-                    remote.route(user_id, push)
-                for device in devices_of(user_id, ()):
-                    if device is not except_device:
-                        device.push(push)
-                        count += 1
-            return count
-        conv, seq = position(push)
-        pushed = self._pushed.get
+        where = None if position is None else position(push)
+        devices: list[IDevice] = []
         for user_id in user_ids:
             if remote is not None:
                 remote.route(user_id, push)
-            for device in devices_of(user_id, ()):
-                have = pushed(device)
-                if have is not None and not have.add(conv, seq):
-                    if device is not except_device:
-                        self.duplicates_skipped += 1
-                    continue
-                if device is not except_device:
-                    device.push(push)
-                    count += 1
-        return count
+            here = devices_of(user_id)
+            if here:
+                devices += here
+        return self._deliver(devices, push, where, except_device)
 
     def push_device(self, device: IDevice, push: Push) -> bool:
         """Push to one device of this node, unless it has that position already (a tracked kind);
@@ -263,14 +240,20 @@ class Router:
         device.push(push)
         return True
 
-    def _push_new(
-        self, devices: list[IDevice], push: Push, where: tuple[str, int], except_device: IDevice | None
+    def _deliver(
+        self, devices: list[IDevice], push: Push, where: tuple[str, int] | None, except_device: IDevice | None
     ) -> int:
-        """A push with a position: to the devices that do not have it yet (``except_device``, the
-        sender's, has it now without a push)."""
+        """Push to ``devices`` but ``except_device``; a push with a position (``where``) only to
+        those that do not have it yet (``except_device``, the sender's, has it now without a push)."""
+        count = 0
+        if where is None:
+            for device in devices:
+                if device is not except_device:
+                    device.push(push)
+                    count += 1
+            return count
         conv, seq = where
         pushed = self._pushed
-        count = 0
         for device in devices:
             have = pushed.get(device)
             if have is not None and not have.add(conv, seq):

@@ -104,7 +104,29 @@ def peer_text(address) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class CIMProtocol(Protocol):
+class OutputGuard:
+    """The slow-consumer cut-off of the stream transports (CIM over TCP, WebSocket): a class
+    that queues frames per turn keeps ``_out``/``_out_bytes``, ``_over`` (the turn went over the
+    limit), ``_aborted``, ``_lost``, ``session`` and an ``_abort()`` that resets the connection."""
+
+    def _cut_off(self, queued: int) -> None:
+        """The client does not read what it is sent: tell it why (if it ever reads again) and
+        drop the connection now; a close would wait for a buffer that never drains."""
+        if self._aborted or self._lost:
+            return
+        session = self.session
+        limit = output_limit(session)
+        self._aborted = True
+        self._over = False
+        self._out = None
+        self._out_bytes = 0
+        if session is not None and not session.closed:
+            # Logged at info, with the user and device; the notice goes after what it did not read.
+            session.disconnect(ErrorCode.SLOW_CONSUMER, slow_consumer_reason(queued, limit))
+        self._abort()
+
+
+class CIMProtocol(OutputGuard, Protocol):
     """Length-prefixed frames in, frames out; the meaning of a frame is the session's business.
 
     What is queued toward the client (this turn's frames and the transport's buffer) is held to
@@ -211,22 +233,6 @@ class CIMProtocol(Protocol):
                 queued = queued_bytes(self.transport)
                 if queued > output_limit(self.session):
                     self._cut_off(queued)
-
-    def _cut_off(self, queued: int) -> None:
-        """The client does not read what it is sent: tell it why (if it ever reads again) and
-        drop the connection now; a close would wait for a buffer that never drains."""
-        if self._aborted or self._lost:
-            return
-        limit = output_limit(self.session)
-        self._aborted = True
-        self._over = False
-        self._out = None
-        self._out_bytes = 0
-        session = self.session
-        if not session.closed:
-            # Logged at info, with the user and device; the notice goes after what it did not read.
-            session.disconnect(ErrorCode.SLOW_CONSUMER, slow_consumer_reason(queued, limit))
-        self._abort()
 
     def _abort(self) -> None:
         if self._lost:

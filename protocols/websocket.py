@@ -36,7 +36,7 @@ from coffeechat.session import Session
 
 from .framing import HEADER_SIZE, encode_header
 from .lean_websocket import SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, LeanWebSocketMixin
-from .tcp import TurnFlusher, output_limit, queued_bytes, slow_consumer_reason, write_now
+from .tcp import OutputGuard, TurnFlusher, output_limit, queued_bytes, write_now
 
 if TYPE_CHECKING:
     from coffeechat.node import ChatNode
@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 log = Logger()
+_NO_LIMIT = float("inf")
 
 _SUBPROTOCOLS = {SUBPROTOCOL_BINARY: False, SUBPROTOCOL_JSON: True}  # name -> speaks JSON
 
@@ -139,7 +140,7 @@ def _same_origin(origin: tuple[str, str, int], host: str) -> bool:
 # ---- the transport -----------------------------------------------------------------------------
 
 
-class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
+class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProtocol):
     """One WebSocket connection: its messages in as ``(cmd, seq, message)``, the session's frames out
     in the connection's encoding."""
 
@@ -154,6 +155,7 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
     _over = False
     _aborted = False
     _lost = False
+    _turn_limit = 0  # output_limit() when this turn's first frame was queued
     _refused = False
     _address: str | None = None  # the key this connection is counted by (node.addresses)
 
@@ -223,10 +225,13 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
             out = self._out = []
             self.factory.flusher.add(self)
             self._out_bytes = self._queued()  # what earlier turns left unsent counts too
+            # No session yet (the handshake): nothing to cut off.
+            self._turn_limit = output_limit(self.session) if self.session is not None else _NO_LIMIT
         out.append(data)
         self.trafficStats.outgoingOctetsWireLevel += len(data)
-        self._out_bytes += len(data)
-        if self._out_bytes > output_limit(self.session) and not self._aborted and self.session is not None:
+        queued = self._out_bytes + len(data)
+        self._out_bytes = queued
+        if queued > self._turn_limit and not self._aborted:
             self._over = True  # cut off at this turn's flush, outside whatever fan-out is running
 
     def flush(self) -> None:
@@ -247,21 +252,6 @@ class CIMWebSocketProtocol(LeanWebSocketMixin, WebSocketServerProtocol):
         """Bytes toward the client not taken yet: autobahn's own queue, then the transport's."""
         queued = sum(len(item[0]) for item in self.send_queue) if self.send_queue else 0
         return queued + (queued_bytes(self.transport) if self.transport is not None else 0)
-
-    def _cut_off(self, queued: int) -> None:
-        """The client does not read what it is sent: KICKOUT_NOTIFY, then drop the connection now
-        (a close handshake would wait behind the bytes it does not read)."""
-        if self._aborted or self._lost:
-            return
-        limit = output_limit(self.session)
-        self._aborted = True
-        self._over = False
-        self._out = None
-        self._out_bytes = 0
-        session = self.session
-        if session is not None and not session.closed:
-            session.disconnect(ErrorCode.SLOW_CONSUMER, slow_consumer_reason(queued, limit))
-        self._abort()
 
     def _abort(self) -> None:
         """Reset the connection (after writing what is queued, the kick-out notice at most)."""

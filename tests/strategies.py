@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from hypothesis import strategies as st
 
 from coffeechat.protocols.framing import HEADER
-from coffeechat.schema import TABLE
+from coffeechat.schema import INT_RANGES, TABLE
 
 F = FieldDescriptor
 
@@ -26,19 +26,6 @@ def integers(low: int, high: int) -> st.SearchStrategy[int]:
     edges = sorted({v for e in EDGES for v in (e, -e) if low <= v <= high} | {low, high})
     return st.one_of(st.sampled_from(edges), st.integers(low, high), st.integers(0, 40).filter(lambda v: low <= v))
 
-
-_RANGES = {
-    F.TYPE_INT32: (-(2**31), 2**31 - 1),
-    F.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    F.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    F.TYPE_UINT32: (0, 2**32 - 1),
-    F.TYPE_FIXED32: (0, 2**32 - 1),
-    F.TYPE_INT64: (-(2**63), 2**63 - 1),
-    F.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    F.TYPE_UINT64: (0, 2**64 - 1),
-    F.TYPE_FIXED64: (0, 2**64 - 1),
-}
 
 # Strings: short and ordinary, or long, or full of what breaks text handling.
 ODD_TEXT = [
@@ -90,7 +77,7 @@ def _field(f: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
         return ids
     if f.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
         return st.floats(allow_nan=True, width=32 if f.type == F.TYPE_FLOAT else 64)
-    return integers(*_RANGES[f.type])
+    return integers(*INT_RANGES[f.type])
 
 
 @st.composite

@@ -17,7 +17,7 @@ from coffeechat.schema import Cmd
 from tests.conftest import start_node, stop_node
 from tests.pgserver import pg_server  # noqa: F401  (session fixture)
 from tests.redisserver import redis_server  # noqa: F401
-from tests.test_cluster_e2e import cluster_config, until
+from tests.test_cluster_e2e import cluster_config, two_nodes, until  # noqa: F401  (fixture)
 from tests.test_presence_redis import P, make_node  # noqa: F401  (fixture)
 from tests.test_presence_redis import until as presence_until
 
@@ -27,26 +27,13 @@ DOWN_SECONDS = 1.5
 SEND_EVERY = 0.01  # per sender: ~8 senders, a few hundred messages a second in all
 
 
-@pytest_twisted.async_yield_fixture
-async def two_nodes(tmp_path, pg_server, redis_server):  # noqa: F811
-    dsn = pg_server.database(tmp_path)
-    n1 = await start_node(cluster_config(tmp_path, "n1", dsn, redis_server.url))
-    n2 = await start_node(cluster_config(tmp_path, "n2", dsn, redis_server.url))
-    await until(lambda: n1.core.presence.live_nodes() == {"n1", "n2"} == n2.core.presence.live_nodes())
-    yield n1, n2
-    for node in (n2, n1):
-        if node.core.running:
-            await stop_node(node)
-    pg_server.release(tmp_path)
-
-
 async def sleep(seconds: float) -> None:
     await task.deferLater(reactor, seconds, lambda: None)
 
 
 @pytest_twisted.ensureDeferred
 async def test_redis_restarted_under_load_every_acked_message_reaches_each_recipient_once(
-    two_nodes,
+    two_nodes,  # noqa: F811
     redis_server,  # noqa: F811
 ):
     n1, n2 = two_nodes
@@ -140,7 +127,7 @@ async def test_redis_restarted_under_load_every_acked_message_reaches_each_recip
 
 @pytest_twisted.ensureDeferred
 async def test_a_node_restarted_under_load_pushes_no_message_twice_to_a_user(
-    two_nodes,
+    two_nodes,  # noqa: F811
     tmp_path,
     pg_server,  # noqa: F811
     redis_server,  # noqa: F811

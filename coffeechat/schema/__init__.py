@@ -21,6 +21,7 @@ from . import cim_pb2 as pb
 
 __all__ = [
     "BODY_TYPES",
+    "INT_RANGES",
     "MAX_ID",
     "PUSH_COMMANDS",
     "RESPONSE_OF",
@@ -110,6 +111,19 @@ class BodyError(ValueError):
 #: The largest id a client may send: storage keeps ids as signed 64-bit integers (SQLite's
 #: INTEGER, PostgreSQL's bigint), so a uint64 field at or above 2^63 is refused when decoded.
 MAX_ID = 2**63 - 1
+#: What each protobuf integer type holds on the wire (fuzzers draw values from these).
+INT_RANGES = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+}
 
 _UNSIGNED_64 = frozenset({FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64})
 # check(message, body) -> the path of a field out of range, or None
