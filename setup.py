@@ -12,6 +12,7 @@ setup(
         "coffeechat.features",
         "coffeechat.schema",
         "coffeechat.testing",
+        "coffeechat.pushproviders",
         "coffeechat.protocols",
         "coffeechat.protocols.webclient",
         "coffeechat.backends",
@@ -33,7 +34,7 @@ setup(
         "coffeechat.backends.sql": ["*.sql"],
     },
     install_requires=[
-        "twisted[tls]>=24.3",
+        "twisted[tls,http2]>=24.3",
         "zope.interface>=6",
         "protobuf>=7.35.1",
         "sqlite-utils>=3.36",
@@ -41,14 +42,33 @@ setup(
         "psycopg[binary]>=3.1",
         "txredisapi>=1.4.10",
         "hiredis>=2",
+        # outbound HTTP: webhooks, push, bots (treq on the reactor; httpx only for APNs' HTTP/2)
+        "treq>=24",
+        "standardwebhooks>=1.0",
+        "httpx[http2]>=0.27",
+        "PyJWT[crypto]>=2.8",
+        "cryptography>=42",
+        "py-vapid>=1.9",
+        "pywebpush>=2.0",
+        "http-ece>=1.2",
+        # files and media
+        "Pillow>=10",
+        "blurhash-python>=1.2",
+        "boto3>=1.34",
     ],
     extras_require={
         "test": [
             "pytest>=8",
             "pytest-twisted>=1.14",
+            # a hung test fails alone instead of running the suite into its CI time limit
+            "pytest-timeout>=2.2",
             "hypothesis>=6.100",
             "ruff",
             "playwright",
+            "moto[server]>=5",
+            "tuspy>=1.0",
+            # the local APNs stand-in in the push provider tests serves HTTP/2 (h2 + priority)
+            "twisted[http2]>=24.3",
         ],
         "dev": ["grpcio-tools>=1.62"],
     },

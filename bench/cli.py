@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fuzz
+from . import fuzz, receiver
 from .cluster import Cluster, mask_dsn, mask_url
 from .pool import GeneratorError
 from .report import machine, print_table, write_json
@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--page", type=int, default=100, help="history page size (the server caps it, 100 by default)")
 
     fuzz.add_arguments(sub, common)
+    receiver.add_arguments(sub)
     return parser
 
 
@@ -179,6 +180,8 @@ def _hoist_scenario(argv: list[str]) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(_hoist_scenario(sys.argv[1:] if argv is None else argv))
+    if args.scenario == "receiver":
+        return args
     if args.target and not (args.http and args.admin_token):
         parser.error("--target needs --http and --admin-token (users are created through the admin API)")
     for name in ("duration", "warmup", "drain", "connect_timeout", "login_timeout"):
@@ -293,6 +296,8 @@ def _sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one scenario; exit status 0 when its correctness checks passed, 1 when not, 2 on failure."""
     args = parse_args(argv)
+    if args.scenario == "receiver":
+        return receiver.run(args)
     server_cpus, generator_cpus = _cpu_plan(args)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     server: ManagedServer | None = None

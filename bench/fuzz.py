@@ -133,7 +133,15 @@ class Corpus:
         for f in desc.fields:
             if self.rng.random() < 0.4:
                 continue
-            if f.is_repeated:
+            if f.type == F.TYPE_MESSAGE and f.message_type.GetOptions().map_entry:
+                key, value = f.message_type.fields_by_name["key"], f.message_type.fields_by_name["value"]
+                target = getattr(msg, f.name)
+                for _ in range(self.rng.randint(0, 3)):
+                    if value.type == F.TYPE_MESSAGE:
+                        target[self._value(key, depth)].CopyFrom(self._value(value, depth))
+                    else:
+                        target[self._value(key, depth)] = self._value(value, depth)
+            elif f.is_repeated:
                 target = getattr(msg, f.name)
                 for _ in range(self.rng.randint(0, 4)):
                     value = self._value(f, depth)

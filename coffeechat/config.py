@@ -180,6 +180,7 @@ class HttpConfig:
     max_request_bytes: int = 64 * 1024
     header_timeout: float = 10.0  # from a request's first byte to the end of its headers
     body_timeout: float = 30.0  # from the end of the headers to the end of the body
+    upload_timeout: float = 900.0  # the same, for a route that takes uploads (POST /files, tus PATCH)
     idle_timeout: float = 15.0  # a connection with no request under way
     max_connections_per_address: int = 64
 
@@ -208,7 +209,32 @@ class WebSocketConfig:
 
 
 #: The features a node loads unless the config says otherwise (coffeechat/features/).
-DEFAULT_FEATURES = ("accounts", "messages", "groups", "group_reads", "recall", "typing")
+DEFAULT_FEATURES = (
+    "accounts",
+    "messages",
+    "groups",
+    "group_reads",
+    "recall",
+    "typing",
+    "dnd",
+    "pins",
+    "custom_messages",
+    "forward",
+    "group_requests",
+    "friends",
+    "online_status",
+    "search",
+    "deletes",
+    "group_mutes",
+    "group_tags",
+    "directory",
+    "blocks",
+    "push",
+    "moderation",
+    "webhooks",
+    "bots",
+    "files",
+)
 
 
 @dataclass

@@ -38,6 +38,7 @@ __all__ = [
     "not_found",
     "not_member",
     "owner_removed",
+    "ownership_transfer",
     "role_changes",
     "sender_refusal",
     "successor",
@@ -152,6 +153,22 @@ def successor(remaining: Iterable[GroupMember]) -> GroupMember:
     ``join_no``; admins get no precedence), as they are after the hand-over."""
     senior = min(remaining, key=lambda m: m.join_no)
     return GroupMember(senior.group_id, senior.user_id, _OWNER, senior.joined_at, senior.joined_seq, senior.join_no)
+
+
+def ownership_transfer(
+    group: Group, owner: GroupMember, heir: GroupMember | None, heir_id: int
+) -> tuple[GroupMember, GroupMember]:
+    """The owner hands the group over: ``(heir as owner, old owner as admin)``.  The heir must
+    be another member (:class:`NotGroupMember`); the old owner stays, as an admin, so that the
+    hand-over takes nobody's rights away but the ownership itself."""
+    if heir is None:
+        raise not_member(group.group_id, heir_id)
+    if owner.role != _OWNER or heir.user_id == owner.user_id:
+        raise GroupForbidden("only the owner may hand the group to another member")
+    return (
+        GroupMember(heir.group_id, heir.user_id, _OWNER, heir.joined_at, heir.joined_seq, heir.join_no),
+        GroupMember(owner.group_id, owner.user_id, _ADMIN, owner.joined_at, owner.joined_seq, owner.join_no),
+    )
 
 
 def role_changes(members: Iterable[GroupMember], role: int) -> tuple[GroupMember, ...]:

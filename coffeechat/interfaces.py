@@ -224,6 +224,12 @@ class IGroupStore(Interface):
         """Give the members among ``user_ids`` (the owner excepted) ``role`` (MEMBER or ADMIN);
         fire with the GroupChange listing those whose role changed."""
 
+    def transfer_owner(group_id: int, actor_id: int, new_owner_id: int, now: int):
+        """The owner ``actor_id`` hands the group to the member ``new_owner_id`` and becomes an
+        admin; fire with the GroupChange (``roles``: the new owner, then the old one; the
+        group's ``owner_id`` changed).  :class:`GroupForbidden` unless the actor is the owner,
+        :class:`NotGroupMember` when the new owner is not a member."""
+
     def dismiss_group(group_id: int, actor_id: int, min_role: int, now: int):
         """Mark the group dismissed and remove every member and their entries (O(members), once);
         fire with the GroupChange (``removed`` = everyone)."""
@@ -402,3 +408,35 @@ class IClusterBus(Interface):
 
     def stop():
         """Unsubscribe and disconnect; fires when done."""
+
+
+class IBlobStore(Interface):
+    """Where uploaded files' bytes live (the files feature keeps what they are in its SQL facet).
+
+    Keys are opaque ASCII strings of ``[A-Za-z0-9._/-]``, at most 200 characters, chosen by the
+    caller; a stored blob never changes (a new version is a new key).  Every method returns a
+    Deferred and does its I/O off the reactor.  Backends: a local directory (the embedded default)
+    and an S3-compatible object store (``backends/blobs_local.py``, ``backends/blobs_s3.py``);
+    ``coffeechat.testing.conformance_blobs`` is the suite a third party's backend must pass."""
+
+    def put_file(key: str, path: str, content_type: str):
+        """Store the local file at ``path`` under ``key`` (its content type kept where the backend
+        can); fires None once the blob is durable.  ``path`` is left as it was (the caller removes
+        it).  Storing a key that exists replaces it."""
+
+    def read(key: str, offset: int, length: int):
+        """Fire the bytes ``offset`` .. ``offset + length`` of the blob (fewer at its end, b"" past
+        it); ``BlobNotFound`` when there is no such blob."""
+
+    def size(key: str):
+        """Fire the blob's size in bytes, or None when there is no such blob."""
+
+    def delete(key: str):
+        """Remove the blob; fires None, also when there was none."""
+
+    def close():
+        """Release connections and threads; fires when done."""
+
+
+class BlobNotFound(KeyError):
+    """No blob is stored under the key."""

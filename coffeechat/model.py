@@ -105,6 +105,16 @@ class Message:
     data: bytes
     created_at: int
     client_type: int = 0
+    #: a forwarded message's origin, JSON (coffeechat/features/forward.py sets it; the core stores
+    #: no such column)
+    origin: str = ""
+    #: the sender app's notification text for offline recipients (CIMMsgData.push_content; the
+    #: push feature uses it; not stored)
+    push_content: str = ""
+    #: group messages, as sent (not stored): the members mentioned and @all, for the features
+    #: that hook ``message/stored`` (push: a mention overrides a muted group)
+    mentions: tuple[int, ...] = ()
+    at_all: bool = False
 
     def session_id_for(self, user_id: int) -> int:
         """The session id under which ``user_id`` files this message (the peer, or the group)."""
@@ -133,10 +143,15 @@ class ConversationEntry:
     updated_at: int
     last_message: Message | None = None
     mention_seq: int = 0  # groups: the latest message mentioning this user (or @all), 0 if none
+    # Set by the features' session views (Messages.add_session_view), not by storage:
+    muted: bool = False  # do-not-disturb for this conversation (notifications only)
+    pinned: bool = False
+    hidden_unread: int = 0  # unread messages the user deleted for themselves
+    robot: bool = False  # a 1:1 conversation with a bot (module bots): is_robot_session
 
     @property
     def unread(self) -> int:
-        return max(0, self.last_seq - self.read_seq)
+        return max(0, self.last_seq - self.read_seq - self.hidden_unread)
 
     @property
     def at_me(self) -> bool:

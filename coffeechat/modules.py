@@ -21,7 +21,7 @@ import functools
 import json
 import re
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from google.protobuf.message import Message as PbMessage
@@ -45,7 +45,6 @@ log = Logger()
 #: ``handler(session, seq, request)``: answers through the session; returns None or a Deferred
 #: (whose failure the session answers).
 CommandHandler = Callable[["Session", int, PbMessage], "defer.Deferred | None"]
-HttpAnswer = tuple[int, dict[str, Any]]
 AUTH_KINDS = ("public", "user", "admin")
 
 
@@ -86,6 +85,12 @@ class Route:
     auth: str
     feature: str
     summary: str
+    #: the largest body this route takes (None: ``http.max_request_bytes``), decided from the
+    #: headers, before the body is read
+    max_body: int | None = None
+    #: the body is not read into ``HttpCall.body``: the handler reads ``HttpCall.content`` (a file,
+    #: spooled to disk by the transport when large), as an upload route does
+    raw: bool = False
 
     @property
     def path(self) -> str:
@@ -133,6 +138,13 @@ class HttpCall:
     user: User | None = None  # auth "user": whose token it was
     bearer: str = ""  # the ``Authorization: Bearer`` token, if any
     peer: str = ""  # the client's IP address (as the socket says: set up a proxy's address handling there)
+    #: request headers, names in lower case (the last value of a repeated one)
+    headers: dict[str, str] = field(default_factory=dict)
+    #: a raw route's body: a binary file positioned at its start (None when there was none)
+    content: Any = None
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or ChatError 9001."""
@@ -155,6 +167,23 @@ class HttpCall:
         if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < minimum:
             raise ChatError(ErrorCode.USER_INVALID_PARAMETER, f"{name} must be an integer >= {minimum}")
         return int(raw)
+
+
+@dataclass
+class HttpReply:
+    """An answer that is not the API's JSON: a status, headers, and either ``body`` or ``length``
+    bytes from ``offset`` read by ``read(offset, length) -> Deferred[bytes]`` a chunk at a time
+    (a file from the blob store, streamed with back-pressure, never whole in memory)."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    read: Callable[[int, int], defer.Deferred] | None = None
+    offset: int = 0
+    length: int = 0
+
+
+HttpAnswer = tuple[int, dict[str, Any]] | HttpReply
 
 
 class Registry:
@@ -375,14 +404,18 @@ class ModuleAPI:
         *,
         auth: str = "public",
         summary: str = "",
+        max_body: int | None = None,
+        raw: bool = False,
     ) -> None:
         """Serve ``method path`` over HTTP with ``async def handler(call: HttpCall)`` returning
-        ``(status, json_body)`` or the body (status 200); path parameters as ``{name}`` or
-        ``{name:int}`` (a positive integer)."""
+        ``(status, json_body)``, the body (status 200) or an :class:`HttpReply`; path parameters
+        as ``{name}`` or ``{name:int}`` (a positive integer).  ``max_body`` and ``raw`` are for
+        uploads (:class:`Route`)."""
         if auth not in AUTH_KINDS:
             raise ConfigError(f"feature {self.name}: auth must be one of {AUTH_KINDS}, not {auth!r}")
         summary = summary or (handler.__doc__ or "").strip().split("\n")[0]
-        self._node.registry.add_route(Route(method.upper(), _segments(path), handler, auth, self.name, summary))
+        route = Route(method.upper(), _segments(path), handler, auth, self.name, summary, max_body, raw)
+        self._node.registry.add_route(route)
 
     def periodic(self, interval: float, fn: Callable[[], Any], *, now: bool = False) -> None:
         """Run ``fn()`` every ``interval`` seconds while the node runs (its failures are logged)."""

@@ -176,6 +176,7 @@ class Session:
         self.closed = True
         if self.user is not None:
             self.node.router.detach(self)
+            self.node.registry.fire("device/offline", self)
             if self._budget is not None:
                 self._budget = None
                 self.node.user_budgets.release(self.user_id)
@@ -234,6 +235,7 @@ class Session:
         )
         for displaced in self.node.router.attach(self):
             displaced.disconnect(ErrorCode.SESSION_REPLACED, "too many devices: the oldest one was logged out")
+        self.node.registry.fire("device/online", self)  # online_status: who is online (cheap: no storage)
         self.node.wheel.schedule(self.last_seen + self.limits.idle_timeout, self._idle_check)
         return True
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import urllib.parse
 import uuid
 import warnings
 from collections import deque
@@ -457,7 +458,8 @@ class CIMClient(Protocol):
         return self.request(Cmd.MSG_GET_BY_MSG_ID_REQ, req)
 
     def users(self) -> Deferred:
-        """Fires with CIMFriendQueryUserListRsp."""
+        """CIM v1's user list: this user's friends and recent 1:1 contacts (not every account:
+        :meth:`search_users` finds anyone by name); fires with CIMFriendQueryUserListRsp."""
         return self.request(Cmd.FRIEND_QUERY_USER_LIST_REQ, pb.CIMFriendQueryUserListReq(user_id=self.user_id))
 
     def typing(self, session_id: int, typing: bool = True, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> None:
@@ -477,6 +479,402 @@ class CIMClient(Protocol):
         CIMMsgRecallListRsp (``has_more``: ask again from the last one's ``recall_time``)."""
         req = pb.CIMMsgRecallListReq(user_id=self.user_id, since_time=since_time, limit=limit)
         return self.request(Cmd.MSG_RECALL_LIST_REQ, req)
+
+    # -- directory and profiles (issue 12)
+
+    def search_users(self, query: str, cursor: str = "", limit: int = 0) -> Deferred:
+        """Users whose user name or nick name starts with ``query`` (case-insensitive); fires with
+        CIMUserSearchRsp (ask again with its ``next_cursor`` for the next page, "" = no more)."""
+        req = pb.CIMUserSearchReq(user_id=self.user_id, query=query, cursor=cursor, limit=limit)
+        return self.request(Cmd.USER_SEARCH_REQ, req)
+
+    def update_profile(
+        self,
+        nick_name: str | None = None,
+        avatar_url: str | None = None,
+        signature: str | None = None,
+        ex: str | None = None,
+    ) -> Deferred:
+        """Change this user's profile (only the fields given; "" clears avatar, signature, ex);
+        fires with CIMProfileUpdateRsp.  ``ex`` is a JSON object as text."""
+        req = pb.CIMProfileUpdateReq(user_id=self.user_id)
+        for name, value in (("nick_name", nick_name), ("avatar_url", avatar_url), ("signature", signature), ("ex", ex)):
+            if value is not None:
+                setattr(req, name, value)
+        return self.request(Cmd.PROFILE_UPDATE_REQ, req)
+
+    def profiles(self, user_ids: list[int]) -> Deferred:
+        """The profiles of these users (those that exist); fires with CIMProfileGetRsp."""
+        return self.request(Cmd.PROFILE_GET_REQ, pb.CIMProfileGetReq(user_id=self.user_id, user_id_list=user_ids))
+
+    # -- friends and online status
+
+    def friend_request(self, to_user_id: int, message: str = "") -> Deferred:
+        """Ask ``to_user_id`` to be friends; fires with CIMFriendRequestRsp (``accepted``: they had
+        asked first, so both are friends now)."""
+        req = pb.CIMFriendRequestReq(user_id=self.user_id, to_user_id=to_user_id, message=message)
+        return self.request(Cmd.FRIEND_REQUEST_REQ, req)
+
+    def friend_answer(self, from_user_id: int, accept: bool = True) -> Deferred:
+        """Accept or decline the pending request of ``from_user_id``; fires with CIMFriendAnswerRsp."""
+        req = pb.CIMFriendAnswerReq(user_id=self.user_id, from_user_id=from_user_id, accept=accept)
+        return self.request(Cmd.FRIEND_ANSWER_REQ, req)
+
+    def friend_withdraw(self, to_user_id: int) -> Deferred:
+        """Take back a pending request; fires with CIMFriendWithdrawRsp."""
+        req = pb.CIMFriendWithdrawReq(user_id=self.user_id, to_user_id=to_user_id)
+        return self.request(Cmd.FRIEND_WITHDRAW_REQ, req)
+
+    def friend_requests(self, outgoing: bool = False, offset: int = 0, limit: int = 0) -> Deferred:
+        """Pending requests to me (``outgoing``: from me), newest first; fires with
+        CIMFriendRequestListRsp."""
+        req = pb.CIMFriendRequestListReq(user_id=self.user_id, outgoing=outgoing, offset=offset, limit=limit)
+        return self.request(Cmd.FRIEND_REQUEST_LIST_REQ, req)
+
+    def friends(self, offset: int = 0, limit: int = 0) -> Deferred:
+        """My friends with my remarks, by id; fires with CIMFriendListRsp."""
+        req = pb.CIMFriendListReq(user_id=self.user_id, offset=offset, limit=limit)
+        return self.request(Cmd.FRIEND_LIST_REQ, req)
+
+    def friend_remark(self, friend_id: int, remark: str) -> Deferred:
+        """Set ("" clears) the alias only I see for a friend; fires with CIMFriendRemarkRsp."""
+        req = pb.CIMFriendRemarkReq(user_id=self.user_id, friend_id=friend_id, remark=remark)
+        return self.request(Cmd.FRIEND_REMARK_REQ, req)
+
+    def friend_delete(self, friend_id: int) -> Deferred:
+        """End a friendship (for both sides); fires with CIMFriendDeleteRsp."""
+        req = pb.CIMFriendDeleteReq(user_id=self.user_id, friend_id=friend_id)
+        return self.request(Cmd.FRIEND_DELETE_REQ, req)
+
+    def online_status(self, user_ids: list[int]) -> Deferred:
+        """The status of friends and conversation partners (others: UNKNOWN); fires with
+        CIMOnlineStatusRsp.  Those asked for are pushed (ONLINE_STATUS_NOTIFY) when they change."""
+        req = pb.CIMOnlineStatusReq(user_id=self.user_id, user_ids=list(user_ids))
+        return self.request(Cmd.ONLINE_STATUS_REQ, req)
+
+    def online_privacy(self, hidden: bool | None = None) -> Deferred:
+        """Hide (or show) my online status; None only asks.  Fires with CIMOnlinePrivacyRsp."""
+        req = pb.CIMOnlinePrivacyReq(user_id=self.user_id, hidden=bool(hidden), query=hidden is None)
+        return self.request(Cmd.ONLINE_PRIVACY_REQ, req)
+
+    # -- block list
+
+    def block(self, peer_id: int, blocked: bool = True) -> Deferred:
+        """Block (or, ``blocked`` False, unblock) a user: their 1:1 messages to this user are
+        refused (BLOCKED_BY_RECIPIENT); fires with CIMBlockSetRsp."""
+        req = pb.CIMBlockSetReq(user_id=self.user_id, peer_id=peer_id, blocked=blocked)
+        return self.request(Cmd.BLOCK_SET_REQ, req)
+
+    def unblock(self, peer_id: int) -> Deferred:
+        """Fires with CIMBlockSetRsp."""
+        return self.block(peer_id, False)
+
+    def blocked_users(self) -> Deferred:
+        """Whom this user blocked, the most recent first; fires with CIMBlockListRsp."""
+        return self.request(Cmd.BLOCK_LIST_REQ, pb.CIMBlockListReq(user_id=self.user_id))
+
+    # -- do-not-disturb and pinned conversations
+
+    def dnd_settings(self) -> Deferred:
+        """This user's do-not-disturb: fires with CIMDndGetRsp (the global setting, the muted
+        conversations, whether DND is active now)."""
+        return self.request(Cmd.DND_GET_REQ, pb.CIMDndGetReq(user_id=self.user_id))
+
+    def set_dnd(
+        self,
+        enabled: bool,
+        window_start: int = 0,
+        window_end: int = 0,
+        time_zone: str = "",
+        mentions_silenced: bool = False,
+    ) -> Deferred:
+        """Set the global do-not-disturb: all day (window_start == window_end) or daily between
+        two times (minutes after midnight in the IANA ``time_zone``); fires with CIMDndSetRsp
+        (``result_code`` 200, or DND_BAD_TIME_ZONE, INVALID_ARGUMENT)."""
+        settings = pb.CIMDndSettings(
+            enabled=enabled,
+            window_start=window_start,
+            window_end=window_end,
+            time_zone=time_zone,
+            mentions_silenced=mentions_silenced,
+        )
+        return self.request(Cmd.DND_SET_REQ, pb.CIMDndSetReq(user_id=self.user_id, settings=settings))
+
+    def mute(self, session_id: int, muted: bool = True, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> Deferred:
+        """Mute (or unmute) one conversation's notifications; fires with CIMDndMuteRsp
+        (``result_code`` 200, or NOT_FOUND, FORBIDDEN, TOO_MANY_MUTES)."""
+        req = pb.CIMDndMuteReq(user_id=self.user_id, session_type=session_type, session_id=session_id, muted=muted)
+        return self.request(Cmd.DND_MUTE_REQ, req)
+
+    def pin(self, session_id: int, pinned: bool = True, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> Deferred:
+        """Pin (or unpin) a conversation to the top of the list; fires with CIMPinRsp
+        (``result_code`` 200, or NOT_FOUND, FORBIDDEN, TOO_MANY_PINS)."""
+        req = pb.CIMPinReq(user_id=self.user_id, session_type=session_type, session_id=session_id, pinned=pinned)
+        return self.request(Cmd.PIN_REQ, req)
+
+    def pins(self) -> Deferred:
+        """This user's pinned conversations, the most recently pinned first: fires with CIMPinListRsp."""
+        return self.request(Cmd.PIN_LIST_REQ, pb.CIMPinListReq(user_id=self.user_id))
+
+    # -- message deletes
+
+    def delete_messages(
+        self, session_id: int, msg_ids: list[int], session_type: int = pb.kCIM_SESSION_TYPE_SINGLE
+    ) -> Deferred:
+        """Delete messages ``msg_ids`` of a conversation for this user only (at most [deletes]
+        max_per_request); fires with CIMMsgDeleteRsp (``result_code`` 200, or NOT_FOUND,
+        TOO_MANY_DELETES, DELETE_BATCH_TOO_LARGE ...)."""
+        req = pb.CIMMsgDeleteReq(
+            user_id=self.user_id, session_type=session_type, session_id=session_id, msg_ids=msg_ids
+        )
+        return self.request(Cmd.MSG_DELETE_REQ, req)
+
+    def clear_history(self, session_id: int, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> Deferred:
+        """Clear a conversation's history for this user up to its latest message; fires with
+        CIMSessionClearRsp (``up_to_msg_id``)."""
+        req = pb.CIMSessionClearReq(user_id=self.user_id, session_type=session_type, session_id=session_id)
+        return self.request(Cmd.SESSION_CLEAR_REQ, req)
+
+    def remove_session(self, session_id: int, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> Deferred:
+        """Take a conversation out of this user's list until a new message arrives in it; fires
+        with CIMSessionRemoveRsp (``removed_at_msg_id``)."""
+        req = pb.CIMSessionRemoveReq(user_id=self.user_id, session_type=session_type, session_id=session_id)
+        return self.request(Cmd.SESSION_REMOVE_REQ, req)
+
+    def delete_state(self, session_id: int, session_type: int = pb.kCIM_SESSION_TYPE_SINGLE) -> Deferred:
+        """What this user deleted in a conversation (for a device keeping messages of its own);
+        fires with CIMMsgDeleteStateRsp."""
+        req = pb.CIMMsgDeleteStateReq(user_id=self.user_id, session_type=session_type, session_id=session_id)
+        return self.request(Cmd.MSG_DELETE_STATE_REQ, req)
+
+    # -- forward and custom messages
+
+    def forward(
+        self,
+        session_id: int,
+        msg_ids: list[int],
+        targets: list[tuple[int, int]],
+        session_type: int = pb.kCIM_SESSION_TYPE_SINGLE,
+        merged: bool = False,
+        title: str = "",
+        client_forward_id: str | None = None,
+    ) -> Deferred:
+        """Forward messages ``msg_ids`` of a conversation to ``targets`` ((session_type, session_id)
+        pairs): one copy each, or one chat record when ``merged``.  Fires with CIMMsgForwardRsp
+        (``results`` per target: the new server_msg_ids, or the target's refusal).  Resending with
+        the same ``client_forward_id`` makes nothing twice."""
+        req = pb.CIMMsgForwardReq(
+            user_id=self.user_id,
+            session_type=session_type,
+            session_id=session_id,
+            msg_ids=msg_ids,
+            targets=[pb.CIMForwardTarget(session_type=t, session_id=i) for t, i in targets],
+            merged=merged,
+            title=title,
+            client_forward_id=client_forward_id if client_forward_id is not None else uuid.uuid4().hex,
+        )
+        return self.request(Cmd.MSG_FORWARD_REQ, req)
+
+    def send_custom(
+        self,
+        to_session_id: int,
+        content: dict,
+        session_type: int = pb.kCIM_SESSION_TYPE_SINGLE,
+        client_msg_id: str | None = None,
+    ) -> Deferred:
+        """Send a custom message (msg_type 100): ``content`` a JSON object, its optional
+        ``"description"`` the preview (docs/custom-messages.md); fires with the CIMMsgDataAck."""
+        data = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        return self.send_message(to_session_id, data, pb.kCIM_MSG_TYPE_CUSTOM, session_type, client_msg_id)
+
+    # -- group requests, invitations, ownership transfer
+
+    def group_public_info(self, group_id: int) -> Deferred:
+        """What a non-member may see of a group that takes requests to join (and of one's own);
+        fires with CIMGroupPublicInfoRsp (GROUP_NOT_JOINABLE for any other id)."""
+        req = pb.CIMGroupPublicInfoReq(user_id=self.user_id, group_id=group_id)
+        return self.request(Cmd.GROUP_PUBLIC_INFO_REQ, req)
+
+    def ask_to_join_group(self, group_id: int, message: str = "") -> Deferred:
+        """Ask to join a group whose join_model is NEED_AUTH; fires with CIMGroupJoinRsp (its
+        ``request`` pending until an owner or admin decides)."""
+        req = pb.CIMGroupJoinReq(user_id=self.user_id, group_id=group_id, message=message)
+        return self.request(Cmd.GROUP_JOIN_REQ, req)
+
+    def group_requests(self, group_id: int = 0, limit: int = 0) -> Deferred:
+        """The pending requests to join and invitations this user may decide or made (group_id 0:
+        of every group); fires with CIMGroupRequestListRsp."""
+        req = pb.CIMGroupRequestListReq(user_id=self.user_id, group_id=group_id, limit=limit)
+        return self.request(Cmd.GROUP_REQUEST_LIST_REQ, req)
+
+    def decide_group_request(self, request_id: int, accept: bool) -> Deferred:
+        """Approve or reject a request to join (owner, admins), accept or decline an invitation
+        (the invitee), withdraw one's own (accept False); fires with CIMGroupRequestDecideRsp."""
+        req = pb.CIMGroupRequestDecideReq(user_id=self.user_id, request_id=request_id, accept=accept)
+        return self.request(Cmd.GROUP_REQUEST_DECIDE_REQ, req)
+
+    def transfer_group_owner(self, group_id: int, new_owner_id: int) -> Deferred:
+        """Hand the group to another member (the owner becomes an admin); fires with
+        CIMGroupTransferOwnerRsp."""
+        req = pb.CIMGroupTransferOwnerReq(user_id=self.user_id, group_id=group_id, new_owner_id=new_owner_id)
+        return self.request(Cmd.GROUP_TRANSFER_OWNER_REQ, req)
+
+    def group_invite_consent(self, need_consent: bool | None = None) -> Deferred:
+        """Read (None) or set whether invitations to groups need this user's consent; fires with
+        CIMGroupInviteSettingRsp."""
+        req = pb.CIMGroupInviteSettingReq(user_id=self.user_id)
+        if need_consent is not None:
+            req.need_consent = need_consent
+        return self.request(Cmd.GROUP_INVITE_SETTING_REQ, req)
+
+    # -- group member mutes, tags and custom fields
+
+    def mute_member(self, group_id: int, member_id: int, duration: int) -> Deferred:
+        """Mute ``member_id`` in a group for ``duration`` seconds (0 lifts it; owner and admins);
+        fires with CIMGroupMuteMemberRsp (``muted_until``, or the refusal in ``result_code``)."""
+        req = pb.CIMGroupMuteMemberReq(user_id=self.user_id, group_id=group_id, member_id=member_id, duration=duration)
+        return self.request(Cmd.GROUP_MUTE_MEMBER_REQ, req)
+
+    def group_mutes(self, group_id: int) -> Deferred:
+        """The group's mutes in force; fires with CIMGroupMuteListRsp (``mutes``)."""
+        return self.request(Cmd.GROUP_MUTE_LIST_REQ, pb.CIMGroupMuteListReq(user_id=self.user_id, group_id=group_id))
+
+    def set_group_tags(
+        self,
+        group_id: int,
+        tags: list[str] | None = None,
+        custom_fields: dict | str | None = None,
+        discoverable: bool | None = None,
+    ) -> Deferred:
+        """Change a group's tags (the whole list), custom fields (a dict or JSON object text) or
+        discoverability; what is None stays.  Fires with CIMGroupTagsSetRsp (``group_tags``)."""
+        req = pb.CIMGroupTagsSetReq(user_id=self.user_id, group_id=group_id)
+        if tags is not None:
+            req.set_tags = True
+            req.tags.extend(tags)
+        if custom_fields is not None:
+            req.custom_fields = custom_fields if isinstance(custom_fields, str) else json.dumps(custom_fields)
+        if discoverable is not None:
+            req.discoverable = discoverable
+        return self.request(Cmd.GROUP_TAGS_SET_REQ, req)
+
+    def group_tags(self, group_ids: list[int]) -> Deferred:
+        """The tags, custom fields and info of those of ``group_ids`` this user is in; fires with
+        CIMGroupTagsGetRsp (``group_tags_list``)."""
+        return self.request(
+            Cmd.GROUP_TAGS_GET_REQ, pb.CIMGroupTagsGetReq(user_id=self.user_id, group_id_list=group_ids)
+        )
+
+    def search_group_tags(
+        self, tag: str, discoverable: bool = False, after_group_id: int = 0, limit: int = 0
+    ) -> Deferred:
+        """Groups tagged ``tag``: mine, or (``discoverable``) those anyone may find; a page by
+        group id.  Fires with CIMGroupTagsSearchRsp (``has_more``: ask on after the last id)."""
+        req = pb.CIMGroupTagsSearchReq(
+            user_id=self.user_id,
+            tag=tag,
+            scope=pb.kCIM_GROUP_TAG_SCOPE_DISCOVERABLE if discoverable else pb.kCIM_GROUP_TAG_SCOPE_MINE,
+            after_group_id=after_group_id,
+            limit=limit,
+        )
+        return self.request(Cmd.GROUP_TAGS_SEARCH_REQ, req)
+
+    # -- search
+
+    def search(
+        self,
+        query: str,
+        session_id: int = 0,
+        session_type: int = 0,
+        sender_id: int = 0,
+        msg_type: int = 0,
+        start_time: int = 0,
+        end_time: int = 0,
+        limit: int = 0,
+        cursor: str = "",
+    ) -> Deferred:
+        """Search the messages this user may read (docs/search.md); fires with CIMMsgSearchRsp:
+        hits newest first, each with a snippet and its highlighted stretches; ``next_cursor`` for the
+        next page when ``has_more``.  ``session_id`` (with its ``session_type``) searches one
+        conversation; ``session_type`` alone one kind."""
+        req = pb.CIMMsgSearchReq(
+            user_id=self.user_id,
+            query=query,
+            session_type=session_type,
+            session_id=session_id,
+            sender_id=sender_id,
+            msg_type=msg_type,
+            start_time=start_time,
+            end_time=end_time,
+            limit=limit,
+            cursor=cursor,
+        )
+        return self.request(Cmd.MSG_SEARCH_REQ, req)
+
+    # -- files and media (issue 13)
+    # ANCHOR files client
+    def sign_files(self, file_ids: list[str]) -> Deferred:
+        """Signed URLs of files this user may read; fires with CIMFileSignRsp."""
+        req = pb.CIMFileSignReq(user_id=self.user_id, file_ids=list(file_ids))
+        return self.request(Cmd.FILE_SIGN_REQ, req)
+
+    # -- push notifications
+    # ANCHOR push client
+    def push_register(
+        self, platform: str, token: str, app_id: str = "", locale: str = "", extra: dict[str, str] | None = None
+    ) -> Deferred:
+        """Register where this device wants offline notifications (docs/push.md); fires with
+        CIMPushRegisterRsp (``target_id``)."""
+        req = pb.CIMPushRegisterReq(
+            user_id=self.user_id, platform=platform, token=token, app_id=app_id, locale=locale, extra=extra or {}
+        )
+        return self.request(Cmd.PUSH_REGISTER_REQ, req)
+
+    def push_unregister(self, target_id: int = 0, platform: str = "", token: str = "") -> Deferred:
+        """Forget a target (by id, or platform and token; neither: this connection's); fires with
+        CIMPushUnregisterRsp (``removed``)."""
+        req = pb.CIMPushUnregisterReq(user_id=self.user_id, target_id=target_id, platform=platform, token=token)
+        return self.request(Cmd.PUSH_UNREGISTER_REQ, req)
+
+    def push_settings(self, show_preview: bool | None = None, show_sender: bool = True) -> Deferred:
+        """Read (``show_preview`` None) or set this user's notification privacy; fires with
+        CIMPushSettingsRsp."""
+        settings = pb.CIMPushSettings(show_preview=bool(show_preview), show_sender=show_sender)
+        req = pb.CIMPushSettingsReq(user_id=self.user_id, set=show_preview is not None, settings=settings)
+        return self.request(Cmd.PUSH_SETTINGS_REQ, req)
+
+    def app_state(self, background: bool) -> Deferred:
+        """Say this app went to the background (notified as if offline) or came back."""
+        return self.request(Cmd.APP_STATE_REQ, pb.CIMAppStateReq(user_id=self.user_id, background=background))
+
+    def send_message_with(
+        self,
+        to_session_id: int,
+        data: bytes | str,
+        session_type: int = pb.kCIM_SESSION_TYPE_SINGLE,
+        at_user_list: list[int] | tuple[int, ...] = (),
+        at_all: bool = False,
+        push_content: str = "",
+        msg_type: int = pb.kCIM_MSG_TYPE_TEXT,
+    ) -> Deferred:
+        """Send a message with @mentions and the app's own notification text (``push_content``);
+        fires with CIMMsgDataAck."""
+        msg = pb.CIMMsgData(
+            from_user_id=self.user_id,
+            to_session_id=to_session_id,
+            client_msg_id=str(uuid.uuid4()),
+            create_time=int(self.reactor.seconds()) & 0x7FFFFFFF,
+            msg_type=msg_type,
+            session_type=session_type,
+            msg_data=data.encode("utf-8") if isinstance(data, str) else data,
+            at_user_list=list(at_user_list),
+            at_all=at_all,
+            push_content=push_content,
+        )
+        return self.request(Cmd.MSG_DATA, msg)
+
+    # -- bots and moderation
+    # ANCHOR bots client
 
 
 def connect(
@@ -713,6 +1111,36 @@ def http_login(reactor: Any, base_url: str, name: str, password_md5: str) -> Def
     """``POST {base_url}/api/login``; fires with the JSON answer."""
     payload = {"userName": name, "userPwd": password_md5}
     return _post_json(reactor, base_url.rstrip("/") + "/api/login", payload)
+
+
+def upload_file(
+    reactor: Any,
+    base_url: str,
+    token: str,
+    data: bytes,
+    name: str,
+    content_type: str = "application/octet-stream",
+    duration: float | None = None,
+) -> Deferred:
+    """``POST {base_url}/files`` with the login token; fires with (HTTP status, JSON answer),
+    whose ``file`` is the FileInfo to put in an IMAGE/FILE/AUDIO/VIDEO message (docs/media.md).
+    Large files should go through tus (``/files/uploads``) instead, resumable."""
+    headers = Headers(
+        {
+            b"Authorization": [b"Bearer " + token.encode("ascii")],
+            b"Content-Type": [content_type.encode("ascii")],
+            b"X-File-Name": [urllib.parse.quote(name).encode("ascii")],
+        }
+    )
+    if duration is not None:
+        headers.addRawHeader(b"X-Duration", b"%.3f" % duration)
+    url = base_url.rstrip("/") + "/files"
+    d = Agent(reactor).request(b"POST", url.encode("utf-8"), headers, FileBodyProducer(BytesIO(data)))
+
+    def read(response: Any) -> Deferred:
+        return _read_body(response).addCallback(lambda raw: (response.code, json.loads(raw.decode("utf-8"))))
+
+    return d.addCallback(read)
 
 
 # -- resilient sessions: failover, resume, catch-up
@@ -1585,6 +2013,33 @@ class ResilientClient:
         if self.client is None:
             return defer.fail(ConnectionClosed("not connected"))
         return self.client.recall(session_id, msg_id, session_type)
+
+    def forward(self, session_id: int, msg_ids: list[int], targets: list[tuple[int, int]], **options: Any) -> Deferred:
+        """Forward messages (``CIMClient.forward``; fails while offline: resend with the same
+        ``client_forward_id`` once connected, nothing is made twice)."""
+        if self.client is None:
+            return defer.fail(ConnectionClosed("not connected"))
+        return self.client.forward(session_id, msg_ids, targets, **options)
+
+    def delete_messages(self, session_id: int, msg_ids: list[int], session_type: int = SINGLE) -> Deferred:
+        """Delete messages for this user only (``CIMClient.delete_messages``; fails while offline:
+        deleting again is harmless). Messages this client delivered already stay delivered: the
+        application drops them (the other devices get MSG_DELETE_NOTIFY through ``on_push``)."""
+        if self.client is None:
+            return defer.fail(ConnectionClosed("not connected"))
+        return self.client.delete_messages(session_id, msg_ids, session_type)
+
+    def clear_history(self, session_id: int, session_type: int = SINGLE) -> Deferred:
+        """Clear a conversation's history for this user (``CIMClient.clear_history``)."""
+        if self.client is None:
+            return defer.fail(ConnectionClosed("not connected"))
+        return self.client.clear_history(session_id, session_type)
+
+    def remove_session(self, session_id: int, session_type: int = SINGLE) -> Deferred:
+        """Take a conversation out of this user's list (``CIMClient.remove_session``)."""
+        if self.client is None:
+            return defer.fail(ConnectionClosed("not connected"))
+        return self.client.remove_session(session_id, session_type)
 
     def _fill_to(self, key: ConversationKey, upto: int) -> Deferred:
         """Fetch what is missing of ``key`` up to ``upto`` and behind its gaps; fires with

@@ -33,17 +33,18 @@ import json
 import math
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, interfaces
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from zope.interface import implementer
 
 from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.interfaces import StorageUnavailable
-from coffeechat.modules import HttpCall, Route
+from coffeechat.modules import HttpCall, HttpReply, Route
 from coffeechat.node import ChatNode
 from coffeechat.schema.jsonform import web_table
 
@@ -120,6 +121,96 @@ _ADMIN_STATUS = {
 }
 
 
+#: how much of a streamed file is read from its store at a time
+STREAM_CHUNK = 256 * 1024
+
+
+def write_reply(request: IRequest, reply: HttpReply) -> None:
+    """Write an :class:`HttpReply`: its body, or its ``length`` bytes read chunk by chunk, each read
+    only once the client has taken the previous one (a slow reader holds one chunk, not the file)."""
+    request.setResponseCode(reply.status)
+    for name, value in reply.headers.items():
+        request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+    if reply.read is None or request.method == b"HEAD":
+        if reply.read is None:
+            request.setHeader(b"Content-Length", b"%d" % len(reply.body))
+            request.write(reply.body)
+        else:
+            request.setHeader(b"Content-Length", b"%d" % reply.length)
+        request.finish()
+        return
+    request.setHeader(b"Content-Length", b"%d" % reply.length)
+    _BlobProducer(request, reply).start()
+
+
+@implementer(interfaces.IPushProducer)
+class _BlobProducer:
+    """Streams an HttpReply's bytes into a request, pausing while the transport's buffer is full."""
+
+    def __init__(self, request: IRequest, reply: HttpReply) -> None:
+        self.request = request
+        self.reply = reply
+        self.offset = reply.offset
+        self.remaining = reply.length
+        self.paused = False
+        self.stopped = False
+        self.reading = False
+
+    def start(self) -> None:
+        self.request.registerProducer(self, True)
+        self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        self._next()
+
+    def _next(self) -> None:
+        if self.stopped or self.paused or self.reading:
+            return
+        if self.remaining <= 0:
+            self._finish()
+            return
+        self.reading = True
+        d = self.reply.read(self.offset, min(STREAM_CHUNK, self.remaining))
+        d.addCallbacks(self._got, self._failed)
+
+    def _got(self, chunk: bytes) -> None:
+        self.reading = False
+        if self.stopped:
+            return
+        if not chunk:  # the blob is shorter than it was said to be: cut the answer short
+            self._failed(Failure(EOFError(f"blob ended {self.remaining} bytes early")))
+            return
+        self.offset += len(chunk)
+        self.remaining -= len(chunk)
+        self.request.write(chunk)
+        self._next()
+
+    def _failed(self, failure: Failure) -> None:
+        self.reading = False
+        if self.stopped:
+            return
+        self.stopped = True
+        log.warn("streaming {uri} failed: {error}", uri=self.request.uri, error=failure.getErrorMessage())
+        self.request.unregisterProducer()
+        transport = getattr(self.request.channel, "transport", None)
+        if transport is not None:
+            transport.abortConnection()  # the headers are out: only closing says it is incomplete
+
+    def _finish(self) -> None:
+        self.stopped = True
+        self.request.unregisterProducer()
+        if not self.request.finished:
+            self.request.finish()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._next()
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+
+
 class ApiResource(Resource):
     """Every API path: the routes the node's features registered (``ModuleAPI.route``), matched
     by method and path, answered JSON.  Under ``/admin/`` the admin token is checked before
@@ -140,8 +231,12 @@ class ApiResource(Resource):
         admin = bool(parts) and parts[0] == "admin"
         d = defer.ensureDeferred(self._answer(request, method, parts, admin))
 
-        def write(answer: Answer) -> None:
-            if not gone and not request.finished:
+        def write(answer: Answer | HttpReply) -> None:
+            if gone or request.finished:
+                return
+            if isinstance(answer, HttpReply):
+                write_reply(request, answer)
+            else:
                 write_json(request, *answer)
 
         def failed(failure: Failure) -> None:
@@ -158,7 +253,7 @@ class ApiResource(Resource):
         d.addErrback(lambda f: log.failure("could not write the answer to {uri}", f, uri=request.uri))
         return server.NOT_DONE_YET
 
-    async def _answer(self, request: IRequest, method: str, parts: list[str], admin: bool) -> Answer:
+    async def _answer(self, request: IRequest, method: str, parts: list[str], admin: bool) -> Answer | HttpReply:
         try:
             if admin:
                 self._authorize_admin(request)
@@ -175,9 +270,14 @@ class ApiResource(Resource):
                     k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
                     for k, vs in request.args.items()
                 },
-                body=request.content.read() if request.content is not None else b"",
+                body=request.content.read() if request.content is not None and not route.raw else b"",
                 bearer=bearer,
                 peer=getattr(request.getClientAddress(), "host", "") or "",
+                headers={
+                    k.decode("latin-1").lower(): v[-1].decode("latin-1")
+                    for k, v in request.requestHeaders.getAllRawHeaders()
+                },
+                content=request.content if route.raw else None,
             )
             answer = await route.handler(call)
         except HttpError as e:
@@ -191,7 +291,7 @@ class ApiResource(Resource):
                 retry_after = getattr(e, "retry_after", 1.0)
                 request.setHeader(b"Retry-After", b"%d" % max(1, math.ceil(retry_after)))
             return status, {"error_code": int(e.code), "error_msg": e.message}
-        if isinstance(answer, tuple):
+        if isinstance(answer, tuple | HttpReply):
             return answer
         return 200, ok(**answer)
 
@@ -276,15 +376,33 @@ class ApiRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         # The headers are in, the body is not: decide here how much of it to keep.
-        http_config = self.channel.site.node.config.http
+        site = self.channel.site
+        http_config = site.node.config.http
         self._max_body = http_config.max_request_bytes
         if is_admin(self, http_config.admin_token):
             self._max_body = max(self._max_body, ADMIN_MAX_REQUEST_BYTES)
+        route_limit = self._route_limit(site.node)
+        if route_limit is not None:
+            self._max_body = route_limit
+            self.channel._upload_body = True
         if length is not None and length > self._max_body:
             self.body_too_large = True
             self.content = io.BytesIO()
         else:
             super().gotLength(length)
+
+    def _route_limit(self, node: ChatNode) -> int | None:
+        """The ``max_body`` of the route this request is for (an upload route takes more than
+        ``http.max_request_bytes``): its method and path are known once the headers are in."""
+        method, path = getattr(self.channel, "_command", None), getattr(self.channel, "_path", None)
+        if not isinstance(method, bytes) or not isinstance(path, bytes):
+            return None
+        parts = [p.decode("utf-8", "replace") for p in path.split(b"?", 1)[0].strip(b"/").split(b"/")]
+        wanted = method.decode("ascii", "replace").upper()
+        for route in node.registry.routes:
+            if route.max_body is not None and route.method == wanted and route.match(parts) is not None:
+                return route.max_body
+        return None
 
     def handleContentChunk(self, data: bytes) -> None:
         if self.body_too_large:
@@ -334,6 +452,7 @@ class ChatChannel(http.HTTPChannel):
     answered 503 and closed; every close is cut off after ``limits.close_timeout``."""
 
     _phase = _IDLE
+    _upload_body = False
     _address: str | None = None
     _counted = False
     _refused = False
@@ -363,9 +482,12 @@ class ChatChannel(http.HTTPChannel):
         LineReceiver.dataReceived(self, data)  # not HTTPChannel's, which restarts the time-out
 
     def allHeadersReceived(self) -> None:
-        super().allHeadersReceived()
+        self._upload_body = False
+        super().allHeadersReceived()  # the request's gotLength says whether it is an upload
         self._phase = _BODY
-        self.setTimeout(self._http.body_timeout)  # allContentReceived stops it once the body is in
+        self.setTimeout(
+            self._http.upload_timeout if self._upload_body else self._http.body_timeout
+        )  # allContentReceived stops it once the body is in
 
     def requestDone(self, request: http.Request) -> None:
         self._phase = _IDLE  # first: a pipelined request (handled within) starts its header deadline

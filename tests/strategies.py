@@ -86,7 +86,16 @@ def _message(draw: Any, desc: Descriptor, depth: int) -> Message:
     for f in desc.fields:
         if not draw(st.booleans()):
             continue
-        if f.is_repeated:
+        if f.type == F.TYPE_MESSAGE and f.message_type.GetOptions().map_entry:
+            key, value = f.message_type.fields_by_name["key"], f.message_type.fields_by_name["value"]
+            entries = draw(st.dictionaries(_field(key, depth), _field(value, depth), max_size=3))
+            target = getattr(msg, f.name)
+            for k, v in entries.items():
+                if value.type == F.TYPE_MESSAGE:
+                    target[k].CopyFrom(v)
+                else:
+                    target[k] = v
+        elif f.is_repeated:
             values = draw(st.lists(_field(f, depth), max_size=3 if depth else 6))
             target = getattr(msg, f.name)
             if f.type == F.TYPE_MESSAGE:

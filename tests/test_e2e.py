@@ -136,8 +136,11 @@ async def test_history_paging_and_unread_after_partial_reads(live_node, transpor
 async def test_user_list_logout_and_token_relogin(live_node, transport):
     alice_id, bob_id = await pair(live_node)
     alice = await live_node.login("alice", transport=transport)
+    # CIM v1's user list holds the caller's contacts (docs/directory.md), not every account
+    assert (await alice.users()).user_info_list == []
+    await alice.send_message(bob_id, "hi")
     users = await alice.users()
-    assert [(u.user_id, u.nick_name) for u in users.user_info_list] == [(alice_id, "Alice"), (bob_id, "Bobby")]
+    assert [(u.user_id, u.nick_name) for u in users.user_info_list] == [(bob_id, "Bobby")]
     token = alice.user_token
     rsp = await alice.logout()
     assert rsp.result_code == 200

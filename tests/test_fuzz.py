@@ -131,8 +131,11 @@ def test_any_bytes_into_a_connection(node, chunks):
             conn.send_raw(chunk)
         conn.frames()
         if not conn.closed:
+            mid_frame = conn.protocol._decoder.buffered() > 0
             conn.send(Cmd.LOGIN_HEARTBEAT, pb.CIMHeartBeat(), seq=4242)
-            assert any(seq == 4242 for _, seq, _ in conn.frames()) or conn.closed
+            # Bytes left mid-frame make the heartbeat part of a frame still being read (the
+            # login timeout ends such a connection); otherwise it is answered.
+            assert any(seq == 4242 for _, seq, _ in conn.frames()) or conn.closed or mid_frame
     conn.close()
     assert failures == []
 

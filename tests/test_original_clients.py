@@ -221,3 +221,20 @@ async def test_the_log_tells_logins_logouts_kickouts_and_redeliveries(tmp_path):
     assert any("1 pushed again" in line for line in redelivery)
     assert any("1 given up" in line for line in redelivery)
     assert lines.matching(f"kicking out user {bob_id} device", "SESSION_REPLACED", "too many devices")
+
+
+def test_every_extension_error_code_is_in_the_protocol_pages_table():
+    """docs/protocol.md's error table has a row for every error code the server may answer with
+    beyond CIM v1's (10000 and up): code, name, when."""
+    import re
+    from pathlib import Path
+
+    from coffeechat.errors import ErrorCode
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    missing = [
+        f"{int(e)} {e.name}"
+        for e in ErrorCode
+        if int(e) >= 10000 and not re.search(rf"\|\s*{int(e)}\s*\|\s*`?{e.name}`?\s*\|", text)
+    ]
+    assert not missing, missing

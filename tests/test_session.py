@@ -344,10 +344,15 @@ def test_latest_and_by_id(pair):
 
 
 def test_user_list(pair):
+    """CIM v1's user list: the caller's recent contacts (and friends), not every account."""
     node, alice, bob, alice_id, bob_id = pair
     alice.send(Cmd.FRIEND_QUERY_USER_LIST_REQ, pb.CIMFriendQueryUserListReq())
+    assert list(alice.only(Cmd.FRIEND_QUERY_USER_LIST_RSP).user_info_list) == []
+    bob.send_text(alice_id, "hello")
+    alice.frames()
+    alice.send(Cmd.FRIEND_QUERY_USER_LIST_REQ, pb.CIMFriendQueryUserListReq())
     rsp = alice.only(Cmd.FRIEND_QUERY_USER_LIST_RSP)
-    assert [(u.user_id, u.nick_name) for u in rsp.user_info_list] == [(alice_id, "Alice"), (bob_id, "Bobby")]
+    assert [(u.user_id, u.nick_name) for u in rsp.user_info_list] == [(bob_id, "Bobby")]
 
 
 # -- delivery acks and redelivery

@@ -252,6 +252,16 @@ def group_item(page: Any, group_id: int) -> Any:
     return page.locator(f'[data-testid="conversation-item"][data-group-id="{group_id}"]')
 
 
+def find_person(b: Browser, page: Any, query: str, user_id: int) -> Any:
+    """Open "New chat" and search the directory for ``query``: the result for ``user_id``.  The
+    panel lists only one's contacts (docs/directory.md): anyone else is found by name."""
+    page.get_by_test_id("new-chat-button").click()
+    page.get_by_test_id("user-search-input").fill(query)
+    result = page.locator(f'[data-testid="search-result"][data-user-id="{user_id}"]')
+    b.expect(result).to_be_visible()
+    return result
+
+
 def pick(page: Any, picker: str, user_id: int) -> None:
     """Tick a person in one of the pickers (new group, add members)."""
     page.get_by_test_id(picker).locator(f'[data-testid="pick-item"][data-user-id="{user_id}"] input').check()
@@ -291,9 +301,8 @@ def test_two_people_chat_in_the_browser(server: Server, browser: Browser) -> Non
     alice_id = register(b, alice, "alice", "Alice")
     bob_id = register(b, bob, "bobby", "Bob")
 
-    # Alice starts a chat with Bob from the user list and writes, with emoji and markup.
-    alice.get_by_test_id("new-chat-button").click()
-    alice.locator(f'[data-testid="user-item"][data-user-id="{bob_id}"]').click()
+    # Alice finds Bob by name in "New chat" and writes, with emoji and markup.
+    find_person(b, alice, "bob", bob_id).click()
     expect(alice.get_by_test_id("chat-title")).to_have_text("Bob")
     send(alice, "Hi Bob! Coffee later? ☕")
     send(alice, XSS)
@@ -434,8 +443,9 @@ def test_group_chat_in_the_browser(server: Server, browser: Browser) -> None:
     carol_id = register(b, carol, "carol", "Carol")
     name = "Weekend trip ⛺"
 
-    # Alice creates a group with Bob from the page: pencil, "New group", a name, Bob ticked.
-    alice.get_by_test_id("new-chat-button").click()
+    # Alice creates a group with Bob from the page: pencil, Bob found by name, "New group", a
+    # name, Bob ticked (the pickers list the people one knows: contacts and those found).
+    find_person(b, alice, "bobby", bob_id)
     alice.get_by_test_id("new-group-button").click()
     alice.get_by_test_id("group-name-input").fill(name)
     expect(alice.get_by_test_id("create-group-submit")).to_be_disabled()
@@ -482,7 +492,9 @@ def test_group_chat_in_the_browser(server: Server, browser: Browser) -> None:
     expect(last_message(alice).get_by_test_id("message-sender")).to_have_text("Bob")
     expect(group_item(alice, group_id).get_by_test_id("unread-badge")).to_have_count(0)  # open: read at once
 
-    # Alice invites Carol from the group panel.
+    # Alice finds Carol by name, then invites her from the group panel.
+    find_person(b, alice, "carol", carol_id)
+    alice.get_by_test_id("user-list-close").click()
     alice.get_by_test_id("group-info-button").click()
     expect(alice.get_by_test_id("member-name")).to_have_text(["Alice (you)", "Bob"])
     alice.get_by_test_id("invite-button").click()
@@ -556,7 +568,11 @@ def test_group_chat_in_the_browser(server: Server, browser: Browser) -> None:
 
     # The owner may recall anyone's message (a member only their own): Alice takes back what
     # Carol wrote from the terminal; both see that she did, neither the text.
-    assert carol.locator('[data-mine="false"] [data-testid="message-actions"]').count() == 0
+    theirs = carol.get_by_test_id("message").filter(has_text="Bob will be missed")
+    theirs.get_by_test_id("message-actions").click()  # a member: Forward only on others' messages
+    expect(theirs.get_by_test_id("forward-button")).to_be_visible()
+    expect(theirs.get_by_test_id("recall-button")).to_be_hidden()
+    carol.keyboard.press("Escape")
     terminal = alice.get_by_test_id("message").filter(has_text="Hello from the terminal")
     terminal.get_by_test_id("message-actions").click()
     alice.get_by_test_id("recall-button").click()
@@ -608,8 +624,7 @@ def test_typing_and_recall_in_the_browser(server: Server, browser: Browser) -> N
     alice.route_web_socket("**/ws", route)
     alice_id = register(b, alice, "alice", "Alice")
     bob_id = register(b, bob, "bobby", "Bob")
-    alice.get_by_test_id("new-chat-button").click()
-    alice.locator(f'[data-testid="user-item"][data-user-id="{bob_id}"]').click()
+    find_person(b, alice, "bobby", bob_id).click()
     send(alice, "Hi Bob")
     conversation(bob, alice_id).click()
     expect(bob.get_by_test_id("message-text")).to_have_text(["Hi Bob"])
@@ -641,7 +656,10 @@ def test_typing_and_recall_in_the_browser(server: Server, browser: Browser) -> N
     send(alice, "Oops, wrong chat 🙈")
     expect(bob.get_by_test_id("message-text").last).to_have_text("Oops, wrong chat 🙈")
     expect(bob.locator('[data-mine="true"] [data-testid="message-actions"]')).to_have_count(1)
-    assert bob.locator('[data-mine="false"] [data-testid="message-actions"]').count() == 0
+    oops_for_bob = bob.get_by_test_id("message").filter(has_text="Oops, wrong chat")
+    oops_for_bob.get_by_test_id("message-actions").click()  # Bob may forward it, not recall it
+    expect(oops_for_bob.get_by_test_id("recall-button")).to_be_hidden()
+    bob.keyboard.press("Escape")
 
     # A refusal shows under the message, which stays (and offers no second try).
     refuse["recall"] = True
@@ -654,7 +672,9 @@ def test_typing_and_recall_in_the_browser(server: Server, browser: Browser) -> N
     expect(first.get_by_test_id("recall-button")).to_be_disabled()
     alice.keyboard.press("Escape")
     expect(alice.get_by_test_id("message-menu")).to_have_count(0)
-    expect(first.get_by_test_id("message-actions")).to_have_count(0)
+    first.get_by_test_id("message-actions").click()  # no second try (Forward stays)
+    expect(first.get_by_test_id("recall-button")).to_be_hidden()
+    alice.keyboard.press("Escape")
     refuse["recall"] = False
 
     # Alice recalls her last message: a line on both pages, the text gone from both, the list too.
@@ -684,9 +704,11 @@ def test_typing_and_recall_in_the_browser(server: Server, browser: Browser) -> N
     # One's own messages can be recalled for two minutes: then the button goes.
     send(alice, "Last word")
     latest = alice.get_by_test_id("message").filter(has_text="Last word")
-    expect(latest.get_by_test_id("message-actions")).to_have_count(1)
+    latest.get_by_test_id("message-actions").click()
+    expect(latest.get_by_test_id("recall-button")).to_be_visible()
     alice.clock.fast_forward(121_000)
-    expect(latest.get_by_test_id("message-actions")).to_have_count(0)
+    latest.get_by_test_id("message-actions").click()
+    expect(latest.get_by_test_id("recall-button")).to_be_hidden()
 
     assert b.dialogs == [], b.dialogs
     assert b.problems == [], b.problems

@@ -219,6 +219,14 @@ def set_roles_txn(
     return GroupChange(_bump(txn, group_id, now), roles=changed)
 
 
+def transfer_owner_txn(txn: Any, group_id: int, actor_id: int, new_owner_id: int, now: int) -> GroupChange:
+    group = _acting(txn, group_id, actor_id, int(GroupRole.OWNER))
+    owner = _member_row(txn, group_id, actor_id)
+    heir, old = grouprules.ownership_transfer(group, owner, _member_row(txn, group_id, new_owner_id), new_owner_id)
+    txn.executemany(SQL_SET_ROLE, [(m.role, group_id, m.user_id) for m in (heir, old)])
+    return GroupChange(_bump(txn, group_id, now, owner_id=heir.user_id), roles=(heir, old))
+
+
 def dismiss_group_txn(txn: Any, group_id: int, actor_id: int, min_role: int, now: int) -> GroupChange:
     group = _acting(txn, group_id, actor_id, min_role)
     removed = tuple(GroupMember(*r) for r in txn.execute(SQL_GROUP_MEMBERS, (group_id,)).fetchall())
@@ -342,6 +350,17 @@ class SQLGroupStore:
             int(min_role),
             [int(i) for i in user_ids],
             int(role),
+            now,
+            locks=(f"g:{group_id}",),
+        )
+
+    def transfer_owner(self, group_id: int, actor_id: int, new_owner_id: int, now: int) -> defer.Deferred:
+        return self.run_write(
+            "transfer_owner",
+            transfer_owner_txn,
+            group_id,
+            int(actor_id),
+            int(new_owner_id),
             now,
             locks=(f"g:{group_id}",),
         )

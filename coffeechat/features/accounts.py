@@ -212,6 +212,9 @@ class Accounts:
         self.kdf = FairQueue(run_cpu, c.kdf_threads, c.kdf_jobs_per_address, c.kdf_queue_max)
         self._token_lookups = TokenLookups(store, clock)
         self.users = UserDirectory(store)
+        #: ``fire(event, user)``: tells other features of account/created, /disabled, /enabled
+        #: (the module's setup binds it to ``api.fire``)
+        self.fire: Callable[..., None] = lambda event, *args: None
 
     def _now(self) -> int:
         return int(self.clock.seconds())
@@ -247,9 +250,11 @@ class Accounts:
 
     async def _create(self, name: str, nick: str, password_hash: str) -> User:
         try:
-            return await self.store.create_user(name, nick, password_hash, self._now())
+            user = await self.store.create_user(name, nick, password_hash, self._now())
         except UserExists:
             raise ChatError(ErrorCode.USER_ALREADY_EXIST, "user name is taken") from None
+        self.fire("account/created", user)
+        return user
 
     async def login_password(self, name: Any, password_md5: Any, address: str = "") -> User:
         """Check a name and password from ``address``.
@@ -336,11 +341,13 @@ class Accounts:
         revoked = await self.store.revoke_user_tokens(user_id)
         disconnected = self._disconnect_user(user_id, ErrorCode.USER_DISABLED, "account disabled")
         log.info("disabled user {uid} ({n} devices disconnected here)", uid=user_id, n=disconnected)
+        self.fire("account/disabled", user)
         return user, revoked, disconnected
 
     async def enable(self, user_id: int) -> User:
         user = await self.set_disabled(user_id, False)
         log.info("enabled user {uid}", uid=user_id)
+        self.fire("account/enabled", user)
         return user
 
     async def set_disabled(self, user_id: int, disabled: bool) -> User:
@@ -383,6 +390,7 @@ def setup(api: ModuleAPI) -> Accounts:
     """Register the login commands, the account HTTP API and the hourly token purge."""
     config: Config = api.config
     accounts = Accounts(api.store, api.clock, config, api.cpu_runner(config.kdf_threads), api.disconnect_user)
+    accounts.fire = api.fire
     clock = api.clock
     limits = api.limits
 
@@ -434,13 +442,6 @@ def setup(api: ModuleAPI) -> Accounts:
         session.end("logged out")
 
     api.command(Cmd.LOGIN_AUTH_LOGOUT_REQ, logout)
-
-    @api.request(Cmd.FRIEND_QUERY_USER_LIST_REQ)
-    async def users(session: Session, req: pb.CIMFriendQueryUserListReq) -> pb.CIMFriendQueryUserListRsp:
-        found = await accounts.list_users(limits.users_listed_max)
-        rsp = pb.CIMFriendQueryUserListRsp(user_id=session.user_id)
-        rsp.user_info_list.extend(user_info(u) for u in found)
-        return rsp
 
     # -- HTTP: the public API (the original's registration, and token login/logout)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.internet import defer
@@ -343,6 +343,11 @@ def _strs(ids: Iterable[int]) -> list[str]:
     return [str(i) for i in ids]
 
 
+def invite_min_role(group: Group) -> int:
+    """The role inviting to ``group`` takes: any member's (DEFAULT), the owner's and admins' (NEED_AUTH)."""
+    return int(GroupRole.ADMIN if group.join_model == JoinModel.NEED_AUTH else GroupRole.MEMBER)
+
+
 class Groups:
     """Creates and manages groups on behalf of an authenticated user; the groups feature's service
     (``api.depends("groups")``: ``cache``, ``member``)."""
@@ -357,6 +362,12 @@ class Groups:
         self.cache = GroupCache(api.store, on_change=self._changed_here)
         self.kind = GroupChats(self)
         messages.register_kind(self.kind)
+        # Set by the group_requests feature: ``await consent(inviter, device, state, ids)`` keeps a
+        # pending invitation for those of ``ids`` who must agree first and returns the others.
+        # Without it, groups whose invitees must agree take no invitations.  ``consent_needed(ids)``
+        # fires with those of ``ids`` who want to agree to every invitation (group creation too).
+        self.invite_consent: Callable[..., Any] | None = None
+        self.consent_needed: Callable[[list[int]], Any] | None = None
 
     def _changed_here(self, group_id: int) -> None:
         """A group change committed here: other nodes drop their copy of the group."""
@@ -443,6 +454,11 @@ class Groups:
         if len(ids) + 1 > limit:
             raise ChatError(ErrorCode.GROUP_FULL, f"a group has at most {limit} members")
         nicks = await self._users_exist(ids)
+        waiting: list[int] = []
+        if self.invite_consent is not None and self.consent_needed is not None and ids:
+            needed = await self.consent_needed(ids)  # they are invited, not added
+            waiting = [i for i in ids if i in needed]
+            ids = [i for i in ids if i not in needed]
         name = (name or "").strip()
         if name:
             name = _text("name", name)
@@ -455,7 +471,8 @@ class Groups:
                 user.user_id, name, int(group_type), ids, self._now(), limit, self.config.max_groups_per_user
             )
         )
-        self._committed(change, user, self.cache.created(change))
+        state = self.cache.created(change)
+        self._committed(change, user, state)
         group = change.group
         members = [m.user_id for m in change.added]
         body = {
@@ -470,6 +487,11 @@ class Groups:
             },
         }
         outcome = await self._outcome(user, device, group, body)
+        if waiting:
+            try:
+                await self.invite_consent(user, device, state, waiting)
+            except ChatError as e:  # the group exists: those over a bound are just not invited
+                self.api.log.warn("group {g}: invitations at creation refused: {e}", g=group.group_id, e=e)
         return GroupOutcome(group, tuple(members), outcome.notice, outcome.notice_nick)
 
     async def dismiss(self, user: User, device: IDevice | None, group_id: int) -> GroupOutcome:
@@ -527,8 +549,8 @@ class Groups:
             raise ChatError(ErrorCode.FORBIDDEN, "this group takes no new members")
         if group.join_model == JoinModel.NEED_AUTH and me.role < GroupRole.ADMIN:
             raise ChatError(ErrorCode.FORBIDDEN, "only the owner and admins may invite to this group")
-        if group.be_invite_model == BeInviteModel.NEED_AGREE:
-            raise ChatError(ErrorCode.NOT_SUPPORTED, "invitations needing the invitee's consent are not supported yet")
+        if group.be_invite_model == BeInviteModel.NEED_AGREE and self.invite_consent is None:
+            raise ChatError(ErrorCode.NOT_SUPPORTED, "invitations needing the invitee's consent are not enabled")
         if not requested:
             raise ChatError(ErrorCode.INVALID_ARGUMENT, "nobody to invite")
         ids = [i for i in _ids(requested) if i not in state.members]
@@ -538,26 +560,88 @@ class Groups:
         if group.member_count + len(ids) > limit:
             raise ChatError(ErrorCode.GROUP_FULL, f"this group has at most {limit} members")
         nicks = await self._users_exist(ids)
-        min_role = GroupRole.ADMIN if group.join_model == JoinModel.NEED_AUTH else GroupRole.MEMBER
+        if self.invite_consent is not None:
+            ids = list(await self.invite_consent(user, device, state, ids))
+            if not ids:
+                return GroupOutcome(group)
+        return await self._add(user, device, state, user.user_id, invite_min_role(group), ids, nicks)
+
+    async def _add(
+        self,
+        actor: User,
+        device: IDevice | None,
+        state: GroupState,
+        authority_id: int,
+        min_role: int,
+        ids: list[int],
+        nicks: dict[int, str],
+        extra: dict[str, Any] | None = None,
+    ) -> GroupOutcome:
+        """Add ``ids`` on the authority of member ``authority_id`` (whose role, at least
+        ``min_role``, storage checks again), then tell everyone: the invite notice from ``actor``."""
+        group_id = state.group.group_id
+        limit = self.config.max_members(state.group.group_type)
         change = await self._write(
             self.store.add_members(
-                group_id, user.user_id, min_role, ids, self._now(), limit, self.config.max_groups_per_user
+                group_id, authority_id, min_role, ids, self._now(), limit, self.config.max_groups_per_user
             )
         )
         if not change.added:
             return GroupOutcome(change.group)
-        self._committed(change, user, state)
+        self._committed(change, actor, state)
         added = [m.user_id for m in change.added]
         body = {
             "notificationType": NOTICE_INVITE,
             "data": {
                 "groupId": str(group_id),
-                "userId": str(user.user_id),
+                "userId": str(authority_id),
                 "ids": _strs(added),
-                "nickNames": [nicks[i] for i in added],
+                "nickNames": [nicks.get(i, "") for i in added],
+                **(extra or {}),
             },
         }
-        return await self._outcome(user, device, change.group, body)
+        return await self._outcome(actor, device, change.group, body)
+
+    async def admit(
+        self,
+        actor: User,
+        device: IDevice | None,
+        group_id: int,
+        user_id: int,
+        authority_id: int,
+        min_role: int,
+        join_type: str,
+    ) -> GroupOutcome:
+        """Add one user whose request was approved (``authority_id`` = the approver, an admin) or
+        who accepted an invitation (``authority_id`` = the inviter, with the role inviting needs):
+        the group store checks that authority again in its transaction, as for an invitation."""
+        state = await self.cache.get(group_id) if group_id > 0 else None
+        if state is None or state.group.dismissed:
+            raise ChatError(ErrorCode.NOT_FOUND, f"no group {group_id}")
+        if user_id in state.members:
+            return GroupOutcome(state.group)
+        nicks = await self._users_exist([user_id])
+        return await self._add(actor, device, state, authority_id, min_role, [user_id], nicks, {"joinType": join_type})
+
+    async def transfer_owner(
+        self, user: User, device: IDevice | None, group_id: int, new_owner_id: int
+    ) -> GroupOutcome:
+        """The owner hands the group to another member and stays on as an admin (docs/groups.md)."""
+        state, me = await self._state(user, group_id)
+        if me.role < GroupRole.OWNER:
+            raise ChatError(ErrorCode.FORBIDDEN, "only the owner may hand the group over")
+        if new_owner_id == user.user_id or new_owner_id not in state.members:
+            raise ChatError(ErrorCode.INVALID_ARGUMENT, "new_owner_id must be another member of the group")
+        nicks = await self._nicks([new_owner_id])
+        change = await self._write(self.store.transfer_owner(group_id, user.user_id, new_owner_id, self._now()))
+        self._committed(change, user, state)
+        data = {
+            "groupId": str(group_id),
+            "userId": str(user.user_id),
+            "owner": str(new_owner_id),
+            "ownerNick": nicks.get(new_owner_id, ""),
+        }
+        return await self._outcome(user, device, change.group, {"notificationType": NOTICE_UPDATE, "data": data})
 
     async def kick(self, user: User, device: IDevice | None, group_id: int, member_ids: Iterable[int]) -> GroupOutcome:
         """Remove members: the owner may remove anyone else, an admin only plain members."""
@@ -674,7 +758,7 @@ class GroupChats(ConversationKind):
             if group_id <= 0:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be a group id")
             client_msg_id = checked_client_msg_id(outgoing.client_msg_id)
-            check_content(outgoing.msg_type, outgoing.data, messages.limits)
+            check_content(outgoing.msg_type, outgoing.data, messages.limits, messages.msg_types, outgoing.origin)
         except ChatError as e:
             return defer.fail(e)
         at_all = outgoing.at_all
@@ -685,25 +769,44 @@ class GroupChats(ConversationKind):
                 raise ChatError(ErrorCode.NOT_FOUND, f"no group {group_id}")
             members = state.members
             mentioned = tuple(dict.fromkeys(u for u in wanted if u in members and u != sender.user_id))
-            message = NewMessage(
-                conv=state.group.conv,
-                session_type=_GROUP,
-                sender_id=sender.user_id,
-                to_id=group_id,
-                client_msg_id=client_msg_id,
-                msg_type=outgoing.msg_type,
-                data=outgoing.data,
-                created_at=int(messages.clock.seconds()),
-                client_type=outgoing.client_type,
-                mentions=mentioned,
-                at_all=bool(at_all),
-            )
-            d = messages.append(message)
+
+            def append(_: object = None) -> defer.Deferred:
+                # Built after the checks: a check may rewrite the body (moderation).
+                return messages.append(
+                    NewMessage(
+                        conv=state.group.conv,
+                        session_type=_GROUP,
+                        sender_id=sender.user_id,
+                        to_id=group_id,
+                        client_msg_id=client_msg_id,
+                        msg_type=outgoing.msg_type,
+                        data=outgoing.data,
+                        created_at=int(messages.clock.seconds()),
+                        client_type=outgoing.client_type,
+                        mentions=mentioned,
+                        at_all=bool(at_all),
+                    )
+                )
+
+            checks = messages.send_checks.get(_GROUP)
+            pending = messages.run_checks(checks, sender, outgoing) if checks else None
+            d = pending.addCallback(append) if pending is not None else append()
             d.addErrback(translate_refusal)
             return d.addCallback(stored, state, mentioned)
 
         def stored(result: AppendResult, state: GroupState, mentioned: tuple[int, ...]) -> AppendResult:
             if result.created:
+                if outgoing.origin or outgoing.push_content or mentioned or at_all:
+                    result = AppendResult(
+                        replace(
+                            result.message,
+                            origin=outgoing.origin,
+                            push_content=outgoing.push_content,
+                            mentions=mentioned,
+                            at_all=bool(at_all),
+                        ),
+                        True,
+                    )
                 push = MessagePush(result.message, sender.nick_name, mentioned, bool(at_all))
                 messages.fan_out(push, state.members, device)
                 messages.stored(result.message, sender, device)
@@ -872,6 +975,17 @@ def setup(api: ModuleAPI) -> Groups:
         out = await groups.set_admins(session.user, session, req.group_id, req.member_id_list, req.is_admin)
         return pb.CIMGroupSetAdminRsp(
             user_id=session.user_id, group_id=req.group_id, result_code=_OK, attach_notificatino_msg=attached(out)
+        )
+
+    @api.request(Cmd.GROUP_TRANSFER_OWNER_REQ)
+    async def transfer(session: Session, req: pb.CIMGroupTransferOwnerReq) -> pb.CIMGroupTransferOwnerRsp:
+        out = await groups.transfer_owner(session.user, session, req.group_id, req.new_owner_id)
+        return pb.CIMGroupTransferOwnerRsp(
+            user_id=session.user_id,
+            group_id=req.group_id,
+            result_code=_OK,
+            new_owner_id=req.new_owner_id,
+            attach_notificatino_msg=attached(out),
         )
 
     return groups

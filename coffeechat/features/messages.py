@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.internet import defer, task
@@ -120,6 +120,7 @@ def message_data(push: MessagePush) -> pb.CIMMsgData:
         msg_type=message.msg_type,
         session_type=message.session_type,
         msg_data=message.data,
+        forward_origin=message.origin,
     )
 
 
@@ -155,6 +156,7 @@ def message_info(message: Message, viewer_id: int, my_read: int, peer_read: int)
         msg_status=status,
         msg_data=message.data,
         sender_client_type=message.client_type,
+        forward_origin=message.origin,
     )
 
 
@@ -166,6 +168,9 @@ def session_info(entry: ConversationEntry, viewer_id: int) -> pb.CIMContactSessi
         unread_cnt=entry.unread,
         updated_time=entry.updated_at,
         at_me=entry.at_me,
+        muted=entry.muted,
+        pinned=entry.pinned,
+        is_robot_session=entry.robot,
     )
     last = entry.last_message
     if last is not None:
@@ -191,10 +196,24 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python reads them, clients do not
 
 
-def check_content(msg_type: int, data: bytes, limits: Any) -> None:
-    """Refuse content the clients could not display: wrong type, too large, not UTF-8, bad JSON."""
+#: ``checker(data, limits, origin)``: refuse (raise ChatError) the body of a msg_type a feature
+#: added (``Messages.register_msg_type``); ``origin`` is "" for what clients send as MSG_DATA, the
+#: origin JSON for what a feature sends through ``Messages.send(..., origin=...)``.
+MsgTypeChecker = Callable[[bytes, Any, str], None]
+
+
+def check_content(
+    msg_type: int, data: bytes, limits: Any, registered: dict[int, MsgTypeChecker] | None = None, origin: str = ""
+) -> None:
+    """Refuse content the clients could not display: wrong type, too large, not UTF-8, bad JSON.
+    A type a feature registered (``registered``) is checked by its own checker; the built-in
+    types' path is unchanged."""
     if msg_type not in CLIENT_MSG_TYPES:
-        raise ChatError(ErrorCode.INVALID_MSG, f"msg_type {msg_type} may not be sent by clients")
+        checker = registered.get(msg_type) if registered else None
+        if checker is None:
+            raise ChatError(ErrorCode.INVALID_MSG, f"msg_type {msg_type} may not be sent by clients")
+        checker(data, limits, origin)
+        return
     if msg_type == MsgType.TEXT or msg_type == MsgType.TIPS:
         if len(data) > limits.max_text_bytes:
             raise ChatError(ErrorCode.MSG_TOO_LARGE, f"text is limited to {limits.max_text_bytes} bytes")
@@ -205,8 +224,20 @@ def check_content(msg_type: int, data: bytes, limits: Any) -> None:
         except UnicodeDecodeError:
             raise ChatError(ErrorCode.INVALID_MSG, "text must be UTF-8") from None
         return
-    if len(data) > limits.max_body_bytes:
-        raise ChatError(ErrorCode.MSG_TOO_LARGE, f"message bodies are limited to {limits.max_body_bytes} bytes")
+    body = json_object_body(msg_type, data, limits.max_body_bytes)
+    if msg_type in _NEEDS_URL and not isinstance(body.get("url"), str):
+        raise ChatError(ErrorCode.INVALID_MSG, "file, image, audio and video messages need a url")
+    if msg_type == MsgType.LOCATION:
+        for key in ("latitude", "longitude"):
+            if not isinstance(body.get(key), int | float) or isinstance(body.get(key), bool):
+                raise ChatError(ErrorCode.INVALID_MSG, f"location messages need a numeric {key}")
+
+
+def json_object_body(msg_type: int, data: bytes, max_bytes: int) -> dict:
+    """The JSON object a message body must be (at most ``max_bytes``, bounded nesting, valid
+    Unicode), parsed; ChatError MSG_TOO_LARGE or INVALID_MSG otherwise.  For features' types too."""
+    if len(data) > max_bytes:
+        raise ChatError(ErrorCode.MSG_TOO_LARGE, f"message bodies are limited to {max_bytes} bytes")
     try:
         body = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
@@ -220,12 +251,7 @@ def check_content(msg_type: int, data: bytes, limits: Any) -> None:
             json.dumps(body, ensure_ascii=False).encode()
         except UnicodeEncodeError:
             raise ChatError(ErrorCode.INVALID_MSG, "a message body must be valid Unicode") from None
-    if msg_type in _NEEDS_URL and not isinstance(body.get("url"), str):
-        raise ChatError(ErrorCode.INVALID_MSG, "file, image, audio and video messages need a url")
-    if msg_type == MsgType.LOCATION:
-        for key in ("latitude", "longitude"):
-            if not isinstance(body.get(key), int | float) or isinstance(body.get(key), bool):
-                raise ChatError(ErrorCode.INVALID_MSG, f"location messages need a numeric {key}")
+    return body
 
 
 def checked_client_msg_id(client_msg_id: str) -> str:
@@ -267,6 +293,8 @@ class Outgoing:
     client_type: int = 0
     mentions: tuple[int, ...] | Any = ()
     at_all: bool = False
+    origin: str = ""  # a forwarded message's origin (JSON), pushed with it (Message.origin)
+    push_content: str = ""  # the sender app's text for offline notifications (Message.push_content)
 
 
 class ConversationKind:
@@ -317,34 +345,48 @@ class DirectChats(ConversationKind):
             if to_id <= 0 or to_id == sender.user_id:
                 raise ChatError(ErrorCode.INVALID_ARGUMENT, "to_session_id must be another user")
             client_msg_id = checked_client_msg_id(outgoing.client_msg_id)
-            check_content(outgoing.msg_type, outgoing.data, messages.limits)
+            check_content(outgoing.msg_type, outgoing.data, messages.limits, messages.msg_types, outgoing.origin)
         except ChatError as e:
             return defer.fail(e)
-        message = NewMessage(
-            conv=conversation_key(_SINGLE, sender.user_id, to_id),
-            session_type=_SINGLE,
-            sender_id=sender.user_id,
-            to_id=to_id,
-            client_msg_id=client_msg_id,
-            msg_type=outgoing.msg_type,
-            data=outgoing.data,
-            created_at=int(messages.clock.seconds()),
-            client_type=outgoing.client_type,
-        )
+
+        def append(_: object = None) -> defer.Deferred:
+            # Built after the checks: a check may rewrite the body (moderation).
+            return messages.append(
+                NewMessage(
+                    conv=conversation_key(_SINGLE, sender.user_id, to_id),
+                    session_type=_SINGLE,
+                    sender_id=sender.user_id,
+                    to_id=to_id,
+                    client_msg_id=client_msg_id,
+                    msg_type=outgoing.msg_type,
+                    data=outgoing.data,
+                    created_at=int(messages.clock.seconds()),
+                    client_type=outgoing.client_type,
+                )
+            )
 
         def recipient_checked(exists: bool) -> defer.Deferred:
             if not exists:
                 raise ChatError(ErrorCode.USER_NOT_EXIST, f"no user {to_id}")
-            return messages.append(message)
+            if checks:
+                pending = messages.run_checks(checks, sender, outgoing)
+                if pending is not None:
+                    return pending.addCallback(append)
+            return append()
 
         def stored(result: AppendResult) -> AppendResult:
             if result.created:
+                if outgoing.origin or outgoing.push_content:
+                    result = AppendResult(
+                        replace(result.message, origin=outgoing.origin, push_content=outgoing.push_content), True
+                    )
                 push = MessagePush(result.message, sender.nick_name)
                 messages.router.push(to_id, push)
                 messages.router.push(sender.user_id, push, device)
                 messages.stored(result.message, sender, device)
             return result
 
+        checks = messages.send_checks.get(_SINGLE)
         d = messages.users.exists(to_id)
         d.addCallback(recipient_checked)
         d.addCallback(stored)
@@ -372,6 +414,16 @@ class DirectChats(ConversationKind):
 
 
 # -- the service
+
+#: ``check(sender, outgoing)``: refuse a message (raise, or return a Deferred that fails, with a
+#: ChatError) before it is stored; None or a Deferred firing None lets it through.
+SendCheck = Callable[[User, "Outgoing"], "defer.Deferred | None"]
+#: ``view(user, entries)``: the user's conversation list as a feature changes it (filter, mark,
+#: reorder; entries are frozen: ``dataclasses.replace``); returns the list or a Deferred of it.
+SessionView = Callable[[User, list[ConversationEntry]], "list[ConversationEntry] | defer.Deferred"]
+#: ``view(user_id, where, messages)``: a page of history (ascending) as the user may see it.
+HistoryView = Callable[[int, "Located", list[Message]], "list[Message] | defer.Deferred"]
+HISTORY_REFILLS = 4  # more pages fetched, at most, when history views took messages out of one
 
 
 class DeliveryRecorder:
@@ -421,6 +473,12 @@ class Messages:
         self.users = users
         self.deliveries = DeliveryRecorder(api.store)
         self._kinds: dict[int, ConversationKind] = {}
+        #: per session type, the checks every message of that type passes before it is stored
+        self.send_checks: dict[int, list[SendCheck]] = {}
+        self._session_views: list[tuple[int, int, SessionView]] = []
+        self._history_views: list[HistoryView] = []
+        #: msg types features added (custom, merged forwards), with their body checkers
+        self.msg_types: dict[int, MsgTypeChecker] = {}
         self.catching_up: defer.Deferred | None = None
         #: stored(message, sender, device): a new message was stored and pushed; tells the
         #: features that hook ``message/stored``
@@ -434,6 +492,42 @@ class Messages:
         if kind.session_type in self._kinds:
             raise ValueError(f"session type {kind.session_type} is served twice")
         self._kinds[kind.session_type] = kind
+
+    def add_send_check(self, session_type: int, check: SendCheck) -> None:
+        """Run ``check(sender, outgoing)`` on every message of ``session_type`` before it is
+        stored (blocks, friendship, member mutes); the kinds call :meth:`run_checks`.  Keep it
+        cheap: it is on the message path."""
+        self.send_checks.setdefault(session_type, []).append(check)
+
+    def run_checks(self, checks: Sequence[SendCheck], sender: User, outgoing: Outgoing) -> defer.Deferred | None:
+        """Run ``checks`` in order, raising the first refusal.  None when every check answered at
+        once (from its cache: the common case, no Deferred on the message path), else a Deferred
+        of the rest, failing with the first refusal."""
+        for i, check in enumerate(checks):
+            pending = check(sender, outgoing)
+            if pending is not None:
+                rest = checks[i + 1 :]
+                if rest:
+                    pending.addCallback(lambda _, rest=rest: self.run_checks(rest, sender, outgoing))
+                return pending
+        return None
+
+    def register_msg_type(self, msg_type: int, checker: MsgTypeChecker) -> None:
+        """Accept messages of ``msg_type`` (not a built-in one), their bodies checked by
+        ``checker(data, limits, origin)`` (raise ChatError to refuse), in 1:1 chats and groups."""
+        if msg_type in CLIENT_MSG_TYPES or msg_type in self.msg_types or msg_type in (MsgType.NOTIFICATION, _RECALLED):
+            raise ValueError(f"msg_type {msg_type} is served twice")
+        self.msg_types[msg_type] = checker
+
+    def add_session_view(self, view: SessionView, priority: int = 0) -> None:
+        """Let ``view`` change every conversation list a user is given (higher priorities first:
+        hiding 30, marking 20, ordering 10)."""
+        self._session_views.append((-priority, len(self._session_views), view))
+        self._session_views.sort(key=lambda v: (v[0], v[1]))
+
+    def add_history_view(self, view: HistoryView) -> None:
+        """Let ``view`` filter or annotate every page of history a user is given."""
+        self._history_views.append(view)
 
     def kind(self, session_type: int) -> ConversationKind:
         kind = self._kinds.get(session_type)
@@ -455,13 +549,17 @@ class Messages:
         client_type: int = 0,
         mentions: Iterable[int] = (),
         at_all: bool = False,
+        origin: str = "",
+        push_content: str = "",
     ) -> defer.Deferred:
         """Store a message from ``sender`` and, once committed, push it; fires with AppendResult.
-        ``mentions`` and ``at_all`` are for group messages."""
+        ``mentions`` and ``at_all`` are for group messages; ``origin`` (JSON) is pushed with a
+        forwarded message (its feature keeps it)."""
         kind = self._kinds.get(session_type)
         if kind is None:
             return defer.fail(ChatError(ErrorCode.INVALID_ARGUMENT, "session_type must be 1 (single) or 2 (group)"))
-        return kind.send(sender, device, Outgoing(to_id, client_msg_id, msg_type, data, client_type, mentions, at_all))
+        outgoing = Outgoing(to_id, client_msg_id, msg_type, data, client_type, mentions, at_all, origin, push_content)
+        return kind.send(sender, device, outgoing)
 
     def append(self, message: NewMessage) -> defer.Deferred:
         """Store a message, counted by the node's flow control (transports stop reading from
@@ -536,7 +634,26 @@ class Messages:
         limit = min(limit, self.limits.history_page_max)
         where = await self.locate(user.user_id, session_type, session_id)
         messages = await self.store.history(where.conv, end_msg_id, limit, where.first_seq)
+        if self._history_views:
+            messages = await self._viewed_history(user.user_id, where, messages, limit)
         return (messages, *await self._read_seqs(user.user_id, where))
+
+    async def _viewed_history(self, user_id: int, where: Located, page: list[Message], limit: int) -> list[Message]:
+        """The page through the history views; when they took messages out of a full page,
+        older ones fill it (a bounded number of times), so that a client paging back does not
+        take a short page for the start of the conversation."""
+        shown = await self._apply_history_views(user_id, where, page)
+        for _ in range(HISTORY_REFILLS):
+            if len(page) < limit or len(shown) >= limit or not page or page[0].seq <= where.first_seq:
+                break
+            page = await self.store.history(where.conv, page[0].seq, limit, where.first_seq)
+            shown = (await self._apply_history_views(user_id, where, page)) + shown
+        return shown[-limit:]
+
+    async def _apply_history_views(self, user_id: int, where: Located, messages: list[Message]) -> list[Message]:
+        for view in self._history_views:
+            messages = await defer.maybeDeferred(view, user_id, where, messages)
+        return messages
 
     async def _read_seqs(self, user_id: int, where: Located) -> tuple[int, int]:
         mine = await self.store.conversation_entry(user_id, where.conv)
@@ -562,11 +679,17 @@ class Messages:
             raise ChatError(ErrorCode.INVALID_ARGUMENT, "message ids must be decimal numbers") from None
         seqs = [s for s in seqs if s >= where.first_seq]
         messages = await self.store.messages_by_seq(where.conv, seqs)
+        if self._history_views:
+            messages = await self._apply_history_views(user.user_id, where, messages)
         return (messages, *await self._read_seqs(user.user_id, where))
 
     def conversations(self, user: User, updated_since: int) -> defer.Deferred:
-        """The user's conversation list (ConversationEntry, most recent first)."""
-        return self.store.conversations_of(user.user_id, max(0, updated_since), MAX_SESSIONS_LISTED)
+        """The user's conversation list (ConversationEntry, most recent first, then as the
+        session views change it: pinned ones first, hidden ones out ...)."""
+        d = self.store.conversations_of(user.user_id, max(0, updated_since), MAX_SESSIONS_LISTED)
+        for _, _, view in self._session_views:
+            d.addCallback(lambda entries, v=view: v(user, entries))
+        return d
 
     # -- catching up after a lost cluster subscription
 
@@ -707,6 +830,7 @@ def setup(api: ModuleAPI) -> Messages:
             session.client_type,
             req.at_user_list,
             req.at_all,
+            push_content=req.push_content,
         )
 
         def stored(result: AppendResult) -> None:

@@ -1238,6 +1238,28 @@ class SQLDatabaseConformanceTests:
 # ---- feature facets ------------------------------------------------------------------------
 
 
+def open_facet(test: Any, tmp_path: Any, feature: str, interface: Any, sql: Any) -> tuple[Any, Any]:
+    """Start ``test.make_store(tmp_path)`` and give it with its facet providing ``interface``: the
+    backend's own (``facet(interface)``), else ``sql(store)`` on an SQL backend, its migrations
+    applied under ``feature`` (as the node's ``ModuleAPI.open_store`` does).  For the feature
+    suites' fixtures."""
+    from coffeechat.interfaces import ISQLDatabase
+    from coffeechat.sql import load_migrations
+
+    async def opened() -> Any:
+        store = await defer.maybeDeferred(test.make_store, tmp_path)
+        await store.start()
+        provider = getattr(store, "facet", None)
+        facet = provider(interface) if provider is not None else None
+        if facet is None and ISQLDatabase.providedBy(store):
+            await store.migrate(feature, load_migrations(sql.migrations))
+            facet = sql(store)
+        assert facet is not None and verifyObject(interface, facet)
+        return store, facet
+
+    return pytest_twisted.blockon(defer.ensureDeferred(opened()))
+
+
 class RecallStoreConformanceTests:
     """The recall feature's storage (:class:`~coffeechat.features.recall.IRecallStore`), for any
     backend: an SQL backend gets the feature's own implementation (and table), any other one
@@ -1251,21 +1273,8 @@ class RecallStoreConformanceTests:
     @pytest.fixture
     def stores(self, tmp_path: Any) -> Any:
         from coffeechat.features.recall import IRecallStore, SQLRecallStore
-        from coffeechat.interfaces import ISQLDatabase
-        from coffeechat.sql import load_migrations
 
-        async def opened() -> Any:
-            store = await defer.maybeDeferred(self.make_store, tmp_path)
-            await store.start()
-            provider = getattr(store, "facet", None)
-            facet = provider(IRecallStore) if provider is not None else None
-            if facet is None and ISQLDatabase.providedBy(store):
-                await store.migrate("recall", load_migrations(SQLRecallStore.migrations))
-                facet = SQLRecallStore(store)
-            assert facet is not None and verifyObject(IRecallStore, facet)
-            return store, facet
-
-        store, facet = pytest_twisted.blockon(defer.ensureDeferred(opened()))
+        store, facet = open_facet(self, tmp_path, "recall", IRecallStore, SQLRecallStore)
         yield store, facet
         pytest_twisted.blockon(defer.maybeDeferred(store.stop))
 

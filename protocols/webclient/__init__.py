@@ -21,6 +21,7 @@ __all__ = ["FOLDER", "SECURITY_HEADERS", "WebClientFiles", "web_resource"]
 
 FOLDER = Path(__file__).resolve().parent
 INDEX = "index.html"
+SERVICE_WORKER = "sw.js"  # the Web Push service worker (docs/push.md)
 
 # Served files, by extension. Modules must be text/javascript: browsers refuse to run a module
 # script of another type (and with nosniff, any script).
@@ -38,6 +39,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
+        # voice notes and videos play from this origin's /files (signed URLs), never from elsewhere
+        "media-src 'self'",
         "connect-src 'self' ws: wss:",
         "manifest-src 'self'",
         "base-uri 'none'",
@@ -89,6 +92,8 @@ class WebClientFiles(static.File):
     def render_GET(self, request: IRequest) -> Any:
         for name, value in SECURITY_HEADERS.items():
             request.setHeader(name, value)
+        if Path(self.path).name == SERVICE_WORKER:  # push.js registers it for the whole site
+            request.setHeader(b"Service-Worker-Allowed", b"/")
         if self.isdir():
             # The folder itself (the site's "/"): the page, without a redirect to "/index.html".
             return self.createSimilarFile(str(Path(self.path) / INDEX)).render_GET(request)

@@ -1,10 +1,28 @@
 // The CoffeeChat web client: login and registration, the conversation list (people and groups),
-// one chat view, group management (create, invite, members, leave), typing indicators, recall.
+// one chat view, group management (create, invite, members, leave), typing indicators, recall,
+// deletes for oneself (deletes.js).
 //
 // Everything shown that came from a user (names, messages, group names) goes into the page
 // through textContent or createElement, never innerHTML, so nothing anyone types can run as
 // markup. State lives in plain objects below; render functions redraw from it after each change.
 
+import { blockPush, renderBlocks } from "./blocks.js";
+import { directoryPush, loadNames, renderDirectory, wantName } from "./directory.js";
+import { friendName, friendsOnline, friendsPush, friendsReset, initFriends, presenceDot, showPresence } from "./friends.js";
+import { conversationMarks, dndPush, initDnd, loadDnd, pinRank, renderDnd, resetDnd, withPinnedSection } from "./dnd.js";
+import { groupRequestsOnline, groupRequestsPush, renderGroupPanelPart, setupGroupRequests } from "./group_requests.js";
+import {
+  afterConversationList,
+  deleteMenuItem,
+  isHidden,
+  isRemoved,
+  noteHiddenGaps,
+  receiveDeleteNotify,
+  renderDeletes,
+  wireDeletes,
+} from "./deletes.js";
+import { groupAdminPush, renderGroupAdmin, setupGroupAdmin } from "./group_admin.js";
+import { initPush, pushOnline, unregisterPush } from "./push.js";
 import { md5Hex } from "./md5.js";
 import {
   ChatConnection,
@@ -17,6 +35,19 @@ import {
   textToBase64,
   utf8Length,
 } from "./protocol.js";
+import {
+  CUSTOM,
+  MERGED,
+  canForward,
+  closeForwardPicker,
+  decorateBubble,
+  forwardMenuItem,
+  parseOrigin,
+  parseSpecial,
+  specialText,
+} from "./forward.js";
+import { clearSearch, initSearch } from "./search.js";
+import { decorateMedia, initMedia, parseMedia } from "./media.js";
 
 const STORAGE_KEY = "coffeechat.session";
 const GROUPS_KEY = "coffeechat.groups."; // + user id: the group info cache (names, versions)
@@ -45,7 +76,6 @@ const ROLE_OWNER = 3;
 const MUTE_ALL = 1; // kCIM_GROUP_MUTE_MODEL_ALL: only the owner and admins may write
 const JOIN_NEED_AUTH = 1; // kCIM_GROUP_JOIN_MODEL_NEED_AUTH: only the owner and admins may invite
 const JOIN_REJECT = 2; // kCIM_GROUP_JOIN_MODEL_REJECT: nobody may
-const INVITE_NEEDS_CONSENT = 1; // kCIM_GROUP_BE_INVITE_MODEL_NEED_AGREE: the server takes no invitations
 const PHONE = window.matchMedia("(max-width: 720px)");
 const EMOJI = ["😀", "😂", "😊", "😍", "🤔", "😎", "😢", "😮", "👍", "👎", "🙏", "👏", "🎉", "❤️", "🔥", "☕", "✅", "👋", "🚀", "🍕"];
 const TYPE_LABELS = { 2: "File", 3: "Photo", 4: "Voice message", 5: "Video", 6: "Location", 8: "Tip", 10: "Call" };
@@ -144,7 +174,10 @@ function groupFor(groupId) {
 const me = () => (state.session ? state.session.userId : 0);
 const unreadOf = (chat) => Math.max(0, chat.latest - chat.myRead);
 const mentionsMe = (chat) => chat.type === GROUP && chat.mentionSeq > chat.myRead;
-const nameOf = (userId) => state.users.get(userId) || `User ${userId}`;
+const nameOf = (userId) => state.users.get(userId) || (wantName(userId), `User ${userId}`);
+// Shown for a person (sender, preview, notice): my remark of a friend first.  Not for what is sent
+// (an @-mention names the nick everyone sees), so nameOf stays the nick.
+const senderName = (userId, nick) => friendName(userId) || nick || nameOf(userId);
 const openChatState = () => (state.openKey ? state.chats.get(state.openKey) || null : null);
 const openGroup = () => {
   const chat = openChatState();
@@ -152,7 +185,7 @@ const openGroup = () => {
 };
 
 function chatName(chat) {
-  if (chat.type !== GROUP) return nameOf(chat.id);
+  if (chat.type !== GROUP) return friendName(chat.id) || nameOf(chat.id);
   return groupFor(chat.id).name || "Group";
 }
 
@@ -201,6 +234,7 @@ function formatTime(seconds, withDate = false) {
 function messageText(type, data) {
   if (type === TEXT || type === 0) return base64ToText(data);
   if (type === RECALLED) return ""; // its content is gone: what shows is recalledText
+  if (type === CUSTOM || type === MERGED) return specialText(type, data); // forward.js
   return `[${TYPE_LABELS[type] || "Message"}]`;
 }
 
@@ -222,7 +256,7 @@ function noticeText(message) {
   const data = notice.data || {};
   const person = (userId, nick, subject) => {
     if (userId && userId === me()) return subject ? "You" : "you";
-    return nick || (userId ? nameOf(userId) : "Someone");
+    return userId ? senderName(userId, nick) : nick || "Someone";
   };
   const people = (ids, nicks) =>
     joinNames((Array.isArray(ids) ? ids : []).map((id, i) => person(num(id), Array.isArray(nicks) ? nicks[i] : "", false)));
@@ -235,8 +269,8 @@ function noticeText(message) {
       const others = people(data.ids, data.nickNames);
       return others ? `${created} with ${others}` : created;
     }
-    case 2:
-      return `${actor(data.userId || actorId)} invited ${people(data.ids, data.nickNames)}`;
+    case 2: // joinType "request": an approved request to join (group_requests.js)
+      return `${actor(data.userId || actorId)} ${data.joinType === "request" ? "let in" : "invited"} ${people(data.ids, data.nickNames)}`;
     case 3:
       return `${actor(data.ownerUserId || actorId)} removed ${people(data.ids, data.nickNames)}`;
     case 4: {
@@ -257,6 +291,7 @@ function noticeText(message) {
         parts.push(muted ? "allowed only admins to send messages" : "allowed everyone to send messages");
       }
       if ("joinModel" in data || "beInviteModel" in data) parts.push("changed who can add members");
+      if (data.owner) parts.push(`handed the group to ${people([data.owner], [data.ownerNick])}`);
       if (Array.isArray(data.adminIds)) {
         parts.push(`made ${people(data.adminIds, [])} ${data.adminIds.length > 1 ? "admins" : "an admin"}`);
       }
@@ -482,6 +517,7 @@ async function submitLogin(event) {
 
 async function logout() {
   const token = state.session?.token;
+  await unregisterPush(); // push.js: this browser gets no more notifications for this user
   connection?.stop();
   if (token) {
     // Revoke the token on the server too, so a copy of it is worth nothing. A server that does
@@ -510,6 +546,7 @@ function endSession(message) {
   localStorage.removeItem(STORAGE_KEY);
   if (state.session) localStorage.removeItem(GROUPS_KEY + me());
   state.session = null;
+  friendsReset();
   state.users.clear();
   state.chats.clear();
   state.groups.clear();
@@ -527,10 +564,13 @@ function endSession(message) {
   typingRefused.clear();
   typingSeqs.clear();
   messageMenu = null;
+  closeForwardPicker();
   recallsSince = 0;
+  resetDnd();
   clearTimeout(recallTimer);
   $("message-list").replaceChildren();
   messageNodes.clear();
+  clearSearch();
   showScreen("login");
   setLoginMode(false);
   showLoginError(message);
@@ -555,7 +595,7 @@ function createConnection() {
         state.users.set(me(), userInfo.nickName);
       }
       state.notice = "";
-      catchUp();
+      catchUp().then(() => friendsOnline([...state.chats.values()].filter((c) => c.type === SINGLE).map((c) => c.id)));
     },
     onPush: handlePush,
     onSendError: sendRefused,
@@ -584,9 +624,14 @@ async function catchUp() {
       if (e instanceof NoAnswerError) throw e;
       console.warn("the group list failed", e); // 1:1 chats still work
     });
+    await loadDnd().catch((e) => console.warn("do-not-disturb and pins failed", e));
+    pushOnline().catch((e) => console.warn("push registration failed", e)); // push.js
     const rsp = await connection.request("LIST_RECENT_CONTACT_SESSION_REQ", { latestUpdateTime: 0 });
     // The list comes most recent first: apply it oldest first so ties keep the server's order.
     for (const entry of (rsp.contactSessionList || []).slice().reverse()) applySummary(entry);
+    afterConversationList(rsp.contactSessionList || []); // removed or emptied (deletes.js)
+    // The user list has our contacts; the senders in groups' previews may be strangers.
+    await loadNames([...state.chats.values()].map((c) => c.preview?.from || 0)).catch(() => {});
     render();
     const open = openChatState();
     const fresh = open && !open.loaded && !open.left ? open : null;
@@ -601,6 +646,7 @@ async function catchUp() {
     if (recallsSince) await syncRecalls();
     if (openGroup()) loadMembers(openGroup().id).catch(() => {});
     flushOutbox();
+    groupRequestsOnline();
     markReadIfVisible();
     requestReadCounts(openChatState());
   } catch (e) {
@@ -716,7 +762,7 @@ async function loadMembers(groupId) {
   group.members = members;
   group.memberCount = members.size;
   for (const [userId, role] of members) if (role === ROLE_OWNER) group.ownerId = userId;
-  if ([...members.keys()].some((id) => !state.users.has(id))) await loadUsers().catch(() => {});
+  if ([...members.keys()].some((id) => !state.users.has(id))) await loadNames([...members.keys()]).catch(() => {});
   render();
   return members;
 }
@@ -803,6 +849,9 @@ function fromInfo(info) {
     notice: parseNotice(type, info.msgData),
     recall: parseRecall(type, info.msgData),
     status: num(info.msgStatus),
+    origin: parseOrigin(info.forwardOrigin), // a forwarded copy's (forward.js)
+    body: parseSpecial(type, info.msgData), // a custom message's or chat record's JSON
+    media: parseMedia(type, info.msgData), // an image's, voice note's, video's or file's (media.js)
   };
 }
 
@@ -815,12 +864,13 @@ async function fetchPage(chat, endMsgId, limit) {
   });
   const page = (rsp.msgList || []).map(fromInfo).filter((m) => m.seq > 0);
   page.sort((a, b) => a.seq - b.seq);
+  noteHiddenGaps(chat, page); // ids this user deleted are missing from pages
   for (const message of page) addMessage(chat, message);
   // A short page holds everything back to the first message we may see: in a group, the one
   // at which we joined (the server shows nobody what was said before they came).
   if (page.length < limit) chat.startReached = true;
   if (page.some((m) => !state.users.has(m.from))) {
-    loadUsers()
+    loadNames(page.map((m) => m.from))
       .then(() => render())
       .catch(() => {});
   }
@@ -871,7 +921,7 @@ function syncNewest(chat) {
 function contiguousTop(chat) {
   let seq = chat.oldest;
   if (!seq) return 0;
-  while (chat.messages.has(seq + 1)) seq++;
+  while (chat.messages.has(seq + 1) || isHidden(chat, seq + 1)) seq++;
   return seq;
 }
 
@@ -921,6 +971,41 @@ function handlePush(name, body) {
   else if (name === "GROUP_READ_COUNT_NOTIFY") receiveReadCount(body);
   else if (name === "MSG_RECALL_NOTIFY") receiveRecall(body);
   else if (name === "MSG_TYPING_NOTIFY") receiveTyping(body);
+  else featurePush(name, body);
+}
+
+/** Pushes of the issue-12 feature modules, each handled in its own file (protocols/webclient/*.js):
+ * one line per feature, in its own slot. */
+function featurePush(name, body) {
+  // -- directory and profiles
+  if (name === "PROFILE_CHANGED_NOTIFY") directoryPush(body);
+
+  // -- friends and online status
+  if (friendsPush(name, body)) return;
+
+  // -- block list
+  if (name === "BLOCK_CHANGED_NOTIFY") blockPush(body);
+
+  // -- do-not-disturb and pinned conversations
+  if (dndPush(name, body)) return;
+
+  // -- message deletes
+  if (name === "MSG_DELETE_NOTIFY") receiveDeleteNotify(body);
+
+  // -- forward and custom messages
+
+  // -- group requests, invitations, ownership transfer
+  groupRequestsPush(name, body);
+
+  // -- group member mutes, tags and custom fields
+  if (groupAdminPush(name, body)) return;
+
+  // -- search
+
+  // -- files and media (issue 13)
+
+  // -- push notifications
+
 }
 
 function receiveMessage(body) {
@@ -1148,6 +1233,22 @@ function sendText(chat, text, mentions = [], atAll = false) {
   trySend(clientMsgId);
 }
 
+/** What a message of ``msgType`` whose content is the text ``content`` shows. */
+function shownContent(msgType, content) {
+  const data = textToBase64(content);
+  return { type: msgType, text: messageText(msgType, data), media: parseMedia(msgType, data) };
+}
+
+/** Send a message of another type (an image, a voice note: media.js) whose content is ``content``. */
+function sendContent(chat, msgType, content) {
+  const clientMsgId = uuid();
+  const time = Math.floor(Date.now() / 1000);
+  chat.pending.set(clientMsgId, { seq: 0, clientMsgId, from: me(), time, ...shownContent(msgType, content), status: 0 });
+  outbox.set(clientMsgId, { key: chat.key, text: content, msgType, mentions: [], atAll: false, inFlight: false });
+  render({ toBottom: true });
+  trySend(clientMsgId);
+}
+
 async function trySend(clientMsgId) {
   const item = outbox.get(clientMsgId);
   if (!item || item.inFlight || !connection?.online) return; // sent after the next reconnect
@@ -1167,7 +1268,7 @@ async function trySend(clientMsgId) {
       toSessionId: String(chat.id),
       clientMsgId,
       createTime: Math.floor(Date.now() / 1000),
-      msgType: TEXT,
+      msgType: item.msgType || TEXT,
       sessionType: chat.type,
       msgData: textToBase64(item.text),
     };
@@ -1186,7 +1287,8 @@ async function trySend(clientMsgId) {
     const time = num(ack.createTime) || pending?.time || 0;
     // A first try answered promptly was stored just now: its time tells the server's clock.
     if (ack.createTime && item.tries === 1 && Date.now() - started < 5000) clockSkew = time - Date.now() / 1000;
-    const sent = { clientMsgId, from: me(), type: TEXT, text: item.text, ...pending };
+    const shown = item.msgType ? shownContent(item.msgType, item.text) : { type: TEXT, text: item.text };
+    const sent = { clientMsgId, from: me(), ...shown, ...pending };
     remember(chat, { ...sent, seq: num(ack.serverMsgId), time, status: 0 });
     chat.pending.delete(clientMsgId);
     render();
@@ -1290,6 +1392,7 @@ async function recallMessage(chat, seq) {
     applyRecall(chat, seq, { by: me(), time: Math.floor(serverNow()) });
   } catch (e) {
     if (e instanceof ServerError && e.code === ErrorCode.RECALL_TOO_LATE) chat.recallClosed.add(seq);
+    menu.recallRefused = true; // its button stays, disabled, beside the reason
     if (e instanceof ServerError) menu.error = RECALL_ERRORS[e.code] || e.message;
     else menu.error = "No connection to the server. Try again.";
   } finally {
@@ -1303,7 +1406,7 @@ function toggleMessageMenu(chat, seq) {
   messageMenu = open ? null : { chatKey: chat.key, seq, busy: false, error: "" };
   renderMessages({});
   if (!open) {
-    const node = $("message-list").querySelector(`[data-testid="recall-button"]`);
+    const node = $("message-list").querySelector(".message-menu .menu-item:not([hidden])");
     node?.focus({ preventScroll: true });
     node?.closest("li")?.scrollIntoView({ block: "nearest" });
   }
@@ -1524,6 +1627,9 @@ function render(options = {}) {
   renderChatHeader();
   renderMessages(options);
   renderGroupPanel();
+  renderDeletes();
+  renderDirectory();
+  renderBlocks();
 }
 
 const STATE_LABELS = { online: "Online", connecting: "Connecting…", offline: "Offline, reconnecting…", stopped: "Offline" };
@@ -1549,9 +1655,11 @@ function renderSidebar() {
 
 function sortedChats() {
   return [...state.chats.values()]
+    .filter((chat) => !isRemoved(chat))
     .filter((chat) => chat.latest > 0 || chat.key === state.openKey || chat.pending.size > 0 || chat.type === GROUP)
     .sort((a, b) => {
-      // Newest first; a conversation without messages yet (just started) on top.
+      // Pinned first (docs/dnd.md); then newest first, a conversation without messages yet on top.
+      if (pinRank(a) !== pinRank(b)) return pinRank(b) - pinRank(a);
       const byTime = (b.preview ? b.preview.time : Infinity) - (a.preview ? a.preview.time : Infinity);
       return (Number.isNaN(byTime) ? 0 : byTime) || b.touched - a.touched;
     });
@@ -1559,11 +1667,11 @@ function sortedChats() {
 
 function previewText(chat) {
   const preview = chat.preview;
-  if (!preview) return "No messages yet";
+  if (!preview || preview.cleared) return "No messages yet";
   if (preview.type === NOTIFICATION) return noticeText(preview);
   if (preview.type === RECALLED) return recalledText(preview);
   const mine = preview.from === me();
-  if (chat.type === GROUP) return `${mine ? "You" : preview.nick || nameOf(preview.from)}: ${preview.text}`;
+  if (chat.type === GROUP) return `${mine ? "You" : senderName(preview.from, preview.nick)}: ${preview.text}`;
   return `${mine ? "You: " : ""}${preview.text}`;
 }
 
@@ -1591,6 +1699,7 @@ function renderConversations() {
           { cls: "conversation-bottom" },
           el("span", { cls: "conversation-preview", testid: "conversation-preview", text: previewText(chat) }),
           typing ? el("span", { cls: "conversation-typing", testid: "conversation-typing", text: typing }) : "",
+          ...conversationMarks(chat),
           chat.left ? el("span", { cls: "tag", testid: "left-marker", text: "Left" }) : "",
           mentionsMe(chat) && unread ? el("span", { cls: "mention-marker", testid: "mention-marker", text: "@you" }) : "",
           unread ? el("span", { cls: "badge", testid: "unread-badge", text: unread > 99 ? "99+" : String(unread) }) : "",
@@ -1599,6 +1708,7 @@ function renderConversations() {
     );
     button.addEventListener("click", () => openChat(chat.key));
     const item = el("li", { testid: "conversation-item" }, button);
+    if (chat.type !== GROUP) button.querySelector(".conversation-name").prepend(presenceDot(chat.id));
     item.dataset.sessionType = String(chat.type);
     if (chat.type === GROUP) item.dataset.groupId = String(chat.id);
     else item.dataset.peerId = String(chat.id);
@@ -1608,7 +1718,7 @@ function renderConversations() {
     item.classList.toggle("typing", Boolean(typing));
     return item;
   });
-  $("conversation-list").replaceChildren(...items);
+  $("conversation-list").replaceChildren(...withPinnedSection(items, chats));
   $("conversations-empty").hidden = items.length > 0;
   const total = chats.reduce((sum, chat) => sum + (chat.left ? 0 : unreadOf(chat)), 0);
   document.title = total ? `(${total}) CoffeeChat` : "CoffeeChat";
@@ -1709,6 +1819,7 @@ function renderTyping() {
 function renderChatHeader() {
   const chat = openChatState();
   const open = chat !== null;
+  renderDnd(chat);
   $("chat-empty").hidden = open;
   $("chat-header").hidden = !open;
   $("message-list").hidden = !open;
@@ -1721,6 +1832,7 @@ function renderChatHeader() {
     return;
   }
   $("chat-title").textContent = chatName(chat);
+  showPresence(chat.type === SINGLE ? chat.id : 0);
   $("chat-avatar").replaceChildren(chatAvatar(chat));
   const isGroup = chat.type === GROUP;
   $("group-info-button").hidden = !isGroup || Boolean(chat.left);
@@ -1746,9 +1858,9 @@ function renderChatHeader() {
 }
 
 /** Whether we may add people (docs/groups.md: join_model REJECT: nobody; NEED_AUTH: the owner
- * and admins; be_invite_model NEED_AGREE: no invitations at all). */
+ * and admins; be_invite_model NEED_AGREE: the invitees are asked, docs/group-requests.md). */
 function canInvite(group) {
-  if (group.joinModel === JOIN_REJECT || group.beInviteModel === INVITE_NEEDS_CONSENT) return false;
+  if (group.joinModel === JOIN_REJECT) return false;
   return group.joinModel !== JOIN_NEED_AUTH || roleOf(group, me()) >= ROLE_ADMIN;
 }
 
@@ -1802,6 +1914,7 @@ function recalledNode(message) {
 
 const DOTS_ICON = "M5 12h.01M12 12h.01M19 12h.01";
 const RECALL_ICON = "M9 14L4 9l5-5M4 9h10.5a5.5 5.5 0 0 1 0 11H11";
+const FORWARD_ICON = "M15 14l5-5-5-5M20 9H9.5A5.5 5.5 0 0 0 4 14.5V20";
 
 /** An inline SVG icon like the page's own (stroked, in the text's colour), built as elements. */
 function icon(path, strokeWidth = 2) {
@@ -1824,14 +1937,21 @@ function icon(path, strokeWidth = 2) {
   return svg;
 }
 
-/** The "⋯" button beside a message we may recall, and its menu (Recall, and a refusal's
- * reason) below the bubble when open. A button, not a hover or a long press: phones and
- * keyboards use it too. */
+/** Items the feature modules add to the message menu: {available(chat, message), create(chat,
+ * message, menu) -> node, update(node, chat, message, menu)}; ``menu()`` gives the open menu's
+ * state ({chatKey, seq, busy, error}). */
+const messageMenuItems = [deleteMenuItem];
+
+/** The "⋯" button beside a message we may recall, forward (or delete for ourselves ...), and
+ * its menu (Recall, Forward, the features' items, and a refusal's reason) below the bubble when
+ * open. A button, not a hover or a long press: phones and keyboards use it too. */
 function updateMessageActions(chat, message, node) {
   const menuOpen = messageMenu?.chatKey === chat.key && messageMenu.seq === message.seq;
   const allowed = canRecall(chat, message);
+  const items = messageMenuItems.filter((item) => item.available(chat, message));
+  const offered = allowed || canForward(message) || items.length > 0;
   let button = node.querySelector(".message-actions");
-  if ((allowed || menuOpen) && !button) {
+  if ((offered || menuOpen) && !button) {
     button = el(
       "button",
       {
@@ -1843,7 +1963,7 @@ function updateMessageActions(chat, message, node) {
     );
     button.addEventListener("click", () => toggleMessageMenu(chat, message.seq));
     node.append(button);
-  } else if (!allowed && !menuOpen && button) {
+  } else if (!offered && !menuOpen && button) {
     button.remove();
     button = null;
   }
@@ -1861,15 +1981,24 @@ function updateMessageActions(chat, message, node) {
       el("span"),
     );
     recall.addEventListener("click", () => recallMessage(chat, message.seq));
+    const extra = items.map((item) => {
+      const itemNode = item.create(chat, message, () => messageMenu);
+      itemNode.menuItem = item;
+      return itemNode;
+    });
     menu = el(
       "div",
       { cls: "message-menu", testid: "message-menu", attrs: { role: "group", "aria-label": "Message actions" } },
       recall,
+      forwardMenuItem(chat, message, icon(FORWARD_ICON)),
+      ...extra,
       el("span", { cls: "menu-error", testid: "recall-error", attrs: { role: "alert" } }),
     );
     node.append(menu);
   }
+  for (const itemNode of menu.children) itemNode.menuItem?.update(itemNode, chat, message, messageMenu);
   const recall = menu.querySelector(".menu-item");
+  recall.hidden = !allowed && !messageMenu.busy && !messageMenu.recallRefused; // others' messages: no Recall
   recall.disabled = messageMenu.busy || !allowed;
   recall.lastChild.textContent = messageMenu.busy ? "Recalling…" : "Recall";
   recall.title = message.from === me() ? "Recall for everyone" : "Recall for everyone (as an admin of the group)";
@@ -1886,7 +2015,7 @@ function messageNode(chat, message) {
     const meta = el("span", { cls: "meta" }, el("time", { text: formatTime(message.time, true) }));
     const bubble = el("span", { cls: "bubble" });
     if (chat.type === GROUP && !mine) {
-      const nick = message.nick || nameOf(message.from);
+      const nick = senderName(message.from, message.nick);
       bubble.append(el("span", { cls: `sender t${message.from % 8}`, testid: "message-sender", text: nick }));
     }
     bubble.append(el("span", { cls: "text", testid: "message-text" }), meta);
@@ -1899,7 +2028,7 @@ function messageNode(chat, message) {
     messageNodes.set(key, node);
   }
   const sender = node.querySelector(".sender");
-  if (sender) sender.textContent = message.nick || nameOf(message.from);
+  if (sender) sender.textContent = senderName(message.from, message.nick);
   // The text, with mentions set apart once the members' names are known.
   const textNode = node.querySelector(".text");
   const members = chat.type === GROUP ? groupFor(chat.id).members : null;
@@ -1923,6 +2052,8 @@ function messageNode(chat, message) {
       readers.title = partly ? status.label : "";
     }
   }
+  decorateBubble(chat, message, node.querySelector(".bubble")); // forwarded, custom, chat records
+  decorateMedia(message, node.querySelector(".bubble")); // images, voice, video, files
   updateMessageActions(chat, message, node);
   return { key, node };
 }
@@ -2039,7 +2170,7 @@ function renderGroupPanel() {
       el("span", {
         cls: "member-name",
         testid: "member-name",
-        text: userId === me() ? `${nameOf(userId)} (you)` : nameOf(userId),
+        text: userId === me() ? `${nameOf(userId)} (you)` : senderName(userId),
       }),
       label ? el("span", { cls: `role ${label.toLowerCase()}`, testid: "member-role", text: label }) : "",
     );
@@ -2054,6 +2185,8 @@ function renderGroupPanel() {
   const ownerNote = roleOf(group, me()) === ROLE_OWNER && count > 1 ? " The longest-standing member becomes the owner." : "";
   const question = `Leave “${group.name || "this group"}”? You will no longer get its messages.`;
   $("leave-confirm-text").textContent = question + ownerNote;
+  renderGroupPanelPart(group);
+  renderGroupAdmin(group); // kick, admins, rename, mutes, tags (group_admin.js)
 }
 
 // ---- @mentions --------------------------------------------------------------------------------
@@ -2265,9 +2398,82 @@ function wire() {
   window.addEventListener("online", () => connection?.reconnectNow());
   PHONE.addEventListener("change", () => render());
   buildEmojiPicker();
+  initDnd({ request: (name, body) => connection.request(name, body), render: () => render(), openChat: openChatState, setNotice, sidebar: () => state.sidebar });
+  initPush({ request: (name, body) => connection.request(name, body), online: () => Boolean(connection?.online) });
+  setupGroupRequests({
+    groupRequest, me, nameOf: (userId) => senderName(userId), el, openGroup, roleOf, loadMembers, loadUsers, loadNames, render,
+    storeNotice: (groupId, notice) => storeIncoming(GROUP, groupId, notice),
+  });
+  initSearch({
+    request: (name, body) => connection.request(name, body),
+    online: () => Boolean(connection?.online),
+    openChat: (type, id) => openChat(chatFor(type, id).key),
+    loadUntil: async (type, id, seq) => {
+      // older pages of the open conversation until message `seq` is held (at most 20 pages)
+      const chat = chatFor(type, id);
+      for (let pages = 0; pages < 20 && state.openKey === chat.key; ) {
+        if (chat.loaded && chat.oldest > 0 && chat.oldest <= seq) return true;
+        if (!chat.loaded || chat.loadingOlder) await new Promise((done) => setTimeout(done, 100));
+        else if (atStart(chat) || !(await loadOlder(chat))) return false;
+        else pages++;
+      }
+      return false;
+    },
+    keyOf,
+    chatLabel: (type, id) => (type === GROUP ? groupFor(id).name || "Group" : nameOf(id)),
+    senderLabel: (userId) => (userId === me() ? "You" : nameOf(userId)),
+    formatTime,
+    num,
+  });
+  wireDeletes();
+  setupGroupAdmin({ request: groupRequest, me, openGroup, roleOf, render, el, loadMembers, applyGroupInfo, storeIncoming });
 }
 
+// For the feature modules (directory.js, blocks.js, forward.js ...): live bindings, read when
+// they run, not at import. deletes.js: $, closeChat, closeMessageMenu, connectionNow, fromInfo,
+// openChatState, state.
+const connectionNow = () => connection;
+const currentConnection = connectionNow;
+export {
+  $,
+  avatar,
+  chatFor,
+  chatName,
+  closeChat,
+  closeMessageMenu,
+  connection,
+  connectionNow,
+  currentConnection,
+  el,
+  fromInfo,
+  me,
+  nameOf,
+  openChat,
+  openChatState,
+  render,
+  showSidebar as setSidebar,
+  sortedChats,
+  state,
+  state as appState,
+};
+
 wire();
+initMedia({
+  token: () => state.session?.token || "",
+  openChat: () => {
+    const chat = openChatState();
+    return chat && !chat.left ? chat : null;
+  },
+  send: sendContent,
+});
+initFriends({
+  request: (name, body) => connection.request(name, body),
+  me,
+  nameOf,
+  users: () => state.users,
+  openPeer: (id) => openChat(chatFor(SINGLE, id).key),
+  changed: () => render(),
+});
 const saved = loadSession();
 if (saved) startSession(saved);
 else {

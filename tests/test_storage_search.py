@@ -1,0 +1,36 @@
+"""The search feature's storage facet on SQLite (FTS5), PostgreSQL (tsvector + GIN) and the
+memory backend: coffeechat.testing.conformance_search."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet import reactor
+
+from coffeechat.backends.memory import MemoryStore
+from coffeechat.backends.postgres import PostgresStore
+from coffeechat.backends.sqlite import SQLiteStore
+from coffeechat.testing.conformance_search import SearchStoreConformanceTests
+from tests.pgserver import PgServer, pg_server  # noqa: F401  (the session fixture)
+
+
+class TestSQLiteSearch(SearchStoreConformanceTests):
+    def make_store(self, tmp_path):
+        return SQLiteStore(reactor, str(tmp_path / "store.sqlite3"))
+
+
+class TestMemorySearch(SearchStoreConformanceTests):
+    durable = False
+
+    def make_store(self, tmp_path):
+        return MemoryStore()
+
+
+class TestPostgresSearch(SearchStoreConformanceTests):
+    @pytest.fixture(autouse=True)
+    def _database(self, pg_server: PgServer, tmp_path):  # noqa: F811
+        self._dsn = pg_server.database(tmp_path)
+        yield
+        pg_server.release(tmp_path)
+
+    def make_store(self, tmp_path):
+        return PostgresStore(reactor, self._dsn)
