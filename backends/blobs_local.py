@@ -14,10 +14,10 @@ import tempfile
 from typing import Any
 
 from twisted.internet import defer, threads
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from coffeechat.interfaces import BlobNotFound, IBlobStore
+from coffeechat.threadpools import DaemonThreadPool
 
 _KEY = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 
@@ -39,7 +39,7 @@ class LocalBlobStore:
             from twisted.internet import reactor
         self.root = os.path.abspath(root)
         self.reactor = reactor
-        self.pool = ThreadPool(1, max_threads, name="coffeechat-blobs")
+        self.pool = DaemonThreadPool(1, max_threads, name="coffeechat-blobs")
 
     def _path(self, key: str) -> str:
         path = os.path.join(self.root, *check_key(key).split("/"))

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer, threads
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from backends.blobs_local import check_key
 from coffeechat.interfaces import BlobNotFound, IBlobStore
+from coffeechat.threadpools import DaemonThreadPool
 
 
 @implementer(IBlobStore)
@@ -42,7 +42,7 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix
         self.reactor = reactor
-        self.pool = ThreadPool(1, max_threads, name="coffeechat-s3")
+        self.pool = DaemonThreadPool(1, max_threads, name="coffeechat-s3")
         # boto3 clients are thread-safe; one per store, its connection pool sized to the threads.
         self.client = boto3.session.Session().client(
             "s3",

@@ -91,3 +91,20 @@ async def live_node(tmp_path):
     live = await start_node(node_config(tmp_path))
     yield live
     await stop_node(live)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop any Twisted thread pool a test left running.  Their threads are not daemons: one pool
+    left started would keep the finished test process from ever exiting (and CI from ending)."""
+    import gc
+    import sys
+
+    from twisted.python.threadpool import ThreadPool
+
+    own = getattr(reactor, "threadpool", None)  # the reactor stops its own at its shutdown
+    leaked = [o for o in gc.get_objects() if isinstance(o, ThreadPool) and o.started and o is not own]
+    for pool in leaked:
+        pool.stop()
+    if leaked:
+        names = sorted({getattr(p, "name", None) or "?" for p in leaked})
+        print(f"\nconftest: stopped {len(leaked)} thread pool(s) left running: {names}", file=sys.stderr)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest_twisted
 from standardwebhooks import Webhook
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
 from coffeechat.schema import Cmd, pb
 
@@ -43,7 +45,8 @@ async def notified(receiver) -> dict:
 
 
 async def gone(live, client, user_id: int) -> None:
-    await client.logout()
+    """The device goes offline (its connection drops; a logout would unregister its targets)."""
+    client.transport.loseConnection()
     await until(lambda: not live.core.router.devices_of(user_id))
 
 
@@ -131,6 +134,19 @@ async def test_offline_push_end_to_end(setup):
     assert (await bob.push_register("webhook", "bob-tablet")).result_code == 200
     assert (await bob.push_unregister()).removed == 1  # this connection's targets
     assert await push.store.targets_of([bob_id]) == {}
+    # signing out unregisters the device's targets; another device's stay
+    assert (await bob.push_register("webhook", "bob-tablet")).result_code == 200
+    laptop = await live.login("bobby")
+    assert (await laptop.push_register("webhook", "bob-laptop")).result_code == 200
+    assert (await bob.logout()).result_code == 200
+    await until(lambda: len(live.core.router.devices_of(bob_id)) == 1)
+    for _ in range(100):  # the targets are removed in the database's threads, after the logout
+        left = [t.target.token for t in (await push.store.targets_of([bob_id]))[bob_id]]
+        if left != ["bob-tablet", "bob-laptop"]:
+            break
+        await deferLater(reactor, 0.02)
+    assert left == ["bob-laptop"]
+    await laptop.push_unregister()
     assert len(receiver.service.all) == 8
     assert push.stats["dropped"] == 0 and push.stats["overflow"] == 0
 

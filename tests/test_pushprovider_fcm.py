@@ -394,7 +394,7 @@ async def test_fcm_through_the_push_feature(fcm_node):
     assert bad.result_code == pb.kCIM_ERR_PUSH_BAD_TARGET
     assert (await bob.push_register("fcm", FCM_TOKENS["ok"])).result_code == 200
     assert (await bob.push_register("fcm", FCM_TOKENS["unregistered"])).result_code == 200
-    await bob.logout()
+    bob.transport.loseConnection()  # offline, not signed out (a logout unregisters the targets)
     await until(lambda: not live.core.router.devices_of(bob_id))
 
     ack = await alice.send_message(bob_id, "hello bob")

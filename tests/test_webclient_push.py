@@ -177,3 +177,24 @@ def test_the_page_registers_its_subscription_and_gets_web_push(tmp_path: Path, b
         service.close()
     log = server.log()
     assert "Traceback" not in log, log
+
+
+def test_a_clicked_notification_opens_its_conversation(tmp_path: Path, browser: Browser) -> None:  # noqa: F811
+    """The service worker opens ``/#open=<type>:<id>`` when no page is open; the page then opens
+    that conversation once it is online (a page already open gets the same through postMessage)."""
+    b = browser
+    server = test_webclient.Server(tmp_path)
+    try:
+        server.wait_until_listening()
+        alice = b.page(DESKTOP, server.url)
+        register(b, alice, "alice", "Alice")
+        bob = b.page(DESKTOP, server.url)
+        bob_id = register(b, bob, "bobby", "Bob")
+        b.expect(alice.get_by_test_id("chat-header")).to_be_hidden()
+        alice.goto(f"{server.url}#open=1:{bob_id}")
+        alice.reload()
+        b.expect(alice.get_by_test_id("chat-title")).to_have_text("Bob")
+        assert "#open" not in alice.url
+        assert b.problems == [], b.problems
+    finally:
+        server.stop()

@@ -437,8 +437,11 @@ def setup(api: ModuleAPI) -> Accounts:
 
     def logout(session: Session, seq: int, req: pb.CIMLogoutReq) -> None:
         """Ends the connection; the token stays valid (the original clients log out to switch
-        networks as much as to sign out; ``/api/logout`` revokes it)."""
+        networks as much as to sign out; ``/api/logout`` revokes it).  ``device/logout`` tells the
+        features that keep something per device (push targets) that it signed out."""
         session.answer(Cmd.LOGIN_AUTH_LOGOUT_RSP, seq, pb.CIMLogoutRsp(result_code=ErrorCode.SUCCESS))
+        if session.user is not None:
+            api.fire("device/logout", session)
         session.end("logged out")
 
     api.command(Cmd.LOGIN_AUTH_LOGOUT_REQ, logout)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,7 +37,6 @@ from coffeechat.modules import HttpCall, ModuleAPI
 ROBOT = int(MsgType.ROBOT)
 _SINGLE = int(SessionType.SINGLE)
 _GROUP = int(SessionType.GROUP)
-MENTIONS_KEPT = 10000  # group messages mentioning a bot, between their check and their storing
 
 
 @dataclass
@@ -162,8 +160,6 @@ class Bots:
         self.groups = groups
         self.config = config
         self.bots: dict[int, Bot] = {}
-        #: (sender, client_msg_id) of group messages mentioning bots -> the bots, until stored
-        self._mentions: OrderedDict[tuple[int, str], tuple[int, ...]] = OrderedDict()
 
     # -- which accounts are bots
 
@@ -236,20 +232,9 @@ class Bots:
         json_object_body(ROBOT, data, self.config.max_robot_bytes)
 
     def only_bots_send_robot(self, sender: User, outgoing: Outgoing) -> None:
-        """A send check: msg_type 7 from bots only; and remember whom of the bots a group message
-        mentions, for :meth:`stored`."""
+        """A send check: msg_type 7 from bots only."""
         if outgoing.msg_type == ROBOT and sender.user_id not in self.bots:
             raise ChatError(ErrorCode.ROBOT_ONLY, "ROBOT messages (msg_type 7) are sent by bots only")
-        return None
-
-    def group_check(self, sender: User, outgoing: Outgoing) -> None:
-        self.only_bots_send_robot(sender, outgoing)
-        if self.bots and outgoing.mentions:
-            mentioned = tuple(u for u in dict.fromkeys(outgoing.mentions) if u in self.bots and u != sender.user_id)
-            if mentioned:
-                self._mentions[(sender.user_id, outgoing.client_msg_id)] = mentioned
-                while len(self._mentions) > MENTIONS_KEPT:
-                    self._mentions.popitem(last=False)
         return None
 
     def stored(self, message: Message, sender: Any, device: Any) -> None:
@@ -263,9 +248,8 @@ class Bots:
                     "message.created", message.conv, message_payload(message), only=[f"bot:{message.to_id}"]
                 )
             return
-        mentioned = self._mentions.pop((message.sender_id, message.client_msg_id), None)
-        if mentioned is None:  # sent without a client_msg_id: the server made one after the checks
-            mentioned = self._mentions.pop((message.sender_id, ""), None)
+        # the members the message mentions, as sent (the stored message carries them to its hooks)
+        mentioned = tuple(u for u in dict.fromkeys(message.mentions) if u in bots and u != message.sender_id)
         if mentioned:
             d = self.groups.cache.get(message.to_id)
             d.addCallback(self._mentioned, message, mentioned)
@@ -329,7 +313,7 @@ def setup(api: ModuleAPI) -> Bots:
     bots = Bots(api, api.open_store(IBotStore, SQLBotStore), webhooks, messages, groups, config)
     messages.register_msg_type(ROBOT, bots.check_robot)
     messages.add_send_check(_SINGLE, bots.only_bots_send_robot)
-    messages.add_send_check(_GROUP, bots.group_check)
+    messages.add_send_check(_GROUP, bots.only_bots_send_robot)
     messages.add_session_view(bots.session_view, priority=5)
     api.hook("message/stored", bots.stored)
     api.cluster_command("bots.changed", bots.changed)

@@ -34,7 +34,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from twisted.internet import defer, threads
-from twisted.python.threadpool import ThreadPool
 from zope.interface import Interface, implementer
 
 from coffeechat.config import ConfigError
@@ -46,6 +45,7 @@ from coffeechat.modules import HttpCall, HttpReply, ModuleAPI
 from coffeechat.ratelimit import KeyedBuckets, RateLimited
 from coffeechat.schema import Cmd, pb
 from coffeechat.session import Session
+from coffeechat.threadpools import DaemonThreadPool
 
 SECTION = "files"
 TUS_VERSION = "1.0.0"
@@ -627,7 +627,7 @@ class Files:
         self.upload_dir = config.upload_dir or str(node_config.data_path / "uploads")
         self.uploads = KeyedBuckets(api.clock, config.uploads_per_minute / 60.0, config.upload_burst)
         self.secret = b""
-        self.pool = ThreadPool(1, config.processing_threads, name="coffeechat-media")
+        self.pool = DaemonThreadPool(1, config.processing_threads, name="coffeechat-media")
         self.processing = 0  # uploads in the pool or waiting for it
         #: grants being written: a recipient may ask for the file before the write commits
         self.pending_grants: dict[str, set[tuple[str, int]]] = {}
@@ -644,7 +644,6 @@ class Files:
 
     async def start(self) -> None:
         self.secret = (await self.store.secret(secrets.token_hex(32))).encode()
-        self.pool.start()
 
     def stop(self) -> defer.Deferred:
         if self.pool.started:
@@ -652,6 +651,8 @@ class Files:
         return defer.maybeDeferred(self.blobs.close)
 
     def _in_thread(self, fn: Any, *args: Any) -> defer.Deferred:
+        if not self.pool.started:  # on first use: a node that never processes a file has no threads
+            self.pool.start()
         return threads.deferToThreadPool(self.clock, self.pool, fn, *args)
 
     # -- who is asking, and may they

@@ -523,6 +523,13 @@ class PushNotifier:
         self.changed(user.user_id)
         return found
 
+    def logged_out(self, session: Any) -> None:
+        """``device/logout``: a device that signs out is not notified any more (its targets go)."""
+        if not session.device_id:
+            return
+        done = defer.ensureDeferred(self.unregister(session.user, session.device_id, 0, "", ""))
+        done.addErrback(lambda f: self.api.log.failure("push: unregistering at logout failed", f))
+
     async def unregister(self, user: User, device_id: str, target_id: int, platform: str, token: str) -> int:
         removed = await self.store.unregister(user.user_id, target_id, platform, token, device_id)
         if removed:
@@ -763,6 +770,8 @@ def setup(api: ModuleAPI) -> PushNotifier:
             push._groups = None
         api.hook("message/stored", push.message_stored)
         api.on_stop(push.close)
+
+    api.hook("device/logout", push.logged_out)
 
     @api.request(Cmd.PUSH_REGISTER_REQ)
     async def register(session: Session, req: pb.CIMPushRegisterReq) -> pb.CIMPushRegisterRsp:

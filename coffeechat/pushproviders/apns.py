@@ -22,11 +22,11 @@ from typing import Any
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from coffeechat.pushproviders import IPushProvider, Notification, PushOutcome, PushTarget
 from coffeechat.pushproviders.payloads import fit_body, parse_retry_after
+from coffeechat.threadpools import DaemonThreadPool
 
 log = Logger()
 
@@ -216,7 +216,7 @@ class APNsProvider:
             ),
         )
         self._httpx = httpx
-        self._pool = ThreadPool(0, config.threads, name="coffeechat-apns")
+        self._pool = DaemonThreadPool(0, config.threads, name="coffeechat-apns")
         self._pool.start()
         self._shutdown_trigger = reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
         self._pending = 0

@@ -2399,7 +2399,11 @@ function wire() {
   PHONE.addEventListener("change", () => render());
   buildEmojiPicker();
   initDnd({ request: (name, body) => connection.request(name, body), render: () => render(), openChat: openChatState, setNotice, sidebar: () => state.sidebar });
-  initPush({ request: (name, body) => connection.request(name, body), online: () => Boolean(connection?.online) });
+  initPush({
+    request: (name, body) => connection.request(name, body),
+    online: () => Boolean(connection?.online),
+    openChat: (type, id) => openChat(chatFor(type, id).key), // a clicked notification's conversation
+  });
   setupGroupRequests({
     groupRequest, me, nameOf: (userId) => senderName(userId), el, openGroup, roleOf, loadMembers, loadUsers, loadNames, render,
     storeNotice: (groupId, notice) => storeIncoming(GROUP, groupId, notice),

@@ -5,7 +5,8 @@
 // the server it is in the background (APP_STATE_REQ), so it is notified like an offline device.
 // The profile panel gets a small control: notifications on, and whether they show the text.
 //
-// app.js calls initPush once (with request and online) and pushOnline after each connect.
+// app.js calls initPush once (with request, online and openChat) and pushOnline after each connect.
+// A clicked notification opens its conversation (sw.js tells the page, or opens it with #open=).
 
 const push = {
   available: "serviceWorker" in navigator && "PushManager" in window && "Notification" in window,
@@ -15,6 +16,7 @@ const push = {
 };
 let ctx = null; // {request, online}
 let controls = null;
+let pendingOpen = null; // a notification's conversation, opened at the first connect
 
 function base64UrlToBytes(text) {
   const padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
@@ -66,6 +68,7 @@ async function loadSettings() {
 /** After each connect: the settings, the registration, and the tab's state. */
 export async function pushOnline() {
   if (!ctx) return;
+  pushOpened();
   await loadSettings().catch(() => {});
   await registerPush();
   if (document.visibilityState !== "visible") tellState();
@@ -142,8 +145,34 @@ export async function unregisterPush() {
   setStatus("");
 }
 
+/** The conversation a clicked notification names: {sessionType, sessionId} from the service
+ * worker's message, or from "#open=<type>:<id>" when it had to open a new window. */
+function openFromNotification(sessionType, sessionId) {
+  const type = Number(sessionType);
+  const id = Number(sessionId);
+  if ((type === 1 || type === 2) && Number.isSafeInteger(id) && id > 0) ctx.openChat?.(type, id);
+}
+
 export function initPush(context) {
   ctx = context;
   buildControls();
   document.addEventListener("visibilitychange", tellState);
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", (event) => {
+      if (event.data?.type === "push-open") openFromNotification(event.data.sessionType, event.data.sessionId);
+    });
+  }
+  const wanted = /^#open=(\d+):(\d+)$/.exec(location.hash);
+  if (wanted) {
+    history.replaceState(null, "", location.pathname + location.search);
+    pendingOpen = [wanted[1], wanted[2]];
+  }
+}
+
+/** Open the chat a notification that opened this page named (once, at the first connect). */
+function pushOpened() {
+  if (!pendingOpen) return;
+  const [type, id] = pendingOpen;
+  pendingOpen = null;
+  openFromNotification(type, id);
 }

@@ -34,7 +34,8 @@ self.addEventListener("notificationclick", (event) => {
         client.postMessage({ type: "push-open", sessionType: data.session_type, sessionId: data.session_id });
         if ("focus" in client) return client.focus();
       }
-      return self.clients.openWindow("/");
+      const open = data.session_type && data.session_id ? `#open=${data.session_type}:${data.session_id}` : "";
+      return self.clients.openWindow(`/${open}`);
     }),
   );
 });
