@@ -14,11 +14,11 @@ def make_blob_store(config: dict[str, Any], data_dir: str, reactor: Any = None) 
     "bucket": ..., "prefix", "endpoint_url", "region", "access_key", "secret_key"}``."""
     backend = config.get("backend", "local")
     if backend == "local":
-        from backends.blobs_local import LocalBlobStore
+        from coffeechat.backends.blobs_local import LocalBlobStore
 
         return LocalBlobStore(config.get("path") or os.path.join(data_dir, "files"), reactor)
     if backend == "s3":
-        from backends.blobs_s3 import S3BlobStore
+        from coffeechat.backends.blobs_s3 import S3BlobStore
 
         if not config.get("bucket"):
             raise ConfigError('files.storage.bucket is required with backend = "s3"')

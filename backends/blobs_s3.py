@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet import defer, threads
 from zope.interface import implementer
 
-from backends.blobs_local import check_key
+from coffeechat.backends.blobs_local import check_key
 from coffeechat.interfaces import BlobNotFound, IBlobStore
 from coffeechat.threadpools import DaemonThreadPool
 

@@ -1,8 +1,9 @@
 """``coffeechat-bench receiver``: a local webhook receiver for benchmarks (and for trying webhooks
 out): a twisted.web server on loopback that counts the POSTs it gets, optionally verifies their
-Standard Webhooks signatures (``--secret``), dedupes by ``webhook-id``, and prints a line of
-counts every ``--report`` seconds.  Run it, point ``[[webhooks.endpoints]]`` (or a bot) at it,
-then run ``coffeechat-bench p2p --server-config <that config>``."""
+Standard Webhooks signatures (``--secret``), dedupes events by id (``webhook-id``, or each
+event's own id in a ``batch`` POST), and prints a line of counts every ``--report`` seconds.
+Run it, point ``[[webhooks.endpoints]]`` (or a bot) at it, then run
+``coffeechat-bench p2p --server-config <that config>``."""
 
 from __future__ import annotations
 
@@ -47,18 +48,28 @@ class Counter:
             except Exception:
                 self.bad += 1
                 return 401
-        webhook_id = headers.get("webhook-id", "")
-        if webhook_id not in self._seen:
-            self._seen[webhook_id] = None
-            if len(self._seen) > SEEN_KEPT:
-                self._seen.popitem(last=False)
-            self.unique += 1
-            try:
-                kind = json.loads(body).get("type", "?")
-            except (ValueError, AttributeError):
-                kind = "?"
-            self.types[kind] = self.types.get(kind, 0) + 1
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and document.get("type") == "batch":
+            events = (document.get("data") or {}).get("events") or []
+            for event in events:
+                self._count(str(event.get("id", "")), event.get("type", "?"))
+        else:
+            kind = document.get("type", "?") if isinstance(document, dict) else "?"
+            self._count(headers.get("webhook-id", ""), kind)
         return self.status
+
+    def _count(self, event_id: str, kind: str) -> None:
+        """An event, counted once by its id (a POST's webhook-id, or a batched event's own id)."""
+        if event_id in self._seen:
+            return
+        self._seen[event_id] = None
+        if len(self._seen) > SEEN_KEPT:
+            self._seen.popitem(last=False)
+        self.unique += 1
+        self.types[kind] = self.types.get(kind, 0) + 1
 
     def line(self, elapsed: float) -> str:
         return json.dumps(

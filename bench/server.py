@@ -111,11 +111,13 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value)  # a JSON string is a valid TOML basic string
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table: covers sub-tables and arrays of tables alike
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def to_toml(config: dict[str, dict[str, Any]]) -> str:
-    """The (two-level) server configuration as TOML."""
+    """The server configuration as TOML: a table per section, deeper tables inline."""
     lines = []
     for section, values in config.items():
         lines.append(f"[{section}]")

@@ -47,6 +47,21 @@ def check_document(doc: dict, scenario: str) -> dict:
     return doc["results"]
 
 
+def test_server_config_tables_of_any_depth_are_written_as_toml():
+    """--server-config may hold sub-tables and arrays of tables (webhook endpoints, push
+    providers): the generated config keeps them."""
+    import tomllib
+
+    from coffeechat.bench.server import to_toml
+
+    config = {
+        "webhooks": {"endpoints": [{"name": "bench", "url": "http://127.0.0.1:8099/hook", "events": ["*"]}]},
+        "push": {"webhook": {"url": "http://127.0.0.1:8099/push", "secret": "whsec_x"}, "ttl": 60},
+        "features": {"enabled": ["accounts", "messages"]},
+    }
+    assert tomllib.loads(to_toml(config)) == config
+
+
 def test_connections_counts_logins_heartbeats_and_memory(tmp_path):
     code, doc, text = bench(
         tmp_path, "connections", "-n", "20", "--duration", "1", "--heartbeat", "0.3", "--password-logins", "2"

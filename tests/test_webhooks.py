@@ -346,3 +346,96 @@ def test_the_bench_receiver_verifies_and_dedupes():
     assert counter.handle(body, headers) == 200  # a resend: counted once
     assert counter.handle(body + b" ", headers) == 401
     assert (counter.posts, counter.unique, counter.bad, counter.types) == (3, 1, 1, {"message.created": 1})
+
+
+def batched(receiver: Receiver) -> list[dict]:
+    """The events of the accepted POSTs, batches unpacked, in the order they arrived."""
+    out = []
+    for post in receiver.accepted:
+        if post["type"] == "batch":
+            out.extend(post["data"]["events"])
+        else:
+            out.append(post)
+    return out
+
+
+def test_a_batching_endpoint_posts_several_events_of_one_conversation_at_once():
+    node, receiver = hooked_node(**{"webhooks.endpoints": [{**ENDPOINT, "batch": 4}]})
+    a, b, alice, _ = two_users(node)
+    for i in range(10):
+        alice.send_text(b, f"a{i}")
+    node.advance(2)
+    conv = f"p:{a}:{b}"
+    message_posts = [p for p in receiver.accepted if p["type"] == "batch" and p["id"].startswith("batch_msg_")]
+    assert [len(p["data"]["events"]) for p in message_posts] == [4, 4, 2]
+    assert message_posts[0]["id"] == f"batch_msg_{conv}_1.msg_{conv}_4"
+    events = [e for e in batched(receiver) if e["type"] == "message.created"]
+    assert [e["id"] for e in events] == [f"msg_{conv}_{seq}" for seq in range(1, 11)]
+    assert [e["data"]["msg_data"] for e in events] == [f"a{i}" for i in range(10)]
+    for _, _, body, headers in receiver.posts:  # each POST signed as a whole
+        stamp = datetime.fromtimestamp(int(headers["webhook-timestamp"]), UTC)
+        assert headers["webhook-signature"] == Webhook(SECRET).sign(headers["webhook-id"], stamp, body)
+    assert node.core.feature("webhooks").delivered == 12  # events, not POSTs (and 2 account.created)
+
+
+def test_a_failed_batch_is_sent_again_whole_and_nothing_is_lost_or_reordered():
+    calls = {"n": 0}
+
+    def status(i: int) -> int:
+        calls["n"] += 1
+        return 503 if calls["n"] == 2 else 200
+
+    node, receiver = hooked_node(
+        status=status, **{"webhooks.endpoints": [{**ENDPOINT, "batch": 3, "events": ["message.*"]}]}
+    )
+    a, b, alice, _ = two_users(node)
+    for i in range(7):
+        alice.send_text(b, f"a{i}")
+    node.advance(10)
+    texts = [e["data"]["msg_data"] for e in batched(receiver)]
+    assert texts == [f"a{i}" for i in range(7)]
+    ids = [p[3]["webhook-id"] for p in receiver.posts]
+    assert ids[1] == ids[2]  # the refused batch, resent as it was
+
+
+def test_batch_must_be_a_small_positive_integer():
+    for bad in (0, -1, 1001, "4", True):
+        with pytest.raises(ConfigError, match="batch"):
+            load_config(None, {"webhooks.endpoints": [{**ENDPOINT, "batch": bad}]})
+
+
+def test_the_bench_receiver_counts_the_events_of_a_batch_once():
+    import time
+
+    from coffeechat.bench.receiver import Counter
+    from coffeechat.features.webhooks import batch_envelope, signed_headers
+
+    counter = Counter(SECRET, 200)
+    events = [(f"msg_p:1:2_{n}", "message.created", 0, {"n": n}) for n in (1, 2, 3)]
+    webhook_id, body = batch_envelope(0, events)
+    assert counter.handle(body, signed_headers(SECRET, webhook_id, body, time.time())) == 200
+    webhook_id, body = batch_envelope(0, events[1:] + [("msg_p:1:2_4", "message.created", 0, {"n": 4})])
+    assert counter.handle(body, signed_headers(SECRET, webhook_id, body, time.time())) == 200
+    assert (counter.posts, counter.unique, counter.bad, counter.types) == (2, 4, 0, {"message.created": 4})
+
+
+def test_a_batch_carries_many_conversations_each_in_order():
+    """Thousands of conversations with a message or two each (a busy app) still fill the POSTs:
+    a batch may hold several conversations, and each conversation's events stay in order."""
+    node, receiver = hooked_node(
+        **{"webhooks.endpoints": [{**ENDPOINT, "batch": 50, "events": ["message.*"]}], "webhooks.concurrency": 2}
+    )
+    sender = node.connect()
+    node.user("alice")
+    sender.login("alice")
+    peers = [node.user(f"peer{i:02d}") for i in range(20)]
+    for round_ in range(3):
+        for peer in peers:
+            sender.send_text(peer, f"{peer}-{round_}")
+    node.advance(2)
+    events = batched(receiver)
+    assert len(events) == 60 and len({e["id"] for e in events}) == 60
+    assert len(receiver.accepted) <= 4  # 60 events in POSTs of up to 50, not 60 POSTs
+    for peer in peers:
+        texts = [e["data"]["msg_data"] for e in events if e["data"]["to_session_id"] == peer]
+        assert texts == [f"{peer}-{r}" for r in range(3)]

@@ -1176,7 +1176,7 @@ def _http_date(when: int) -> str:
 
 def make_blob_store(config: Config, data_dir: str, reactor: Any) -> IBlobStore:
     """The configured blob store (backends/blobs.py builds it: the core imports no backend)."""
-    factory = importlib.import_module("backends.blobs").make_blob_store
+    factory = importlib.import_module("coffeechat.backends.blobs").make_blob_store
     store = factory(dict(config.storage), data_dir, reactor)
     if not IBlobStore.providedBy(store):
         raise ConfigError(f"files.storage: {store!r} does not provide IBlobStore")

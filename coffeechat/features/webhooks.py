@@ -26,6 +26,7 @@ implies (after a crash between a POST and its mark).  docs/webhooks.md tells the
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ EVENT_TYPES = (
 )
 MAX_FORWARDED = 5000  # conversation keys forwarded to the lease holders per round, at most
 MAX_ERROR_CHARS = 300
+MAX_BATCH = 1000  # events per POST, at most (an endpoint's ``batch``)
+MAX_CONVS_PER_ROUND = 2000  # conversations read per endpoint and round, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +65,15 @@ class Endpoint:
     """One receiver: its name (the key of its cursor: renaming it starts afresh), URL, secret
     (``whsec_`` + base64), the event types it wants (glob patterns: ``"message.*"``), and whether
     it gets the stream of every stored message (bots' endpoints do not: theirs come through the
-    outbox)."""
+    outbox), and how many events a POST may carry (``batch``: 1 is one event per POST; more makes
+    a ``batch`` envelope, for receivers that take thousands a second)."""
 
     name: str
     url: str
     secret: str
     events: tuple[str, ...] = ("*",)
     messages: bool = True
+    batch: int = 1
 
     def wants(self, event_type: str) -> bool:
         return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in self.events)
@@ -102,10 +107,10 @@ def parse_endpoint(where: str, raw: Any) -> Endpoint:
     if isinstance(raw, Endpoint):
         return raw
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a table (url, secret, events, name)")
-    unknown = set(raw) - {"name", "url", "secret", "events"}
+        raise ConfigError(f"{where} must be a table (url, secret, events, name, batch)")
+    unknown = set(raw) - {"name", "url", "secret", "events", "batch"}
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (known: name, url, secret, events)")
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (known: name, url, secret, events, batch)")
     url = check_url(where, raw.get("url"))
     secret = check_secret(where, raw.get("secret"))
     name = raw.get("name", url)
@@ -119,7 +124,10 @@ def parse_endpoint(where: str, raw: Any) -> Endpoint:
     for pattern in events:
         if not any(fnmatch.fnmatchcase(t, pattern) for t in EVENT_TYPES):
             raise ConfigError(f"{where}: {pattern!r} matches no event type (known: {', '.join(EVENT_TYPES)})")
-    return Endpoint(name, url, secret, tuple(events))
+    batch = raw.get("batch", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise ConfigError(f"{where}: batch must be an integer within 1..{MAX_BATCH} (events per POST)")
+    return Endpoint(name, url, secret, tuple(events), batch=batch)
 
 
 @dataclass
@@ -198,6 +206,22 @@ def envelope(event_type: str, at: float, data: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def batch_envelope(at: float, events: list[tuple[str, str, float, dict[str, Any]]]) -> tuple[str, bytes]:
+    """The webhook-id and body of one POST carrying ``events`` ``(webhook_id, type, at, data)``
+    (each conversation's in order): ``{type: "batch", timestamp, data: {events: [{id, type,
+    timestamp, data}]}}``.  The id names the first and last event, so a resend of the same events
+    has the same id; receivers dedupe by each event's own id."""
+    items = [{"id": i, "type": t, "timestamp": _iso(when), "data": data} for i, t, when, data in events]
+    webhook_id = f"batch_{events[0][0]}.{events[-1][0]}"
+    body = {"type": "batch", "timestamp": _iso(at), "data": {"events": items}}
+    return webhook_id, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)
+
+
 def signed_headers(secret: str, webhook_id: str, body: bytes, now: float) -> dict[str, str]:
     """The three Standard Webhooks headers for ``body`` (signed with the ``standardwebhooks``
     package, so what it verifies is exactly what is sent)."""
@@ -205,7 +229,7 @@ def signed_headers(secret: str, webhook_id: str, body: bytes, now: float) -> dic
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(now)),
-        "webhook-signature": Webhook(secret).sign(webhook_id, at, body),
+        "webhook-signature": _signer(secret).sign(webhook_id, at, body),
         "content-type": "application/json",
         "user-agent": "CoffeeChat-Webhooks/1",
     }
@@ -620,7 +644,9 @@ class EndpointWorker:
             self.running = False
 
     async def _take_convs(self) -> tuple[list[str], bool]:
-        limit = self.config.concurrency * 4
+        # enough conversations for every POST in flight to be full (a conversation usually has a
+        # message or two per round), within what one read should hold
+        limit = min(MAX_CONVS_PER_ROUND, self.config.concurrency * max(4, self.endpoint.batch))
         if self.catch_up_after is not None and len(self.dirty) < limit:
             page = await self.service.store.unsent(self.endpoint.name, self.start_at or 0, self.catch_up_after, limit)
             self.dirty.update(page)
@@ -642,38 +668,48 @@ class EndpointWorker:
 
     async def _send(self, lanes: list[list[tuple]]) -> tuple[dict[str, int], list[int], int, bool]:
         """Send the lanes; fire with the marks and event ids to record, how many were accepted,
-        and whether one failed (then every lane stops before its next item)."""
+        and whether one failed (then every lane stops before its next item).
+
+        The lanes are dealt out to ``concurrency`` queues, a lane whole to one queue, and each
+        queue is sent in order, ``batch`` items a POST: a POST may hold the end of one lane and
+        the start of the next, and each lane's items still go in order, one POST after another."""
         marks: dict[str, int] = {}
         sent_events: list[int] = []
         state = {"failed": False, "sent": 0}
-        semaphore = defer.DeferredSemaphore(self.config.concurrency)
+        batch = self.endpoint.batch
 
-        async def lane(items: list[tuple]) -> None:
-            for kind, item in items:
+        def event(kind: str, item: Any) -> tuple[str, str, float, dict[str, Any]]:
+            if kind == "m":
+                return message_webhook_id(item), "message.created", item.created_at, message_payload(item)
+            return f"evt_{item.event_id}", item.event_type, item.created_at, json.loads(item.payload)
+
+        async def send_queue(items: list[tuple]) -> None:
+            for start in range(0, len(items), batch):
                 if state["failed"] or self.stopped:
                     return
-                if kind == "m":
-                    body = envelope("message.created", item.created_at, message_payload(item))
-                    webhook_id = message_webhook_id(item)
+                chunk = items[start : start + batch]
+                if batch == 1:
+                    webhook_id, event_type, at, data = event(*chunk[0])
+                    body = envelope(event_type, at, data)
                 else:
-                    body = envelope(item.event_type, item.created_at, json.loads(item.payload))
-                    webhook_id = f"evt_{item.event_id}"
-                if not await self._post(webhook_id, body):
+                    webhook_id, body = batch_envelope(self.service.clock.seconds(), [event(*c) for c in chunk])
+                if not await self._post(webhook_id, body, len(chunk)):
                     state["failed"] = True
                     return
-                state["sent"] += 1
-                if kind == "m":
-                    marks[item.conv] = item.seq
-                else:
-                    sent_events.append(item.event_id)
+                state["sent"] += len(chunk)
+                for kind, item in chunk:
+                    if kind == "m":
+                        marks[item.conv] = item.seq
+                    else:
+                        sent_events.append(item.event_id)
 
-        await defer.gatherResults(
-            [semaphore.run(lambda items=items: defer.ensureDeferred(lane(items))) for items in lanes],
-            consumeErrors=True,
-        )
+        queues: list[list[tuple]] = [[] for _ in range(min(self.config.concurrency, len(lanes)))]
+        for lane in sorted(lanes, key=len, reverse=True):  # the longest first, each to the shortest queue
+            min(queues, key=len).extend(lane)
+        await defer.gatherResults([defer.ensureDeferred(send_queue(items)) for items in queues], consumeErrors=True)
         return marks, sent_events, state["sent"], bool(state["failed"])
 
-    async def _post(self, webhook_id: str, body: bytes) -> bool:
+    async def _post(self, webhook_id: str, body: bytes, events: int = 1) -> bool:
         service = self.service
         headers = signed_headers(self.endpoint.secret, webhook_id, body, service.clock.seconds())
         self.attempts += 1
@@ -687,8 +723,8 @@ class EndpointWorker:
         self.failures = 0
         self.retry_at = 0.0
         self.last_success_at = int(service.clock.seconds())
-        self.delivered += 1
-        service.delivered += 1
+        self.delivered += events
+        service.delivered += events
         return True
 
     def _failed(self, error: BaseException) -> None:
