@@ -498,6 +498,7 @@ class RedisPresence:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._in_flight: deque[tuple[str, bytes]] = deque()
         self._dropped = 0
+        self.dropped_total = 0  # node-to-node payloads dropped since start (queue full), for metrics
         self._refreshing = False
         self._refresh_again = False
         self._reaping: set[str] = set()
@@ -509,6 +510,16 @@ class RedisPresence:
         self._resume_again: Any = None  # the delayed second catch-up (see _resume_if_ready)
         self._stopped = False
         self._observer = False
+
+    @property
+    def joined(self) -> bool:
+        """Registered, this node's devices written and subscribed: what ``/ready`` asks."""
+        return self._registered and self._synced and self._subscribed is not None and not self._stopped
+
+    @property
+    def queued(self) -> int:
+        """Node-to-node payloads waiting for Redis or on their way (for metrics)."""
+        return len(self._outbox) + len(self._in_flight)
 
     # -- lifecycle
 
@@ -652,6 +663,7 @@ class RedisPresence:
             while len(self._outbox) > self._queue_size:
                 self._outbox.popleft()
                 self._dropped += 1
+                self.dropped_total += 1
 
     def _failed(self, failure: Failure, proto: Any) -> Failure:
         """Connection trouble becomes RedisUnavailable; a master demoted by a failover (READONLY)
@@ -1074,6 +1086,7 @@ class RedisPresence:
         if len(self._outbox) > self._queue_size:
             self._outbox.popleft()
             self._dropped += 1
+            self.dropped_total += 1
             if self._dropped == 1:
                 log.warn(
                     "node-to-node queue full ({size} payloads) while Redis is unreachable: dropping the oldest",

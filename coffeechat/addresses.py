@@ -150,3 +150,62 @@ class AddressLimits:
             self._refused = 0
             self._logged_at = now
         return reason
+
+
+# The most X-Forwarded-For entries looked at (a header is bounded anyway; a chain of proxies is short).
+MAX_FORWARDED_HOPS = 32
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of one X-Forwarded-For entry (``1.2.3.4``, ``1.2.3.4:5678``, ``[2001:db8::1]:443``,
+    ``2001:db8::1``), or None if it is none (``unknown``, an obfuscated name, garbage)."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+class TrustedProxies:
+    """``http.trusted_proxies``: the reverse proxies whose ``X-Forwarded-For`` is believed.
+
+    Only when the immediate peer is one of them: the client is then the rightmost address of the
+    header that is not a trusted proxy (each trusted proxy appends the address it got the request
+    from, so whatever lies left of the first untrusted one may be the client's own invention).  An
+    entry that is not an address stops the walk at the last trusted hop."""
+
+    def __init__(self, networks: list[str]) -> None:
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def trusts(self, host: str | None) -> bool:
+        if not self.networks or not host:
+            return False
+        ip = _ip(host)
+        return ip is not None and any(ip in network for network in self.networks)
+
+    def client(self, peer: str, forwarded: list[str] | str | None) -> str:
+        """The client's address for a request from ``peer`` carrying these X-Forwarded-For values
+        (in the order received); ``peer`` itself unless it is trusted and the header says more."""
+        if not forwarded or not self.trusts(peer):
+            return peer
+        values = [forwarded] if isinstance(forwarded, str) else forwarded
+        entries = [entry for value in values for entry in value.split(",")][-MAX_FORWARDED_HOPS:]
+        client = peer
+        for entry in reversed(entries):
+            ip = _ip(entry)
+            if ip is None:
+                break
+            client = str(ip)
+            if not any(ip in network for network in self.networks):
+                break
+        return client

@@ -7,8 +7,12 @@
     coffeechat ... user passwd NAME_OR_ID (--password PW | --password-md5 HEX)
     coffeechat ... token issue NAME_OR_ID
     coffeechat ... token revoke-all NAME_OR_ID
-    coffeechat ... check
+    coffeechat ... check [--json] [--user NAME]
+    coffeechat [--config FILE] [--data-dir DIR] init [--force]
     coffeechat ... nodes [--json]
+    coffeechat ... import coffeechat-v1 --mysql mysql://user:pass@host:port/db [--batch N] [--json]
+    coffeechat ... backup [--dir DIR] [--prune] | backup verify BACKUP | backup list | restore BACKUP [--force]
+    coffeechat ... analytics export [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--output FILE]
 
 It reads the same configuration as the server and works on the database directly (with the server
 stopped or running), so a running server does not hear of a change: a disabled user's tokens are
@@ -29,18 +33,17 @@ import os
 import sys
 import traceback
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from twisted.internet import task
-from twisted.internet.endpoints import serverFromString
+from twisted.internet import task, threads
 
 from coffeechat.config import Config, ConfigError, load_config
 from coffeechat.errors import ChatError
 from coffeechat.features.accounts import MD5_RE
 from coffeechat.model import User
 from coffeechat.node import ChatNode, build_node
-from coffeechat.plugins import presence_factory, transports
+from coffeechat.ops import analytics_export, backup, doctor, import_v1, init
+from coffeechat.plugins import presence_factory
 
 PROG = "coffeechat"
 
@@ -74,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser("issue", help="issue a login token").add_argument("user", metavar="NAME_OR_ID")
     token.add_parser("revoke-all", help="revoke every token of a user").add_argument("user", metavar="NAME_OR_ID")
 
-    commands.add_parser("check", help="validate the configuration and open the database")
+    doctor.add_parser(commands)
+    init.add_parser(commands)
+    backup.add_commands(commands)
+    import_v1.add_parser(commands)
+    analytics_export.add_parser(commands)
     nodes = commands.add_parser("nodes", help="the nodes of the cluster and their online counts (from Redis)")
     nodes.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
@@ -140,6 +147,7 @@ async def _token(node: ChatNode, args: argparse.Namespace) -> None:
     accounts = node.feature("accounts")
     user = await accounts.find_user(args.user)
     if args.action == "issue":
+        await accounts.check_revival(user.user_id)  # never for a deleted account
         token, expires_at = await accounts.issue_token(user.user_id, "cli")
         print(f"token: {token}")
         print(f"expires_at: {expires_at} ({_when(expires_at)})")
@@ -150,57 +158,6 @@ async def _token(node: ChatNode, args: argparse.Namespace) -> None:
     else:
         count = await accounts.revoke_all_tokens(user.user_id)
         print(f"revoked {count} tokens of {user.name} (id {user.user_id})")
-
-
-async def _check(
-    node: ChatNode, config: Config, args: argparse.Namespace, reactor: Any, data_dir_existed: bool
-) -> bool:
-    """Print what is where and whether it works; False when something is wrong."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    store = node.store
-
-    def show(what: str, value: object) -> None:
-        print(f"{what + ':':<15}{value}")
-
-    show("config", Path(args.config).resolve() if args.config else "built-in defaults (no --config)")
-    show("data dir", f"{config.data_path.resolve()}" + ("" if data_dir_existed else " (created now)"))
-    schema = getattr(store, "schema_version", None)
-    where = config.sqlite_path.resolve() if config.storage.backend == "sqlite" else repr(store)
-    show("storage", f"{config.storage.backend} at {where}" + (f" (schema version {schema})" if schema else ""))
-    total = disabled = after = 0
-    while page := await node.feature("accounts").list_users(1000, after, include_disabled=True):
-        total += len(page)
-        disabled += sum(u.disabled for u in page)
-        after = page[-1].user_id
-    show("users", f"{total} ({disabled} disabled)")
-    show("presence", config.presence.backend)
-    show("features", ", ".join(node.features))
-    for name in transports():
-        endpoints = config.listen.endpoints.get(name, [])
-        show(f"listen.{name}", ", ".join(endpoints) or "off")
-        for description in endpoints:
-            try:
-                serverFromString(reactor, description)
-            except Exception as e:
-                problems.append(f"listen.{name}: {description!r} is not usable: {e}")
-    if not any(config.listen.endpoints.values()):
-        warnings.append(f"no listeners configured (listen.{', listen.'.join(transports())} are all empty)")
-    admin_token = config.http.admin_token
-    show("admin API", "enabled" if admin_token else "disabled (set http.admin_token to enable)")
-    if admin_token and len(admin_token) < 16:
-        warnings.append("http.admin_token is shorter than 16 characters; use a long random string")
-    auth = config.auth
-    show("password KDF", f"scrypt n={auth.scrypt_n} r={auth.scrypt_r} p={auth.scrypt_p}")
-    show("token ttl", f"{auth.token_ttl / 86400:g} days")
-    if auth.scrypt_n < 2**14:
-        warnings.append(f"auth.scrypt_n = {auth.scrypt_n} is weak; use 16384 or more in production")
-    for warning in warnings:
-        print(f"warning: {warning}")
-    for problem in problems:
-        print(f"problem: {problem}")
-    print("All checks passed." if not problems else f"{len(problems)} problem(s) found.")
-    return not problems
 
 
 async def _nodes(reactor: Any, config: Config, args: argparse.Namespace) -> int:
@@ -237,7 +194,13 @@ async def _nodes(reactor: Any, config: Config, args: argparse.Namespace) -> int:
 async def _run(reactor: Any, config: Config, args: argparse.Namespace) -> int:
     if args.command == "nodes":
         return await _nodes(reactor, config, args)
-    data_dir_existed = config.data_path.is_dir()
+    if args.command == "check":
+        return await doctor.run(reactor, config, args)
+    if args.command in ("backup", "restore"):  # never opens the node: restore needs the database closed
+        try:
+            return await threads.deferToThread(backup.command, config, args)
+        except backup.BackupError as e:
+            raise CommandError(str(e)) from None
     try:
         node = build_node(config, reactor)
     except (ConfigError, OSError) as e:
@@ -252,8 +215,10 @@ async def _run(reactor: Any, config: Config, args: argparse.Namespace) -> int:
             await _user(node, args)
         elif args.command == "token":
             await _token(node, args)
-        elif args.command == "check":
-            return 0 if await _check(node, config, args, reactor, data_dir_existed) else 1
+        elif args.command == "analytics":
+            return await analytics_export.run(node, args, CommandError)
+        elif args.command == "import":
+            return await import_v1.run(reactor, node, args, CommandError)
         return 0
     finally:
         await _close(node)
@@ -278,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error argparse has already explained
         return e.code if isinstance(e.code, int) else 2
+    if args.command == "init":
+        return init.run(args)
     overrides = {"server.data_dir": args.data_dir} if args.data_dir else {}
     try:
         config = load_config(args.config, overrides)
     except ConfigError as e:
+        if args.command == "check" and args.json:
+            return doctor.config_failed(args, e)
         return _fail(f"configuration: {e}")
 
     status = 1

@@ -2,6 +2,8 @@
 
 Passwords (the 32-hex MD5 that CIM v1 clients send) are stored with scrypt, a slow salted KDF;
 tokens are 256 random bits, stored only as their SHA-256 so a database leak yields no usable token.
+Accounts imported from the original server (``coffeechat import coffeechat-v1``) keep its verifier,
+``cimv1$salt$md5hex(md5hex(P) + salt)``, until their first login re-hashes it with scrypt.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import secrets
 import unicodedata
 
 _SCHEME = "scrypt"
+_LEGACY_CIM_V1 = "cimv1"
+# The scrypt a legacy check also runs, so that its timing tells nothing about the account.
+_LEGACY_DECOY = (b"coffeechat-legacy-decoy", 2**14, 8, 1)
 
 
 def name_key(name: str) -> str:
@@ -33,8 +38,32 @@ def hash_password(secret: str, n: int = 2**14, r: int = 8, p: int = 1) -> str:
     )
 
 
+def legacy_cim_v1_hash(salt: str, digest: str) -> str:
+    """The stored form of the original server's verifier (``user_pwd_salt``, ``user_pwd_hash``)."""
+    return "$".join((_LEGACY_CIM_V1, salt, digest.lower()))
+
+
+def is_legacy_hash(encoded: str) -> bool:
+    """True for an imported verifier that the next successful login replaces with scrypt."""
+    return encoded.startswith(_LEGACY_CIM_V1 + "$")
+
+
+def _verify_legacy(secret: str, encoded: str) -> bool:
+    decoy, n, r, p = _LEGACY_DECOY
+    hashlib.scrypt(secret.encode(), salt=decoy, n=n, r=r, p=p, maxmem=256 * n * r * p, dklen=32)
+    parts = encoded.split("$")
+    if len(parts) != 3 or not parts[1] or len(parts[2]) != 32:
+        return False
+    inner = hashlib.md5(secret.encode()).hexdigest()
+    digest = hashlib.md5((inner + parts[1]).encode()).hexdigest()
+    return hmac.compare_digest(digest, parts[2])
+
+
 def verify_password(secret: str, encoded: str) -> bool:
-    """True when ``secret`` matches ``encoded``; False for any malformed or empty hash."""
+    """True when ``secret`` matches ``encoded`` (scrypt, or an imported CIM v1 verifier); False
+    for any malformed or empty hash."""
+    if is_legacy_hash(encoded):
+        return _verify_legacy(secret, encoded)
     try:
         scheme, n, r, p, salt, expected = encoded.split("$")
         if scheme != _SCHEME:

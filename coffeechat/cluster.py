@@ -69,6 +69,10 @@ class Cluster:
         self._in_flight = False
         self._unknown: set[str] = set()  # kinds and commands already logged as unknown
         self.sent = 0  # payloads published, for tests and metrics
+        self.sent_bytes = 0
+        self.broadcasts = 0
+        self.received_payloads = 0
+        self.received_bytes = 0
         self.received_pushes = 0
         self.skipped = 0  # pushes or commands that could not be sent or read
         self.locate_failures = 0
@@ -162,13 +166,18 @@ class Cluster:
     def _publish_pushes(self, node: str, entries: list[tuple[Any, list[int]]]) -> None:
         for start in range(0, len(entries), MAX_PUSHES_PER_PAYLOAD):
             chunk = entries[start : start + MAX_PUSHES_PER_PAYLOAD]
-            self.bus.publish(node, _dumps({"t": _PUSH, "from": self.node, "d": [[p, users] for p, users in chunk]}))
+            payload = _dumps({"t": _PUSH, "from": self.node, "d": [[p, users] for p, users in chunk]})
+            self.bus.publish(node, payload)
             self.sent += 1
+            self.sent_bytes += len(payload)
 
     def broadcast(self, name: str, data: dict) -> None:
         """Cluster command ``name`` to every other node (nothing when this node is alone)."""
         if not self.alone():
-            self.bus.broadcast(_dumps({"t": name, "from": self.node, "d": data}))
+            payload = _dumps({"t": name, "from": self.node, "d": data})
+            self.bus.broadcast(payload)
+            self.broadcasts += 1
+            self.sent_bytes += len(payload)
 
     # -- incoming (IClusterReceiver)
 
@@ -183,6 +192,8 @@ class Cluster:
             return
         if sender == self.node:
             return  # our own broadcast
+        self.received_payloads += 1
+        self.received_bytes += len(payload)
         if name == _PUSH:
             self._received_pushes(data.get("d"))
             return

@@ -28,10 +28,20 @@ class ServerConfig:
 
     data_dir: str = "coffeechat-data"
     node_name: str = ""
+    drain_delay: float = 0.0  # SIGTERM: /ready answers 503 this long before clients are told to go
+    drain_timeout: float = 10.0  # SIGTERM: the whole drain (delay, goodbyes, flushes) takes at most this
+    log_format: str = "text"  # "text" (twistd's lines) or "json" (one JSON object per line)
 
     def validate(self) -> None:
         if not self.data_dir:
             raise ConfigError("server.data_dir must not be empty")
+        if self.drain_delay < 0:
+            raise ConfigError("server.drain_delay must be >= 0")
+        _positive("server.drain_timeout", self.drain_timeout)
+        if self.drain_delay >= self.drain_timeout:
+            raise ConfigError("server.drain_delay must be shorter than server.drain_timeout")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"server.log_format must be 'text' or 'json', got {self.log_format!r}")
 
 
 class ListenConfig:
@@ -183,11 +193,20 @@ class HttpConfig:
     upload_timeout: float = 900.0  # the same, for a route that takes uploads (POST /files, tus PATCH)
     idle_timeout: float = 15.0  # a connection with no request under way
     max_connections_per_address: int = 64
+    # Proxies whose X-Forwarded-For names the client (HTTP API, WebSocket handshake): docs/tls.md
+    trusted_proxies: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         for f in fields(self):
-            if f.name != "admin_token":
+            if f.name not in ("admin_token", "trusted_proxies"):
                 _positive(f"http.{f.name}", getattr(self, f.name))
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"http.trusted_proxies: {network!r} is not an address or network like '10.0.0.0/8'"
+                ) from None
 
 
 @dataclass
@@ -234,6 +253,10 @@ DEFAULT_FEATURES = (
     "webhooks",
     "bots",
     "files",
+    "metrics",
+    "backups",
+    "admin_api",
+    "analytics",
 )
 
 

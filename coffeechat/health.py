@@ -27,6 +27,7 @@ class Dependency:
         self.down_since: float | None = None
         self.failures = 0  # in the current outage
         self.outages = 0  # since start, for tests and metrics
+        self.total_failures = 0  # since start, for metrics
         self._reminded_at = 0.0
 
     @property
@@ -37,6 +38,7 @@ class Dependency:
         """A call needing the dependency failed because it is unreachable."""
         now = self.clock.seconds()
         self.failures += 1
+        self.total_failures += 1
         if self.down_since is None:
             self.down_since = self._reminded_at = now
             self.outages += 1

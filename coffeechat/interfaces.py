@@ -79,6 +79,11 @@ class IUserStore(Interface):
         """Change the given fields (None leaves a field alone); fire with the updated User, or
         None when there is no such user."""
 
+    def upgrade_password_hash(user_id: int, old_hash: str, new_hash: str):
+        """Replace the user's password hash with ``new_hash`` only if it is still ``old_hash``
+        (a login re-hashing an imported verifier must not undo a reset made meanwhile); fires
+        with True when it was replaced."""
+
     def add_token(token_hash: str, user_id: int, created_at: int, expires_at: int, label: str):
         """Remember a login token by its hash; fires with None."""
 

@@ -31,7 +31,7 @@ from zope.interface.interface import InterfaceClass
 
 from coffeechat.config import ConfigError
 from coffeechat.errors import ChatError, ErrorCode
-from coffeechat.interfaces import ISQLDatabase
+from coffeechat.interfaces import ISQLDatabase, StorageUnavailable, StoreClosed
 from coffeechat.model import Push, User
 from coffeechat.schema import RESPONSE_OF, TABLE
 from coffeechat.sql import load_migrations
@@ -91,6 +91,13 @@ class Route:
     #: the body is not read into ``HttpCall.body``: the handler reads ``HttpCall.content`` (a file,
     #: spooled to disk by the transport when large), as an upload route does
     raw: bool = False
+    #: what the OpenAPI document says of it (coffeechat/openapi.py): the JSON schemas of the
+    #: request body and of the success answer's fields, its query parameters, and the media type
+    #: of an answer that is not JSON
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    query: tuple[Any, ...] = ()
+    produces: str = ""
 
     @property
     def path(self) -> str:
@@ -255,6 +262,19 @@ class Registry:
             except Exception:
                 log.failure("hook {handler} of {event} failed", handler=handler, event=event)
 
+    def fire_and_wait(self, event: str, *args: Any) -> defer.Deferred:
+        """As :meth:`fire`, and fire with the number of hooks that failed once every hook's
+        Deferred has fired: for a caller that must know the work is done (account deletion)."""
+        pending = []
+        for _, _, handler in self._hooks.get(event, ()):
+            d = defer.maybeDeferred(handler, *args)
+            d.addCallbacks(
+                lambda _: 0,
+                lambda f, h=handler: log.failure("hook {h} of {event} failed", f, h=h, event=event) or 1,
+            )
+            pending.append(d)
+        return defer.gatherResults(pending).addCallback(sum)
+
 
 class ModuleAPI:
     """What one feature module sees of its node: enough to add a feature, nothing more."""
@@ -306,10 +326,26 @@ class ModuleAPI:
     def node_name(self) -> str:
         return self._node.node
 
+    @property
+    def node(self) -> Any:
+        """The node as a whole (its counters, cluster, connections), for a feature that observes
+        everything rather than adding to it (metrics); others use the narrower views here."""
+        return self._node
+
     def cpu_runner(self, size: int) -> Callable[..., defer.Deferred]:
         """``run(f, *args)``: CPU-heavy calls (a KDF) on a pool of at most ``size`` threads, off the
         reactor, so a burst of them cannot take more than that many cores."""
         return self._node.cpu_runner(size)
+
+    @property
+    def presence(self) -> Any:
+        """Who is online where (:class:`~coffeechat.interfaces.IPresence`), for the admin API."""
+        return self._node.presence
+
+    @property
+    def routes(self) -> list[Route]:
+        """Every HTTP route the node serves (read-only: the OpenAPI document is made of them)."""
+        return list(self._node.registry.routes)
 
     def disconnect_user(self, user_id: int, code: int, reason: str) -> int:
         """Close every device of a user, on every node; returns how many were closed here."""
@@ -369,6 +405,10 @@ class ModuleAPI:
         """Tell the hooks of ``event`` (synchronously; their failures are logged)."""
         self._node.registry.fire(event, *args)
 
+    def fire_and_wait(self, event: str, *args: Any) -> defer.Deferred:
+        """Tell the hooks of ``event`` and fire, with how many failed, once all are done."""
+        return self._node.registry.fire_and_wait(event, *args)
+
     def firer(self, event: str) -> Callable[..., None]:
         """``fire`` bound to ``event``, for a feature that fires it on its hot path (one call
         less per event; hooks registered later are still told)."""
@@ -406,24 +446,37 @@ class ModuleAPI:
         summary: str = "",
         max_body: int | None = None,
         raw: bool = False,
+        request: dict[str, Any] | None = None,
+        response: dict[str, Any] | None = None,
+        query: tuple[Any, ...] = (),
+        produces: str = "",
     ) -> None:
         """Serve ``method path`` over HTTP with ``async def handler(call: HttpCall)`` returning
         ``(status, json_body)``, the body (status 200) or an :class:`HttpReply`; path parameters
         as ``{name}`` or ``{name:int}`` (a positive integer).  ``max_body`` and ``raw`` are for
-        uploads (:class:`Route`)."""
+        uploads (:class:`Route`).  ``request``, ``response`` (JSON schemas, as built with
+        :mod:`coffeechat.openapi`), ``query`` (its ``Query`` parameters) and ``produces`` describe
+        the route in the served OpenAPI document."""
         if auth not in AUTH_KINDS:
             raise ConfigError(f"feature {self.name}: auth must be one of {AUTH_KINDS}, not {auth!r}")
         summary = summary or (handler.__doc__ or "").strip().split("\n")[0]
-        route = Route(method.upper(), _segments(path), handler, auth, self.name, summary, max_body, raw)
+        route = Route(
+            method.upper(), _segments(path), handler, auth, self.name, summary, max_body, raw,
+            request, response, tuple(query), produces,
+        )  # fmt: skip
         self._node.registry.add_route(route)
 
     def periodic(self, interval: float, fn: Callable[[], Any], *, now: bool = False) -> None:
-        """Run ``fn()`` every ``interval`` seconds while the node runs (its failures are logged)."""
+        """Run ``fn()`` every ``interval`` seconds while the node runs (its failures are logged;
+        storage being unavailable or closed is not a failure of the task: the store logs an outage
+        once, and the next run tries again)."""
+
+        def failed(failure: Any) -> None:
+            if not failure.check(StorageUnavailable, StoreClosed):
+                self.log.failure("periodic task {fn} failed", failure, fn=fn)
 
         def guarded() -> Any:
-            d = defer.maybeDeferred(fn)
-            d.addErrback(lambda f: self.log.failure("periodic task {fn} failed", f, fn=fn))
-            return d
+            return defer.maybeDeferred(fn).addErrback(failed)
 
         loop = task.LoopingCall(guarded)
         loop.clock = self._node.reactor

@@ -51,6 +51,10 @@ BUILTIN_FEATURES = {
     "webhooks": "coffeechat.features.webhooks",
     "bots": "coffeechat.features.bots",
     "files": "coffeechat.features.files",
+    "admin_api": "coffeechat.features.admin_api",
+    "analytics": "coffeechat.features.analytics",
+    "metrics": "coffeechat.features.metrics",
+    "backups": "coffeechat.features.backups",
 }
 
 
@@ -74,6 +78,12 @@ BUILTIN_TRANSPORTS = (
         "HTTP: web client, registration, login, admin API, and WebSocket at websocket.http_path",
     ),
     Transport("ws", "coffeechat.protocols.websocket:create_factory", ("tcp:8001",), "CIM frames over WebSocket"),
+    Transport(
+        "metrics",
+        "coffeechat.protocols.metrics:create_site",
+        (),
+        "Prometheus /metrics (and /health, /ready) on a listener of its own (off by default)",
+    ),
 )
 
 

@@ -124,6 +124,8 @@ class Router:
         self._positions: dict[type, Callable[[Any], tuple[str, int]]] = {}
         self._pushed: dict[IDevice, Pushed] = {}  # device (hashed by identity) -> what it has
         self.duplicates_skipped = 0
+        #: pushes sent to devices here, per push kind (read by the metrics at scrape time)
+        self.delivered: dict[type, int] = {}
 
     def track_positions(self, kind: type, position: Callable[[Any], tuple[str, int]]) -> None:
         """Pushes of ``kind`` have a position, ``(conversation, seq)``: a device is pushed each
@@ -159,6 +161,11 @@ class Router:
                 self._presence_ok, self._presence_failed
             )
         return displaced
+
+    @property
+    def presence_health(self) -> Dependency | None:
+        """The shared presence as device updates see it (None without a clock: tests)."""
+        return self._presence_health
 
     def _presence_ok(self, _: object) -> None:
         if self._presence_health is not None:
@@ -238,6 +245,8 @@ class Router:
                 self.duplicates_skipped += 1
                 return False
         device.push(push)
+        delivered = self.delivered
+        delivered[type(push)] = delivered.get(type(push), 0) + 1
         return True
 
     def _deliver(
@@ -251,6 +260,7 @@ class Router:
                 if device is not except_device:
                     device.push(push)
                     count += 1
+            self._count(push, count)
             return count
         conv, seq = where
         pushed = self._pushed
@@ -263,7 +273,13 @@ class Router:
             if device is not except_device:
                 device.push(push)
                 count += 1
+        self._count(push, count)
         return count
+
+    def _count(self, push: Push, count: int) -> None:
+        if count:
+            delivered = self.delivered
+            delivered[type(push)] = delivered.get(type(push), 0) + count
 
     def all_devices(self) -> list[IDevice]:
         return [d for devices in self._devices.values() for d in devices]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from coffeechat.config import Config
+from coffeechat.drain import drain
+from coffeechat.endpoints import listen, reload_on_sighup
 from coffeechat.node import ChatNode, build_node
 from coffeechat.plugins import transport_factory, transports
 
@@ -40,8 +41,7 @@ class ListenerService(service.Service):
 
     def startService(self) -> defer.Deferred:
         service.Service.startService(self)
-        endpoint = serverFromString(self.reactor, with_backlog(self.description))
-        self.listening = endpoint.listen(self.factory)
+        self.listening = listen(self.reactor, self.description, self.factory, with_backlog)
 
         def listening(port):
             self.port = port
@@ -83,6 +83,7 @@ class NodeService(service.MultiService):
 
     def startService(self) -> None:
         service.Service.startService(self)
+        self._undo_sighup = reload_on_sighup(self.reactor)  # SIGHUP: re-read the ssl: certificates
         d = self.node.start()
         d.addCallback(lambda _: self._start_listeners())
         d.addCallbacks(self.started.callback, self._failed)
@@ -98,11 +99,12 @@ class NodeService(service.MultiService):
         if self.reactor.running:
             self.reactor.stop()
 
-    @defer.inlineCallbacks
-    def stopService(self):
-        yield super().stopService()
-        if self.node.running:
-            yield self.node.stop()
+    def stopService(self) -> defer.Deferred:
+        """A graceful drain (coffeechat/drain.py): not ready, client listeners closed, clients sent
+        elsewhere, everything flushed, within ``server.drain_timeout``."""
+        getattr(self, "_undo_sighup", lambda: None)()
+        service.Service.stopService(self)
+        return drain(self.node, list(self), self.reactor)
 
     def listening_port(self, name: str):
         """The IListeningPort of the first listener of a transport (tests ask for port 0)."""

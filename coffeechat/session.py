@@ -295,6 +295,9 @@ class Session:
         if entry is None:
             return None
         self._acks_seen = True
+        observe = self.node.ack_observer
+        if observe is not None:
+            observe(self.clock.seconds() - entry[1])
         return entry[0]
 
     def acknowledged_where(self, match: Callable[[Hashable, Push], bool]) -> Push | None:
@@ -306,6 +309,9 @@ class Session:
             if match(key, entry[0]):
                 del self._unacked[key]
                 self._acks_seen = True
+                observe = self.node.ack_observer
+                if observe is not None:
+                    observe(self.clock.seconds() - entry[1])
                 return entry[0]
         return None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import urllib.parse
 import uuid
 import warnings
@@ -36,17 +37,21 @@ from autobahn.websocket.compress import (
 from autobahn.websocket.types import ConnectionResponse
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from OpenSSL import SSL
+from service_identity import VerificationError
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionClosed
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.internet.ssl import optionsForClientTLS
+from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
+from zope.interface import implementer
 
 from coffeechat.schema import BODY_TYPES, PUSH_COMMANDS, RESPONSE_OF, BodyError, Cmd, pb
 from coffeechat.schema.jsonform import encode_json_body, encode_json_frame
@@ -109,6 +114,7 @@ class ServerError(Exception):
         return f"{name} ({self.code}) for command 0x{self.cmd:04x}: {self.message}"
 
 
+@implementer(IHandshakeListener)
 class CIMClient(Protocol):
     """One connection to a CIM server.
 
@@ -139,6 +145,7 @@ class CIMClient(Protocol):
         self._close_waiters: list[Deferred] = []
         self._lost: Failure | None = None
         self._error: Failure | None = None
+        self._handshake: Deferred | None = None  # over TLS: fires once the server is verified
         self.closed: Deferred = self.when_closed()
 
     # -- twisted.internet.protocol.Protocol
@@ -155,9 +162,17 @@ class CIMClient(Protocol):
         for cmd, seq, body in frames:
             self._frame(cmd, seq, body)
 
+    def handshakeCompleted(self) -> None:
+        handshake = self._handshake
+        if handshake is not None and not handshake.called:
+            handshake.callback(self)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         reason = self._error or reason
         self._lost = reason
+        handshake = self._handshake
+        if handshake is not None and not handshake.called:
+            handshake.errback(reason)  # the server's certificate was refused (or the connection lost)
         pending, self._pending = self._pending, {}
         for _, d, _ in pending.values():
             if not d.called:
@@ -889,17 +904,29 @@ def connect(
     subprotocols: list[str] | None = None,
     compression: bool = False,
     headers: dict[str, str] | None = None,
+    ca_file: str | None = None,
+    server_hostname: str | None = None,
 ) -> Deferred:
     """Connect; fires with a :class:`CIMClient` (a :class:`WebSocketCIMClient` for WebSocket).
 
-    ``endpoint`` is a client endpoint string such as ``tcp:127.0.0.1:8000``, or a WebSocket URL
-    (``ws://host:8001/``, ``ws://host:18080/ws``, ``wss://...``).  WebSocket only: ``encoding``
+    ``endpoint`` is a client endpoint string such as ``tcp:127.0.0.1:8000``, ``tls:host:8443``
+    (CIM over TLS), or a WebSocket URL (``ws://host:8001/``, ``ws://host:18080/ws``, ``wss://...``).
+    Over TLS (``tls:``, ``wss://``) the server's certificate must chain to a CA of ``ca_file`` (PEM,
+    one or more certificates), or of the system's store when it is None, and name the host
+    (``server_hostname`` when it differs from the address connected to); otherwise the connection
+    is refused and this fails (``OpenSSL.SSL.Error``, ``service_identity`` errors).  WebSocket only: ``encoding``
     ("binary" or "json") is what the client sends and, through the subprotocol it offers
     (``cim.v1`` or ``cim.v1.json``), what the server answers; ``subprotocols`` overrides the
     offer (``[]``: none, the server then answers in the encoding of the client's last message);
     ``origin`` sets the Origin header as a browser would; ``compression`` offers
     permessage-deflate.  A refused handshake fails with :class:`WebSocketClosed`.
     """
+    if endpoint.startswith("tls:"):
+        host, port = _host_port(endpoint[4:])
+        client = CIMClient(reactor, max_frame_bytes, auto_delivery_ack, client_type)
+        client._handshake = Deferred()
+        tls = wrapClientTLS(_tls_options(host, ca_file, server_hostname), HostnameEndpoint(reactor, host, port))
+        return connectProtocol(tls, client).addCallback(lambda _: client._handshake)
     if not endpoint.startswith(("ws://", "wss://")):
         client = CIMClient(reactor, max_frame_bytes, auto_delivery_ack, client_type)
         return connectProtocol(clientFromString(reactor, endpoint), client)
@@ -929,10 +956,34 @@ def connect(
     factory.noisy = False
     tcp = HostnameEndpoint(reactor, factory.host, factory.port)
     if factory.isSecure:
-        tcp = wrapClientTLS(optionsForClientTLS(factory.host), tcp)
+        tcp = wrapClientTLS(_tls_options(factory.host, ca_file, server_hostname), tcp)
     d = tcp.connect(factory)
     d.addCallback(lambda _: client._opened)
     return d
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` of a ``tls:`` endpoint."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"tls:{address}: expected tls:HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _tls_options(host: str, ca_file: str | None, server_hostname: str | None) -> Any:
+    """Client TLS that verifies the server: its chain against ``ca_file``'s CAs (else the system's
+    store), and its name (or IP address) against ``server_hostname`` or ``host``."""
+    trust = None
+    if ca_file is not None:
+        with open(ca_file, "rb") as f:
+            found = _PEM_CERTIFICATE.findall(f.read())
+        if not found:
+            raise ValueError(f"{ca_file}: no PEM certificate in it")
+        trust = trustRootFromCertificates([Certificate.loadPEM(pem) for pem in found])
+    return optionsForClientTLS(server_hostname or host, trustRoot=trust)
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def _accept_deflate_response(response: Any) -> PerMessageDeflateResponseAccept | None:
@@ -975,6 +1026,7 @@ class WebSocketCIMClient(CIMClient):
         self.websocket: _ClientWebSocket | None = None
         self.subprotocol: str | None = None
         self._opened: Deferred = Deferred(self._cancel_opening)
+        self._tls_failure: Failure | None = None  # wss: why the server's certificate was refused
 
     def _cancel_opening(self, d: Deferred) -> None:
         """Cancelling :func:`connect` during the WebSocket handshake closes the socket."""
@@ -1047,7 +1099,7 @@ class WebSocketCIMClient(CIMClient):
     def _ws_closed(self, was_clean: bool, code: int | None, reason: str | None, http_status: int | None) -> None:
         closed = WebSocketClosed(code, reason, was_clean, http_status)
         if not self._opened.called:
-            self._opened.errback(closed)
+            self._opened.errback(self._tls_failure or closed)
         if self._lost is None:
             self.connectionLost(Failure(closed))
 
@@ -1062,6 +1114,11 @@ class _ClientWebSocket(LeanWebSocketMixin, WebSocketClientProtocol):
 
     def onConnect(self, response: ConnectionResponse) -> None:
         self.client.subprotocol = response.protocol
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if reason.check(SSL.Error, VerificationError):
+            self.client._tls_failure = reason  # connect() fails with it rather than a bare close
+        super().connectionLost(reason)
 
     def onOpen(self) -> None:
         client = self.client

@@ -3,7 +3,8 @@ API ...), the web client and its protocol table, and the WebSocket path.
 
 Every API answer is JSON (``application/json; charset=utf-8``) carrying ``error_code`` and
 ``error_msg``; no API request ever gets an HTML page, not even a crash (that answers error_code 201
-and is logged).  The only HTML is the web client's own page at ``/``.
+and is logged).  The only HTML is the web client's own page at ``/`` and the admin console's at
+``/admin/`` (protocols/admin_console).
 
 HTTP status codes:
 
@@ -34,6 +35,7 @@ import math
 from typing import Any
 
 from twisted.internet import defer, interfaces
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -42,12 +44,14 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
+from coffeechat.addresses import TrustedProxies
 from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.interfaces import StorageUnavailable
 from coffeechat.modules import HttpCall, HttpReply, Route
 from coffeechat.node import ChatNode
 from coffeechat.schema.jsonform import web_table
 
+from .admin_console import ConsolePage, console_files
 from .webclient import SECURITY_HEADERS, web_resource
 from .websocket import websocket_resource
 
@@ -344,6 +348,32 @@ class ProtocolTable(Resource):
         return self.body
 
 
+class AdminRoot(Resource):
+    """``/admin/`` the admin console's page, ``/admin/console/`` its files (protocols/admin_console;
+    no token needed: they hold no data), and every other ``/admin/...`` path the admin API."""
+
+    def __init__(self, api: ApiResource) -> None:
+        super().__init__()
+        self.api = api
+        self.page = ConsolePage()
+        self.files = console_files(self.page)
+
+    def getChild(self, path: bytes, request: IRequest) -> Resource:
+        if path == b"" and not request.postpath:
+            return self.page
+        if path == b"console":
+            return self.files
+        return self.api
+
+    def render(self, request: IRequest) -> Any:
+        if request.method in (b"GET", b"HEAD"):  # "/admin": the console is at "/admin/"
+            request.setResponseCode(301)
+            request.setHeader(b"Location", b"/admin/")
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return b"the admin console is at /admin/\n"
+        return self.api.render(request)
+
+
 class Root(Resource):
     """``/`` the web client's page, ``/app/`` its files, the WebSocket path, and the API."""
 
@@ -355,6 +385,7 @@ class Root(Resource):
         app.putChild(b"protocol-table.js", ProtocolTable())
         self.putChild(b"", self.page)
         self.putChild(b"app", app)
+        self.putChild(b"admin", AdminRoot(self.api))
         path = node.config.websocket.http_path
         if path:
             self.putChild(path.strip("/").encode(), websocket_resource(node))
@@ -373,6 +404,22 @@ class ApiRequest(server.Request):
     body_too_large = False
     _body_bytes = 0
     _max_body = 0
+    _client: Any = None
+
+    def getClientAddress(self) -> Any:
+        """The client: the socket's peer, or, when that is one of ``http.trusted_proxies``, the
+        address its ``X-Forwarded-For`` names (coffeechat.addresses.TrustedProxies)."""
+        if self._client is None:
+            peer = super().getClientAddress()
+            self._client = peer
+            proxies = getattr(getattr(self.channel, "site", None), "proxies", None)  # a ChatSite's
+            host = getattr(peer, "host", None)
+            if proxies and proxies.trusts(host):
+                raw = self.requestHeaders.getRawHeaders(b"x-forwarded-for") or []
+                client = proxies.client(host, [value.decode("latin-1") for value in raw])
+                if client != host:
+                    self._client = (IPv6Address if ":" in client else IPv4Address)("TCP", client, 0)
+        return self._client
 
     def gotLength(self, length: int | None) -> None:
         # The headers are in, the body is not: decide here how much of it to keep.
@@ -456,14 +503,19 @@ class ChatChannel(http.HTTPChannel):
     _address: str | None = None
     _counted = False
     _refused = False
+    _open = False  # counted in node.connections["http"]
 
     def connectionMade(self) -> None:
         super().connectionMade()
         node = self.site.node
+        node.connections["http"] += 1
+        self._open = True
         self._http = node.config.http
         self.abortTimeout = node.config.limits.close_timeout
         addresses = node.addresses
-        key = addresses.key(getattr(self.transport.getPeer(), "host", None))
+        host = getattr(self.transport.getPeer(), "host", None)
+        # A trusted proxy carries many clients' requests: its connections are not capped.
+        key = None if self.site.proxies.trusts(host) else addresses.key(host)
         refused = addresses.admit_http(key)
         if refused is not None:
             self._refused = True
@@ -519,6 +571,9 @@ class ChatChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
     def _release(self) -> None:
+        if self._open:
+            self._open = False
+            self.site.node.connections["http"] -= 1
         if self._counted:
             self._counted = False
             self.site.node.addresses.release_http(self._address)
@@ -550,6 +605,7 @@ class ChatSite(server.Site):
     def __init__(self, resource: Resource, node: ChatNode, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
         self.node = node
+        self.proxies = TrustedProxies(node.config.http.trusted_proxies)
 
 
 def create_site(node: ChatNode) -> server.Site:

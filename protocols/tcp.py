@@ -155,6 +155,7 @@ class CIMProtocol(OutputGuard, Protocol):
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
+        self.node.connections["cim"] += 1
         self.session = Session(self.node, self.send, self.close, peer_text(peer))
         addresses = self.node.addresses
         key = addresses.key(getattr(peer, "host", None))
@@ -273,6 +274,7 @@ class CIMProtocol(OutputGuard, Protocol):
     def connectionLost(self, reason=None) -> None:
         self._lost = True
         self._out = None
+        self.node.connections["cim"] -= 1
         self.node.addresses.release(self._address, self)
         self._address = None
         self.flow.forget(self.transport)

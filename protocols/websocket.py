@@ -29,6 +29,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from google.protobuf.message import Message as PbMessage
 from twisted.logger import Logger
 
+from coffeechat.addresses import TrustedProxies
 from coffeechat.errors import ErrorCode
 from coffeechat.schema import BODY_TYPES, BodyError, Cmd, decode_body, pb
 from coffeechat.schema.jsonform import JsonFrameError, decode_json_frame, encode_json_body, encode_json_frame
@@ -66,6 +67,7 @@ AUTO_PING_INTERVAL = 30.0
 CLOSE_PROTOCOL_ERROR = WebSocketProtocol.CLOSE_STATUS_CODE_PROTOCOL_ERROR  # 1002
 CLOSE_MESSAGE_TOO_BIG = WebSocketProtocol.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG  # 1009
 CLOSE_NORMAL = WebSocketProtocol.CLOSE_STATUS_CODE_NORMAL  # 1000
+CLOSE_SERVICE_RESTART = 1012  # RFC 6455 registry: "service restart" (the node drains)
 _OPEN = WebSocketProtocol.STATE_OPEN
 _CLOSED = WebSocketProtocol.STATE_CLOSED
 
@@ -158,6 +160,7 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
     _turn_limit = 0  # output_limit() when this turn's first frame was queued
     _refused = False
     _address: str | None = None  # the key this connection is counted by (node.addresses)
+    _forwarded = False  # from a trusted proxy: counted at the handshake, by X-Forwarded-For
 
     @property
     def logged_in(self) -> bool:
@@ -165,8 +168,13 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.factory.node.connections["ws"] += 1
         addresses = self.factory.node.addresses
-        key = addresses.key(getattr(self.transport.getPeer(), "host", None))
+        host = getattr(self.transport.getPeer(), "host", None)
+        if self.factory.proxies.trusts(host):
+            self._forwarded = True  # counted at the handshake, by the client X-Forwarded-For names
+            return
+        key = addresses.key(host)
         refused = addresses.admit(key, self)
         if refused is None:
             self._address = key
@@ -184,12 +192,15 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
     def connectionLost(self, reason) -> None:
         self._lost = True
         self._out = None
+        self.factory.node.connections["ws"] -= 1
         self.factory.node.addresses.release(self._address, self)
         self._address = None
         super().connectionLost(reason)
 
     def onConnect(self, request: ConnectionRequest) -> str | None:
         """Check the Origin (403 if refused) and pick the subprotocol, i.e. the encoding."""
+        if self._forwarded:
+            self._admit_forwarded(request.headers.get("x-forwarded-for"))
         if not self.factory.origins.allows(request.origin or "", request.headers.get("host", "")):
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
         for name in request.protocols:
@@ -199,6 +210,21 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
                 self.encoding_fixed = True
                 return name
         return None
+
+    def _admit_forwarded(self, forwarded: str | None) -> None:
+        """The peer is a trusted proxy: the connection is the client's whom its X-Forwarded-For
+        names (the session's address for logs and login limits), counted as theirs."""
+        self._forwarded = False
+        host = getattr(self.transport.getPeer(), "host", None) or ""
+        client = self.factory.proxies.client(host, forwarded)
+        if client != host:
+            self.peer = f"tcp6:[{client}]:0" if ":" in client else f"tcp4:{client}:0"
+        addresses = self.factory.node.addresses
+        key = addresses.key(client)
+        refused = addresses.admit(key, self)
+        if refused is not None:
+            raise ConnectionDeny(503, refused)
+        self._address = key
 
     def onOpen(self) -> None:
         self.session = Session(self.factory.node, self.send, self._close, self.peer or "")
@@ -409,7 +435,13 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
         if self._aborted:
             return  # cut off: _cut_off resets the connection
         if self.state == _OPEN:
-            self.sendClose(CLOSE_NORMAL)
+            if self.factory.node.draining:
+                # A node that drains says "service restart": reconnect (to another node), not
+                # "done".  sendClose() only lets an application send 1000 and 3000-4999, so the
+                # frame is sent as autobahn sends its own protocol-level codes.
+                self.sendCloseFrame(code=CLOSE_SERVICE_RESTART, isReply=False)
+            else:
+                self.sendClose(CLOSE_NORMAL)
 
     def _refuse(self, code: int, reason: str) -> None:
         """A message that breaks the framing: this connection ends, with a close code saying why."""
@@ -463,6 +495,7 @@ class CIMWebSocketFactory(WebSocketServerFactory):
         self.max_message_bytes = int(limits.max_frame_bytes * TEXT_ALLOWANCE) + TEXT_OVERHEAD
         self.fast_path_max = min(_FAST_PATH_MAX, self.max_message_bytes)
         self.origins = OriginPolicy(config.allowed_origins)
+        self.proxies = TrustedProxies(node.config.http.trusted_proxies)
         self.flow = node.flow
         self.flusher = TurnFlusher(node.reactor)
         ping = min(AUTO_PING_INTERVAL, limits.idle_timeout / 2)
@@ -491,6 +524,11 @@ class CIMWebSocketResource(WebSocketResource):
     counted as a CIM connection from now on."""
 
     def render(self, request):
+        if self._factory.node.draining:  # stopping: a new client belongs on another node
+            request.setResponseCode(503)
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            request.setHeader(b"Retry-After", b"1")
+            return b"this node is shutting down: connect to another one"
         handed_over = getattr(request.channel, "handed_over", None)
         if handed_over is not None:
             handed_over()

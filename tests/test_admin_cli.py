@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest_twisted
 from coffeechat.config import load_config
 from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.node import build_node
+from coffeechat.ops.init import EXAMPLE_SECRET
+from tests.pgserver import free_port
 from tests.redisserver import redis_server  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,8 +161,20 @@ async def test_token_issue_and_revoke_all(cli, tmp_path):
 
 
 def test_check(cli, tmp_path):
-    lines = ok(cli("check"))
+    # the doctor checks the ports too: free ones of this test's, not the defaults another process may hold
+    ports = [free_port() for _ in range(3)]
+    config = tmp_path / "ports.toml"
+    config.write_text(
+        "[auth]\nscrypt_n = 1024\n[listen]\n"
+        + "".join(
+            f'{name} = ["tcp:{port}:interface=127.0.0.1"]\n'
+            for name, port in zip(("cim", "http", "ws"), ports, strict=True)
+        )
+    )
+    lines = ok(cli("check", config_file=config))
     text = "\n".join(lines)
+    for port in ports:
+        assert f"(port {port} free)" in text
     assert str((tmp_path / "data").resolve()) in text
     assert str((tmp_path / "data" / "coffeechat.sqlite3").resolve()) in text
     assert "users:" in text
@@ -171,6 +186,34 @@ def test_check(cli, tmp_path):
     result = cli("check", config_file=bad_endpoint)
     assert result.returncode == 1
     assert "listen.http: 'tcp:notaport'" in result.stdout
+
+
+def test_init_writes_a_commented_config_with_fresh_secrets_and_never_over_one(cli, tmp_path):
+    config = tmp_path / "coffeechat.toml"  # the fixture's, already there
+    before = config.read_text()
+    assert "exists; not overwritten (--force replaces it" in refused(cli("init"))
+    assert config.read_text() == before
+
+    def token() -> str:
+        return re.search(r'(?m)^admin_token = "([^"]+)"$', config.read_text()).group(1)
+
+    lines = ok(cli("init", "--force"))
+    assert lines[0] == f"wrote {config} (mode 0600), fresh secrets in http.admin_token, moderation.secret"
+    assert lines[1] == f"created the data dir {tmp_path / 'data'} (mode 0700)"
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    assert config.stat().st_mode & 0o777 == 0o600
+    text = config.read_text()
+    assert EXAMPLE_SECRET not in text and len(token()) >= 40
+    assert text.count("whsec_") >= 3  # the commented-out examples got secrets of their own
+    assert f'data_dir = "{tmp_path / "data"}"' in text
+    first = token()
+    ok(cli("init", "--force"))
+    assert token() != first
+    loaded = load_config(config)
+    assert loaded.http.admin_token == token() and loaded.data_path == tmp_path / "data"
+
+    assert "does not exist; create it first" in refused(cli("init", "--config", str(tmp_path / "no" / "c.toml")))
+    assert "is a directory" in refused(cli("init", "--config", str(tmp_path)))
 
 
 def test_bad_config_key_is_named(cli, tmp_path):

@@ -65,6 +65,9 @@ class ThreadedSQLDatabase(SQLStore):
         self.commits = 0
         self.ops_committed = 0
         self.replays = 0
+        #: ``observe(ops, seconds)`` after each committed batch, on the writer thread (the
+        #: metrics feature sets it; it must be thread-safe and cheap)
+        self.commit_observer: Callable[[int, float], None] | None = None
         self._state = _NEW
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._put = self._queue.put
@@ -413,6 +416,7 @@ class ThreadedSQLDatabase(SQLStore):
         operation of the batch: none of it is durable, so none of it may be acknowledged."""
         attempt = 0
         unavailable = None
+        began = time.perf_counter()
         while True:
             try:
                 results = self._transaction(self._writer_txn(), batch)
@@ -430,6 +434,12 @@ class ThreadedSQLDatabase(SQLStore):
             else:
                 self.commits += 1
                 self.ops_committed += len(batch)
+                observe = self.commit_observer
+                if observe is not None:
+                    try:
+                        observe(len(batch), time.perf_counter() - began)
+                    except Exception:
+                        pass  # an observer's bug must not fail a committed batch
             if unavailable is not None or self._writer_failing:
                 self._writer_failing = unavailable is not None
                 self._reactor.callFromThread(self._batch_done, results, unavailable)

@@ -26,6 +26,7 @@ SQL_UPDATE_USER = (
     "password_hash = coalesce(CAST(? AS TEXT), password_hash), disabled = coalesce(CAST(? AS BOOLEAN), disabled) "
     f"WHERE user_id = ? RETURNING {USER_COLS}"
 )
+SQL_UPGRADE_PASSWORD = "UPDATE users SET password_hash = ? WHERE user_id = ? AND password_hash = ?"
 SQL_ADD_TOKEN = (
     "INSERT INTO tokens (token_hash, user_id, created_at, expires_at, revoked, label) VALUES (?, ?, ?, ?, FALSE, ?)"
 )
@@ -62,6 +63,10 @@ def _update_user_txn(
     flag = None if disabled is None else bool(disabled)
     row = txn.execute(SQL_UPDATE_USER, (nick_name, password_hash, flag, user_id)).fetchone()
     return None if row is None else row_user(row)
+
+
+def _upgrade_password_txn(txn: Any, user_id: int, old_hash: str, new_hash: str) -> bool:
+    return txn.execute(SQL_UPGRADE_PASSWORD, (new_hash, user_id, old_hash)).rowcount > 0
 
 
 def _add_token_txn(txn: Any, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str) -> None:
@@ -124,6 +129,9 @@ class SQLUserStore:
         self, user_id: int, nick_name: str | None = None, password_hash: str | None = None, disabled: bool | None = None
     ) -> defer.Deferred:
         return self.run_write("update_user", _update_user_txn, user_id, nick_name, password_hash, disabled)
+
+    def upgrade_password_hash(self, user_id: int, old_hash: str, new_hash: str) -> defer.Deferred:
+        return self.run_write("upgrade_password_hash", _upgrade_password_txn, user_id, old_hash, new_hash)
 
     def add_token(self, token_hash: str, user_id: int, created_at: int, expires_at: int, label: str) -> defer.Deferred:
         return self.run_write("add_token", _add_token_txn, token_hash, user_id, created_at, expires_at, label)

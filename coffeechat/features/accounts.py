@@ -11,7 +11,7 @@ Accounts).  Password logins are throttled before the hash runs, per name, per ad
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -20,12 +20,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from coffeechat.auth import hash_password, name_key, new_token, token_hash, verify_password
+from coffeechat.auth import hash_password, is_legacy_hash, name_key, new_token, token_hash, verify_password
 from coffeechat.config import ConfigError
 from coffeechat.errors import ChatError, ErrorCode
-from coffeechat.interfaces import IUserStore, UserExists
+from coffeechat.interfaces import IUserStore, StorageUnavailable, UserExists
 from coffeechat.model import User
 from coffeechat.modules import HttpCall, ModuleAPI
+from coffeechat.openapi import ID, array, boolean, integer, obj, paging, string
 from coffeechat.ratelimit import FairQueue, KeyedBuckets, LoginThrottle, RateLimited, address_key, peer_address
 from coffeechat.schema import Cmd, pb
 from coffeechat.session import Session
@@ -212,9 +213,14 @@ class Accounts:
         self.kdf = FairQueue(run_cpu, c.kdf_threads, c.kdf_jobs_per_address, c.kdf_queue_max)
         self._token_lookups = TokenLookups(store, clock)
         self.users = UserDirectory(store)
+        #: logins checked here, by (method, "ok" | "failed"), for the metrics
+        self.logins: dict[tuple[str, str], int] = {}
         #: ``fire(event, user)``: tells other features of account/created, /disabled, /enabled
         #: (the module's setup binds it to ``api.fire``)
         self.fire: Callable[..., None] = lambda event, *args: None
+        #: ``check(user_id)``: raises the ChatError refusing to bring an account back (enable it,
+        #: set its password, issue it a token); admin_api adds one for deleted accounts
+        self.revival_checks: list[Callable[[int], Awaitable[None]]] = []
 
     def _now(self) -> int:
         return int(self.clock.seconds())
@@ -256,7 +262,21 @@ class Accounts:
         self.fire("account/created", user)
         return user
 
+    def _counted(self, method: str, outcome: str) -> None:
+        key = (method, outcome)
+        self.logins[key] = self.logins.get(key, 0) + 1
+
     async def login_password(self, name: Any, password_md5: Any, address: str = "") -> User:
+        """Check a name and password from ``address`` (counted in ``logins``)."""
+        try:
+            user = await self._login_password(name, password_md5, address)
+        except ChatError:
+            self._counted("password", "failed")
+            raise
+        self._counted("password", "ok")
+        return user
+
+    async def _login_password(self, name: Any, password_md5: Any, address: str) -> User:
         """Check a name and password from ``address``.
 
         The attempt is counted against the login budgets before the hash runs and given back
@@ -273,7 +293,9 @@ class Accounts:
         try:
             user = await self.store.user_by_name(key)
             encoded = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
-            verified = await self.kdf.submit(address, verify_password, password_md5.lower(), encoded)
+            # An imported CIM v1 verifier was made from the MD5 exactly as the client sent it.
+            secret = password_md5 if is_legacy_hash(encoded) else password_md5.lower()
+            verified = await self.kdf.submit(address, verify_password, secret, encoded)
         except BaseException:
             self.throttle.release(reservation)  # never evaluated (busy, storage down): not a failure
             raise
@@ -282,7 +304,24 @@ class Accounts:
         self.throttle.release(reservation)
         if user.disabled:
             raise ChatError(ErrorCode.USER_DISABLED, "this account is disabled")
+        if is_legacy_hash(user.password_hash):
+            await self._upgrade_legacy(user, password_md5, address)
         return user
+
+    async def _upgrade_legacy(self, user: User, password_md5: str, address: str | None) -> None:
+        """Replace an imported CIM v1 verifier with scrypt after a login proved the password.
+        The login stands whatever happens here; a later one tries again."""
+        try:
+            new_hash = await self._hash(password_md5.lower(), address)
+            replaced = await self.store.upgrade_password_hash(user.user_id, user.password_hash, new_hash)
+        except (RateLimited, StorageUnavailable) as e:
+            log.info("imported password of user {uid} not re-hashed now: {e}", uid=user.user_id, e=e)
+            return
+        except Exception:
+            log.failure("re-hashing the imported password of user {uid} failed", uid=user.user_id)
+            return
+        if replaced:
+            log.info("imported password of user {uid} re-hashed with scrypt", uid=user.user_id)
 
     async def issue_token(self, user_id: int, label: str = "") -> tuple[str, int]:
         """A new login token for ``user_id`` and its expiry (unix seconds)."""
@@ -293,8 +332,18 @@ class Accounts:
         return token, expires_at
 
     async def login_token(self, user_id: int, token: Any) -> User:
-        """The user a token belongs to; an empty, unknown, expired or revoked token never logs in,
-        nor one presented for another user id (0 means "whoever owns it")."""
+        """The user a token belongs to (counted in ``logins``)."""
+        try:
+            user = await self._login_token(user_id, token)
+        except ChatError:
+            self._counted("token", "failed")
+            raise
+        self._counted("token", "ok")
+        return user
+
+    async def _login_token(self, user_id: int, token: Any) -> User:
+        """An empty, unknown, expired or revoked token never logs in, nor one presented for
+        another user id (0 means "whoever owns it")."""
         if not isinstance(token, str) or not token:
             raise ChatError(ErrorCode.LOGIN_INVALID_USER_TOKEN, "invalid token")
         user = await self._token_lookups.lookup(token_hash(token), self._now())
@@ -324,7 +373,9 @@ class Accounts:
         """Reset a password: every token of the user is revoked and every device of theirs, on
         every node, is disconnected (whoever held the old password must not stay connected on
         it).  Returns the user and how many devices were disconnected on this node."""
-        password_hash = await self._hash(check_password_md5(password_md5))
+        password_md5 = check_password_md5(password_md5)
+        await self.check_revival(user_id)
+        password_hash = await self._hash(password_md5)
         user = await self.store.update_user(user_id, password_hash=password_hash)
         if user is None:
             raise ChatError(ErrorCode.USER_NOT_EXIST, "no such user")
@@ -344,7 +395,13 @@ class Accounts:
         self.fire("account/disabled", user)
         return user, revoked, disconnected
 
+    async def check_revival(self, user_id: int) -> None:
+        """Refuse (ChatError) to bring back an account a check says must stay out (a deleted one)."""
+        for check in self.revival_checks:
+            await check(user_id)
+
     async def enable(self, user_id: int) -> User:
+        await self.check_revival(user_id)
         user = await self.set_disabled(user_id, False)
         log.info("enabled user {uid}", uid=user_id)
         self.fire("account/enabled", user)
@@ -548,15 +605,78 @@ def setup(api: ModuleAPI) -> Accounts:
         uid = call.params["user_id"]
         if not await accounts.exists(uid):
             raise ChatError(ErrorCode.USER_NOT_EXIST, "no such user")
+        await accounts.check_revival(uid)
         token, expires_at = await accounts.issue_token(uid, "admin")
         return {"user_id": uid, "token": token, "expires_at": expires_at}
 
-    api.route("GET", "/admin/users", list_users, auth="admin")
-    api.route("POST", "/admin/users", create_users, auth="admin")
-    api.route("POST", "/admin/users/{user_id:int}/disable", disable, auth="admin")
-    api.route("POST", "/admin/users/{user_id:int}/enable", enable, auth="admin")
-    api.route("POST", "/admin/users/{user_id:int}/password", password, auth="admin")
-    api.route("POST", "/admin/users/{user_id:int}/tokens", tokens, auth="admin")
+    entry = obj(["user_id", "userName"], user_id=ID, userName=string(), nickName=string(), disabled=boolean())
+    # Each account is checked on its own: a refused one gets its own error_code in the answer,
+    # so the entries' schema is a description, not a condition of the request (no "type").
+    spec = {
+        "description": "an account",
+        "properties": {
+            "userName": {"description": "5-32 letters, digits or _.@-"},
+            "userNickName": {"description": f"1-{MAX_NICK} characters"},
+            "userPwd": {"description": "the password's MD5 (32 hex digits); none: token-only"},
+        },
+    }
+    created = obj(
+        ["userName"],
+        user_id=ID,
+        userName={"description": "as given"},
+        token=string(),
+        expires_at=integer(),
+        error_code=integer(),
+        error_msg=string(),
+    )
+    uid = {"user_id": ID}
+    api.route(
+        "GET",
+        "/admin/users",
+        list_users,
+        auth="admin",
+        query=paging(LIST_PAGE_DEFAULT, limits.users_listed_max),
+        response=obj(["users"], users=array(entry)),
+    )
+    api.route(
+        "POST",
+        "/admin/users",
+        create_users,
+        auth="admin",
+        request=obj(["users"], users=array(spec, MAX_BULK_USERS), issueTokens=boolean()),
+        response=obj(["users"], users=array(created)),
+    )
+    api.route(
+        "POST",
+        "/admin/users/{user_id:int}/disable",
+        disable,
+        auth="admin",
+        response=obj(
+            ["user_id", "disabled"], **uid, disabled=boolean(), revoked_tokens=integer(0), disconnected=integer(0)
+        ),
+    )
+    api.route(
+        "POST",
+        "/admin/users/{user_id:int}/enable",
+        enable,
+        auth="admin",
+        response=obj(["user_id", "disabled"], **uid, disabled=boolean()),
+    )
+    api.route(
+        "POST",
+        "/admin/users/{user_id:int}/password",
+        password,
+        auth="admin",
+        request=obj(["userPwd"], userPwd=string(32, 32, description="the new password's MD5, hex")),
+        response=obj(["user_id"], **uid, disconnected=integer(0)),
+    )
+    api.route(
+        "POST",
+        "/admin/users/{user_id:int}/tokens",
+        tokens,
+        auth="admin",
+        response=obj(["user_id", "token", "expires_at"], **uid, token=string(), expires_at=integer()),
+    )
 
     async def purge() -> None:
         """Hourly: expired tokens go (every password login issues one, so they pile up)."""

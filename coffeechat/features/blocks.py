@@ -87,6 +87,10 @@ class IBlockStore(Interface):
     def blocks_of(owner_id: int, limit: int):
         """Fire with up to ``limit`` Blocks of ``owner_id``, the most recent first."""
 
+    def forget_user(user_id: int):
+        """Erase the user's own list and every other list's entry of them (a deleted account);
+        fire with the sorted ids of the owners whose lists changed (the user's own included)."""
+
 
 def _block_txn(txn: ISQLTransaction, owner_id: int, blocked_id: int, now: int, max_blocked: int) -> bool:
     if txn.execute(
@@ -116,6 +120,13 @@ def _blocks_txn(txn: ISQLTransaction, owner_id: int, limit: int) -> list[Block]:
     return [Block(*r) for r in rows]
 
 
+def _forget_txn(txn: ISQLTransaction, user_id: int) -> list[int]:
+    rows = txn.execute(
+        "DELETE FROM user_blocks WHERE owner_id = ? OR blocked_id = ? RETURNING owner_id", (user_id, user_id)
+    ).fetchall()
+    return sorted({int(r[0]) for r in rows})
+
+
 @implementer(IBlockStore)
 class SQLBlockStore:
     """IBlockStore written once for every SQL backend (its table: blocks.sql)."""
@@ -136,6 +147,9 @@ class SQLBlockStore:
 
     def blocks_of(self, owner_id: int, limit: int) -> defer.Deferred:
         return self.db.run_read("blocks_of", _blocks_txn, int(owner_id), int(limit))
+
+    def forget_user(self, user_id: int) -> defer.Deferred:
+        return self.db.run_write("blocks_forget_user", _forget_txn, int(user_id))
 
 
 # -- the push
@@ -293,6 +307,17 @@ class Blocks:
             self.api.fire("block/changed", owner_id, peer_id, blocked)
         return changed
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: the user's block list goes, and so does every entry blocking them
+        (the account no longer exists for anyone); each owner's other devices are told."""
+        uid = user.user_id
+        now = int(self.clock.seconds())
+        for owner_id in sorted(set(await self.store.forget_user(uid)) | {uid}):
+            self.invalidate(owner_id)
+            self.api.broadcast("blocks/changed", {"owner_id": owner_id})
+            if owner_id != uid:
+                self.api.router.push(owner_id, BlockPush(owner_id, uid, False, now), None)
+
     async def listed(self, owner_id: int) -> list[tuple[Block, User | None]]:
         blocks = await self.store.blocks_of(owner_id, self.config.max_blocked)
         users = {u.user_id: u for u in await self.api.store.users_by_ids([b.blocked_id for b in blocks])}
@@ -307,6 +332,7 @@ def setup(api: ModuleAPI) -> Blocks:
     api.push_kind(BlockPush, name="block", cmd=Cmd.BLOCK_CHANGED_NOTIFY, encode=block_notify)
     api.cluster_command("blocks/changed", blocks.invalidated)
     api.hook("cluster/resumed", blocks.resumed)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(blocks.account_deleted(user)))
 
     @api.request(Cmd.BLOCK_SET_REQ)
     async def set_blocked(session: Session, req: pb.CIMBlockSetReq) -> pb.CIMBlockSetRsp:

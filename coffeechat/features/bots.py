@@ -33,6 +33,7 @@ from coffeechat.features.webhooks import Endpoint, check_secret, check_url, mess
 from coffeechat.interfaces import ISQLDatabase, ISQLTransaction
 from coffeechat.model import ConversationEntry, Message, MsgType, SessionType, User
 from coffeechat.modules import HttpCall, ModuleAPI
+from coffeechat.openapi import array, integer, obj, string
 
 ROBOT = int(MsgType.ROBOT)
 _SINGLE = int(SessionType.SINGLE)
@@ -214,6 +215,11 @@ class Bots:
         self.api.broadcast("bots.changed", {"user_id": user_id})
         return bool(removed)
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: a bot's flag, API key and webhook go with its account."""
+        if user.user_id in self.bots or await self.store.get(user.user_id) is not None:
+            await self.unflag(user.user_id)
+
     async def authenticate(self, bearer: str) -> User:
         if not bearer.startswith("bot_"):
             raise ChatError(ErrorCode.BOT_KEY_INVALID, "a bot API key is needed (Authorization: Bearer bot_...)")
@@ -316,6 +322,7 @@ def setup(api: ModuleAPI) -> Bots:
     messages.add_send_check(_GROUP, bots.only_bots_send_robot)
     messages.add_session_view(bots.session_view, priority=5)
     api.hook("message/stored", bots.stored)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(bots.account_deleted(user)))
     api.cluster_command("bots.changed", bots.changed)
     api.on_start(lambda: defer.ensureDeferred(bots.load()))
 
@@ -350,8 +357,31 @@ def setup(api: ModuleAPI) -> Bots:
             "to_session_id": m.to_id,
         }
 
-    api.route("POST", "/admin/bots/{user_id:int}", flag, auth="admin")
-    api.route("DELETE", "/admin/bots/{user_id:int}", unflag, auth="admin")
-    api.route("GET", "/admin/bots", listed, auth="admin")
+    api.route(
+        "POST",
+        "/admin/bots/{user_id:int}",
+        flag,
+        auth="admin",
+        request=obj(
+            ["url"],
+            url=string(1, description="the bot's webhook (http or https)"),
+            secret={"description": "its signing secret (Standard Webhooks whsec_...); made when missing"},
+        ),
+        response=obj(
+            ["user_id", "url", "api_key"], user_id=integer(1), url=string(), secret=string(), api_key=string()
+        ),
+    )
+    api.route(
+        "DELETE", "/admin/bots/{user_id:int}", unflag, auth="admin", response=obj(["user_id"], user_id=integer(1))
+    )
+    api.route(
+        "GET",
+        "/admin/bots",
+        listed,
+        auth="admin",
+        response=obj(
+            ["bots"], bots=array(obj(["user_id", "url"], user_id=integer(1), url=string(), created_at=integer()))
+        ),
+    )
     api.route("POST", "/api/bots/messages", send)
     return bots

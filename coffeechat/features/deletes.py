@@ -117,6 +117,9 @@ class IDeleteStore(Interface):
         below`` that ``user_id`` did not delete and may see (a group: from their join); fire with
         ``{conv: Message or None}``."""
 
+    def forget_user(user_id: int):
+        """Erase everything ``user_id`` hid, cleared or removed (a deleted account); fires with None."""
+
 
 def _state_row(txn: ISQLTransaction, user_id: int, conv: str) -> tuple[int, int] | None:
     row = txn.execute(
@@ -288,6 +291,11 @@ def _latest_visible_txn(
     return found
 
 
+def _forget_txn(txn: ISQLTransaction, user_id: int) -> None:
+    txn.execute("DELETE FROM message_deletes WHERE user_id = ?", (user_id,))
+    txn.execute("DELETE FROM conversation_deletes WHERE user_id = ?", (user_id,))
+
+
 @implementer(IDeleteStore)
 class SQLDeleteStore:
     """IDeleteStore written once for every SQL backend (its tables: deletes.sql).  Writes take
@@ -329,6 +337,9 @@ class SQLDeleteStore:
 
     def latest_visible(self, user_id: int, wanted: list[tuple[str, int, int]]) -> defer.Deferred:
         return self.db.run_read("latest_visible", _latest_visible_txn, int(user_id), list(wanted))
+
+    def forget_user(self, user_id: int) -> defer.Deferred:
+        return self.db.run_write("deletes_forget_user", _forget_txn, int(user_id), user_locks=(int(user_id),))
 
 
 # -- the push
@@ -376,6 +387,11 @@ class Deletes:
         self.store = store
         self.config = config
         self.router = api.router
+
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: what the user hid, cleared or removed for themselves goes (the
+        other side's history and list are theirs, and stay)."""
+        await self.store.forget_user(user.user_id)
 
     async def delete(
         self, user_id: int, device: Any, session_type: int, session_id: int, msg_ids: list[int]
@@ -508,6 +524,7 @@ def setup(api: ModuleAPI) -> Deletes:
     api.push_kind(DeletePush, name="delete", cmd=Cmd.MSG_DELETE_NOTIFY, encode=delete_notify)
     messages.add_history_view(deletes.history_view)
     messages.add_session_view(deletes.session_view, SESSION_VIEW_PRIORITY)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(deletes.account_deleted(user)))
 
     @api.request(Cmd.MSG_DELETE_REQ)
     async def delete(session: Session, req: pb.CIMMsgDeleteReq) -> pb.CIMMsgDeleteRsp:

@@ -575,6 +575,11 @@ class Directory:
         found = {u.user_id: u for u in await self.api.store.users_by_ids(wanted)}
         return [found[i] for i in wanted if i in found and not found[i].disabled]
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: the profile's signature and app fields go (the accounts row, with
+        the nick and avatar, is anonymised by the admin API; a disabled user is never found)."""
+        await self.store.update_profile(user.user_id, None, None, None, "", "{}", int(self.clock.seconds()))
+
     def _friends(self) -> Any:
         try:
             return self.api.depends("friends")
@@ -589,6 +594,7 @@ def setup(api: ModuleAPI) -> Directory:
     api.push_kind(ProfilePush, name="profile", cmd=Cmd.PROFILE_CHANGED_NOTIFY, encode=profile_notify)
     api.cluster_command("directory/user", directory.user_changed)
     api.hook("cluster/resumed", lambda lost_at: defer.ensureDeferred(directory.resumed(lost_at)))
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(directory.account_deleted(user)))
     api.periodic(config.index_interval, lambda: directory.catch_up(full=True), now=True)
 
     @api.request(Cmd.USER_SEARCH_REQ)

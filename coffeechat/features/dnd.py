@@ -165,6 +165,9 @@ class IDndStore(Interface):
         mute beyond ``max_muted`` fails with :class:`DndRefused` (TOO_MANY_MUTES), in the same
         transaction as the count (concurrent mutes of one user on several nodes cannot pass it)."""
 
+    def forget_user(user_id: int):
+        """Erase the user's setting and mutes (a deleted account); fires with None."""
+
 
 _SETTINGS_COLS = "enabled, window_start, window_end, time_zone, mentions_silenced, updated_at"
 
@@ -221,6 +224,11 @@ def _set_muted_txn(
     return True
 
 
+def _forget_txn(txn: ISQLTransaction, user_id: int) -> None:
+    txn.execute("DELETE FROM dnd_settings WHERE user_id = ?", (user_id,))
+    txn.execute("DELETE FROM dnd_mutes WHERE user_id = ?", (user_id,))
+
+
 @implementer(IDndStore)
 class SQLDndStore:
     """IDndStore written once for every SQL backend (its tables: dnd.sql)."""
@@ -249,6 +257,9 @@ class SQLDndStore:
             int(now),
             int(max_muted),
         )
+
+    def forget_user(self, user_id: int) -> defer.Deferred:
+        return self.db.run_write("dnd_forget_user", _forget_txn, int(user_id))
 
 
 # -- the push
@@ -461,6 +472,12 @@ class DoNotDisturb:
             self.api.router.push(user.user_id, push, device)
         return muted
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: the user's setting and mutes go (others' mutes of a conversation
+        with them stay: the conversation's history stays too)."""
+        await self.store.forget_user(user.user_id)
+        self._changed(user.user_id)
+
     # -- the conversation list
 
     def mark(self, user: User, entries: list[ConversationEntry]) -> defer.Deferred | list[ConversationEntry]:
@@ -492,6 +509,7 @@ def setup(api: ModuleAPI) -> DoNotDisturb:
     api.push_kind(DndPush, name="dnd", cmd=Cmd.DND_NOTIFY, encode=dnd_notify)
     api.cluster_command("dnd/changed", dnd.changed_elsewhere)
     api.hook("cluster/resumed", dnd.resumed)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(dnd.account_deleted(user)))
     messages.add_session_view(dnd.mark, priority=20)
 
     @api.request(Cmd.DND_GET_REQ)

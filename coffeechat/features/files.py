@@ -42,6 +42,7 @@ from coffeechat.interfaces import IBlobStore, ISQLDatabase, ISQLTransaction
 from coffeechat.media import MediaConfig, MediaRejected, analyse
 from coffeechat.model import Message, User
 from coffeechat.modules import HttpCall, HttpReply, ModuleAPI
+from coffeechat.openapi import PATH_INT_MAX, Query, array, integer, obj, string
 from coffeechat.ratelimit import KeyedBuckets, RateLimited
 from coffeechat.schema import Cmd, pb
 from coffeechat.session import Session
@@ -631,6 +632,10 @@ class Files:
         self.processing = 0  # uploads in the pool or waiting for it
         #: grants being written: a recipient may ask for the file before the write commits
         self.pending_grants: dict[str, set[tuple[str, int]]] = {}
+        # files named by a stored message whose grant is still being checked and written: a
+        # recipient who got the message at once (the push goes out as soon as it is stored) and
+        # asks for the file waits for the grant instead of being refused
+        self.granting: dict[str, list[defer.Deferred]] = {}
         self.patching: set[str] = set()  # resumable uploads with a PATCH under way
         self.accounts = api.depends("accounts")
         try:
@@ -678,6 +683,7 @@ class Files:
         others = [f.file_id for f in files if f.file_id not in out]
         if not others:
             return out
+        await self._granted(others)
         grants = await self.store.grants_of(others)
         for fid in others:
             places = set(grants.get(fid, ())) | self.pending_grants.get(fid, set())
@@ -946,6 +952,14 @@ class Files:
 
     # -- removal
 
+    async def account_deleted(self, user: Any) -> None:
+        """``account/deleted``: every file the account uploaded goes, with its bytes."""
+        while True:
+            found = await self.store.files_of(user.user_id, 0, 100)
+            removed = [await self.remove(stored.file_id) for stored in found]
+            if len(found) < 100 or not any(removed):
+                return
+
     async def remove(self, file_id: str) -> StoredFile | None:
         """Remove a file: its rows first (nobody reads it any more), then its bytes."""
         found = await self.store.remove_file(file_id)
@@ -969,7 +983,30 @@ class Files:
         ids = list(dict.fromkeys(m.decode() for m in FILE_ID.findall(data)))[:MAX_FILES_PER_MESSAGE]
         if not ids:
             return None
-        return defer.ensureDeferred(self._grant(message, ids))
+        d = defer.ensureDeferred(self._grant(message, ids))
+        for fid in ids:
+            self.granting.setdefault(fid, []).append(d)
+
+        def done(result: Any) -> Any:
+            for fid in ids:
+                waiting = self.granting.get(fid)
+                if waiting is not None and d in waiting:
+                    waiting.remove(d)
+                    if not waiting:
+                        del self.granting[fid]
+            return result
+
+        return d.addBoth(done)
+
+    def _granted(self, file_ids: list[str]) -> defer.Deferred:
+        """Fires once the grants being written for ``file_ids`` are written (or failed)."""
+        waits = []
+        for fid in file_ids:
+            for d in self.granting.get(fid, ()):
+                signal: defer.Deferred = defer.Deferred()
+                d.addBoth(lambda result, signal=signal: (signal.callback(None), result)[1])
+                waits.append(signal)
+        return defer.DeferredList(waits) if waits else defer.succeed(None)
 
     async def _grant(self, message: Message, ids: list[str]) -> None:
         place = (message.conv, message.seq)
@@ -1310,7 +1347,35 @@ def setup(api: ModuleAPI) -> Files:
             raise ChatError(ErrorCode.NOT_FOUND, "no such file")
         return {"removed": removed.file_id}
 
-    api.route("GET", "/admin/files/usage", admin_usage, auth="admin")
-    api.route("GET", "/admin/users/{user_id:int}/files", admin_list, auth="admin")
-    api.route("DELETE", "/admin/files/{file_id}", admin_delete, auth="admin")
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(files.account_deleted(user)))
+    amount = integer(0)
+    api.route(
+        "GET",
+        "/admin/files/usage",
+        admin_usage,
+        auth="admin",
+        query=(Query("limit", integer(1, PATH_INT_MAX), "how many of the users using most (default 50)"),),
+        response=obj(
+            ["used", "files", "users"],
+            used=amount,
+            files=amount,
+            quota=amount,
+            stats=obj(),
+            users=array(obj(["user_id", "used", "files"], user_id=integer(1), used=amount, files=amount)),
+        ),
+    )
+    api.route(
+        "GET",
+        "/admin/users/{user_id:int}/files",
+        admin_list,
+        auth="admin",
+        query=(
+            Query("before", integer(0, PATH_INT_MAX), "uploaded before (unix seconds; 0: from the newest)"),
+            Query("limit", integer(1, PATH_INT_MAX), "page size (default 50, at most 500)"),
+        ),
+        response=obj(["files"], files=array(obj(["id", "size"], id=string(), size=amount, mime=string()))),
+    )
+    api.route(
+        "DELETE", "/admin/files/{file_id}", admin_delete, auth="admin", response=obj(["removed"], removed=string())
+    )
     return files

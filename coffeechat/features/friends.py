@@ -715,6 +715,14 @@ class Friends:
             self.api.router.push(side, push, device if side == user.user_id else None)
         self._removed(user.user_id, friend_id)
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: every friendship of the account ends (each friend is told)."""
+        for friend_id in await self.store.friend_ids(user.user_id):
+            try:
+                await self.delete(user, None, friend_id)
+            except ChatError:  # ended meanwhile
+                pass
+
     async def purge(self) -> None:
         """Remove expired requests (in batches, a few per run)."""
         for _ in range(10):
@@ -741,6 +749,7 @@ def setup(api: ModuleAPI) -> Friends:
         lambda owner, other, blocked: defer.ensureDeferred(friends.block_changed(owner, other, blocked)),
     )
     api.periodic(3600.0, friends.purge)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(friends.account_deleted(user)))
     if config.require_friendship:  # off: not registered, so it costs the message path nothing
         api.depends("messages").add_send_check(SessionType.SINGLE, friends.send_check)
 

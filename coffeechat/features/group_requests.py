@@ -156,6 +156,10 @@ class IGroupRequestStore(Interface):
     def purge(before: int):
         """Delete requests that expired before ``before`` (decided or not); fire with how many."""
 
+    def forget_user(user_id: int):
+        """Erase every request by or for the user (asked, invited or inviting; any status) and
+        their consent setting (a deleted account); fire with how many requests went."""
+
 
 _COLS = "request_id, kind, group_id, user_id, actor_id, message, status, created_at, expires_at, decided_by, decided_at"
 _R_COLS = ", ".join("r." + c for c in _COLS.split(", "))
@@ -295,6 +299,14 @@ def _purge_txn(txn: ISQLTransaction, before: int) -> int:
     return txn.execute("DELETE FROM group_requests WHERE expires_at < ?", (before,)).rowcount
 
 
+def _forget_txn(txn: ISQLTransaction, user_id: int) -> int:
+    gone = txn.execute(
+        "DELETE FROM group_requests WHERE user_id = ? OR actor_id = ? RETURNING request_id", (user_id, user_id)
+    ).fetchall()
+    txn.execute("DELETE FROM group_invite_consent WHERE user_id = ?", (user_id,))
+    return len(gone)
+
+
 @implementer(IGroupRequestStore)
 class SQLGroupRequestStore:
     """IGroupRequestStore written once for every SQL backend (its tables: group_requests.sql).
@@ -369,6 +381,9 @@ class SQLGroupRequestStore:
 
     def purge(self, before: int) -> defer.Deferred:
         return self.db.run_write("group_requests_purge", _purge_txn, int(before))
+
+    def forget_user(self, user_id: int) -> defer.Deferred:
+        return self.db.run_write("group_requests_forget_user", _forget_txn, int(user_id))
 
 
 # -- the pushes
@@ -648,6 +663,11 @@ class GroupRequests:
     def purge(self) -> defer.Deferred:
         return self.store.purge(self._now() - self.config.ttl)
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: every request by or for the user goes (their requests to join,
+        invitations to them and those they sent), and their consent setting."""
+        await self.store.forget_user(user.user_id)
+
 
 def replace_name(request: GroupRequest, name: str) -> GroupRequest:
     """The request with its group's name (the store returns it only when listing)."""
@@ -667,6 +687,7 @@ def setup(api: ModuleAPI) -> GroupRequests:
     api.push_kind(InviteSettingPush, name="group_invite_setting", cmd=Cmd.GROUP_INVITE_SETTING_NOTIFY,
                   encode=setting_notify)  # fmt: skip
     api.periodic(3600.0, service.purge)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(service.account_deleted(user)))
 
     @api.request(Cmd.GROUP_JOIN_REQ)
     async def join(session: Session, req: pb.CIMGroupJoinReq) -> pb.CIMGroupJoinRsp:

@@ -83,6 +83,9 @@ class IOnlineStatusStore(Interface):
     def hidden_users():
         """Fire with the ids of every user who hides their status."""
 
+    def forget_user(user_id: int):
+        """Erase the user's last-seen time and privacy switch (a deleted account); fires with None."""
+
     def recent_partners(user_id: int, limit: int):
         """Fire with the other users of ``user_id``'s ``limit`` most recently updated 1:1
         conversations, most recent first (the core's conversation tables)."""
@@ -135,6 +138,10 @@ def _partners_among_txn(txn: ISQLTransaction, user_id: int, user_ids: list[int])
     return {r[0] for r in rows.fetchall()}
 
 
+def _forget_txn(txn: ISQLTransaction, user_id: int) -> None:
+    txn.execute("DELETE FROM user_last_seen WHERE user_id = ?", (user_id,))
+
+
 @implementer(IOnlineStatusStore)
 class SQLOnlineStatusStore:
     """IOnlineStatusStore written once for every SQL backend (its table: online_status.sql)."""
@@ -156,6 +163,9 @@ class SQLOnlineStatusStore:
 
     def hidden_users(self) -> defer.Deferred:
         return self.db.run_read("hidden_users", _hidden_users_txn)
+
+    def forget_user(self, user_id: int) -> defer.Deferred:
+        return self.db.run_write("last_seen_forget_user", _forget_txn, int(user_id))
 
     def recent_partners(self, user_id: int, limit: int) -> defer.Deferred:
         return self.db.run_read("recent_partners", _recent_partners_txn, int(user_id), int(limit))
@@ -550,6 +560,15 @@ class OnlineStatus:
                 changes.append(Status(u, ONLINE, 0))
         self._apply(changes)
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: the user's last-seen time and privacy switch go (a time not
+        written yet too), so nobody is shown when a deleted account was last online."""
+        self._dirty.pop(user.user_id, None)
+        await self.store.forget_user(user.user_id)
+        if user.user_id in self.hidden:
+            self._privacy_changed(user.user_id, False)
+            self.api.broadcast(_PRIVACY, {"u": user.user_id, "h": False})
+
     async def load_hidden(self) -> None:
         """Who hides their status (at start, and after a lost cluster subscription: a change
         broadcast meanwhile may have been missed)."""
@@ -570,6 +589,7 @@ def setup(api: ModuleAPI) -> OnlineStatus:
     api.hook("device/offline", status.device_offline)
     api.hook("friend/added", status.friend_added)
     api.hook("friend/removed", status.friend_removed)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(status.account_deleted(user)))
     api.hook("cluster/resumed", lambda lost_at: defer.ensureDeferred(status.resumed(lost_at)))
     api.cluster_command(_CHANGES, status.changes_elsewhere)
     api.cluster_command(_PRIVACY, status.privacy_elsewhere)

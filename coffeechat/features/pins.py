@@ -75,6 +75,9 @@ class IPinStore(Interface):
     def unpin(user_id: int, session_type: int, session_id: int):
         """Unpin a conversation; fire with True when it was pinned."""
 
+    def forget_user(user_id: int):
+        """Erase every pin of the user (a deleted account); fire with how many there were."""
+
 
 def _lock_user(txn: ISQLTransaction, user_id: int) -> None:
     """PostgreSQL: one user's pins are written one transaction at a time (count, place)."""
@@ -122,6 +125,11 @@ def _unpin_txn(txn: ISQLTransaction, user_id: int, session_type: int, session_id
     return bool(gone)
 
 
+def _forget_txn(txn: ISQLTransaction, user_id: int) -> int:
+    gone = txn.execute("DELETE FROM pinned_conversations WHERE user_id = ? RETURNING session_id", (user_id,))
+    return len(gone.fetchall())
+
+
 @implementer(IPinStore)
 class SQLPinStore:
     """IPinStore written once for every SQL backend (its table: pins.sql)."""
@@ -141,6 +149,9 @@ class SQLPinStore:
 
     def unpin(self, user_id: int, session_type: int, session_id: int) -> defer.Deferred:
         return self.db.run_write("unpin", _unpin_txn, int(user_id), int(session_type), int(session_id))
+
+    def forget_user(self, user_id: int) -> defer.Deferred:
+        return self.db.run_write("pins_forget_user", _forget_txn, int(user_id))
 
 
 # -- the push
@@ -210,6 +221,10 @@ class Pins:
     def pins_of(self, user_id: int) -> defer.Deferred:
         return self.store.pins_of(user_id)
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: the user's pins go (others' pins of a conversation with them stay)."""
+        await self.store.forget_user(user.user_id)
+
     def order(self, user: User, entries: list[ConversationEntry]) -> defer.Deferred:
         """Session view (priority 10): the pinned conversations first, flagged, the most recently
         pinned first; the others after them in the order they came."""
@@ -242,6 +257,7 @@ def setup(api: ModuleAPI) -> Pins:
     pins = Pins(api, messages, api.open_store(IPinStore, SQLPinStore), api.config)
     api.push_kind(PinPush, name="pin", cmd=Cmd.PIN_NOTIFY, encode=pin_notify)
     messages.add_session_view(pins.order, priority=10)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(pins.account_deleted(user)))
 
     @api.request(Cmd.PIN_REQ)
     async def pin(session: Session, req: pb.CIMPinReq) -> pb.CIMPinRsp:

@@ -530,6 +530,12 @@ class PushNotifier:
         done = defer.ensureDeferred(self.unregister(session.user, session.device_id, 0, "", ""))
         done.addErrback(lambda f: self.api.log.failure("push: unregistering at logout failed", f))
 
+    async def account_deleted(self, user: User) -> None:
+        """``account/deleted``: every push target of the account goes (its settings are inert)."""
+        targets = (await self.store.targets_of([user.user_id])).get(user.user_id, [])
+        if targets and await self.store.remove_targets([t.target.target_id for t in targets]):
+            self.changed(user.user_id)
+
     async def unregister(self, user: User, device_id: str, target_id: int, platform: str, token: str) -> int:
         removed = await self.store.unregister(user.user_id, target_id, platform, token, device_id)
         if removed:
@@ -772,6 +778,7 @@ def setup(api: ModuleAPI) -> PushNotifier:
         api.on_stop(push.close)
 
     api.hook("device/logout", push.logged_out)
+    api.hook("account/deleted", lambda user: defer.ensureDeferred(push.account_deleted(user)))
 
     @api.request(Cmd.PUSH_REGISTER_REQ)
     async def register(session: Session, req: pb.CIMPushRegisterReq) -> pb.CIMPushRegisterRsp:

@@ -28,6 +28,7 @@ from coffeechat.errors import ChatError, ErrorCode
 from coffeechat.interfaces import ISQLDatabase, ISQLTransaction
 from coffeechat.model import GroupRole, Message, MsgType, Push, SessionType, conversation_key
 from coffeechat.modules import HttpCall, ModuleAPI
+from coffeechat.openapi import integer, obj, string
 from coffeechat.schema import MAX_ID, Cmd, pb
 from coffeechat.session import Session
 
@@ -310,5 +311,18 @@ def setup(api: ModuleAPI) -> Recalls:
             }
         }
 
-    api.route("POST", "/admin/messages/recall", admin_recall, auth="admin")
+    id_ = integer(1, MAX_ID)
+    api.route(
+        "POST",
+        "/admin/messages/recall",
+        admin_recall,
+        auth="admin",
+        request=obj(
+            ["sessionType", "sessionId", "msgId"], sessionType={"enum": [1, 2]}, userId=id_, sessionId=id_, msgId=id_
+        ),
+        response=obj(
+            ["recalled"],
+            recalled=obj(["conv", "msgId"], conv=string(), msgId=id_, recalledBy=integer(), recallTime=integer()),
+        ),
+    )
     return recalls

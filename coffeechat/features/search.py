@@ -403,6 +403,10 @@ class ISearchStore(Interface):
         """Leave ``conv``'s messages up to ``up_to_seq`` out of ``user_id``'s results (cleared);
         the mark only moves forward."""
 
+    def forget_user(user_id: int):
+        """Erase what ``user_id`` hid or cleared from their results (a deleted account; the
+        messages they sent stay indexed with their conversations); fires with None."""
+
     def search(spec: SearchSpec):
         """Fire with up to ``spec.limit`` Messages matching every part of ``spec.parts`` that
         ``spec.user_id`` may read now (their 1:1 conversations; groups they are in, not dismissed,
@@ -551,6 +555,11 @@ def _search_txn(txn: ISQLTransaction, spec: SearchSpec) -> list[Message]:
     return [Message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]), r[8], r[9]) for r in rows]
 
 
+def _forget_txn(txn: ISQLTransaction, user_id: int) -> None:
+    txn.execute("DELETE FROM search_hidden WHERE user_id = ?", (user_id,))
+    txn.execute("DELETE FROM search_cleared WHERE user_id = ?", (user_id,))
+
+
 @implementer(ISearchStore)
 class SQLSearchStore:
     """ISearchStore written once for every SQL backend (its tables: search.sql)."""
@@ -577,6 +586,9 @@ class SQLSearchStore:
 
     def clear(self, user_id: int, conv: str, up_to_seq: int) -> defer.Deferred:
         return self.db.run_write("search_clear", _clear_txn, int(user_id), conv, int(up_to_seq))
+
+    def forget_user(self, user_id: int) -> defer.Deferred:
+        return self.db.run_write("search_forget_user", _forget_txn, int(user_id))
 
     def search(self, spec: SearchSpec) -> defer.Deferred:
         return self.db.run_read("search", _search_txn, spec)
@@ -784,6 +796,7 @@ def setup(api: ModuleAPI) -> Search:
     api.hook("message/recalled", search.recalled)
     api.hook("message/deleted", search.deleted)
     api.hook("conversation/cleared", search.cleared)
+    api.hook("account/deleted", lambda user: search.store.forget_user(user.user_id))
     api.periodic(config.index_interval, search.flush)
     if config.catch_up_interval:
         api.periodic(config.catch_up_interval, search.catch_up)

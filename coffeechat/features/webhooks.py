@@ -43,6 +43,7 @@ from coffeechat.config import ConfigError
 from coffeechat.interfaces import ISQLDatabase, ISQLTransaction, StorageUnavailable, StoreClosed
 from coffeechat.model import Message
 from coffeechat.modules import HttpCall, ModuleAPI
+from coffeechat.openapi import array, integer, obj, string
 
 EVENT_TYPES = (
     "message.created",
@@ -794,6 +795,11 @@ class Webhooks:
             self.add_endpoint(endpoint)
 
     @property
+    def queued(self) -> int:
+        """Events waiting to be written to the outbox (for metrics)."""
+        return len(self._queue)
+
+    @property
     def post(self) -> Poster:
         if self._post is None:
             self._post = TreqPoster(self.clock, self.config.concurrency, self.config.timeout)
@@ -1058,7 +1064,12 @@ def setup(api: ModuleAPI) -> Webhooks:
         """``GET /admin/webhooks``: each endpoint's backlog, failures, last error and success."""
         return {"endpoints": await webhooks.status()}
 
-    api.route("GET", "/admin/webhooks", admin_status, auth="admin")
+    endpoint = obj(
+        ["name", "url", "backlog", "failures"], name=string(), url=string(), backlog=integer(0), failures=integer(0)
+    )
+    api.route(
+        "GET", "/admin/webhooks", admin_status, auth="admin", response=obj(["endpoints"], endpoints=array(endpoint))
+    )
     return webhooks
 
 

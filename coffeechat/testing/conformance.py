@@ -243,6 +243,16 @@ class StoreConformanceTests:
         assert unchanged == updated
         assert await store.update_user(9999, nick_name="ghost") is None
 
+    @pytest_twisted.ensureDeferred
+    async def test_upgrade_password_hash_only_replaces_the_expected_hash(self, store):
+        user = await store.create_user("alice", "Alice", "cimv1$salt$old", T0)
+        assert await store.upgrade_password_hash(user.user_id, "cimv1$salt$other", "scrypt$new") is False
+        assert (await store.user_by_id(user.user_id)).password_hash == "cimv1$salt$old"
+        assert await store.upgrade_password_hash(user.user_id, "cimv1$salt$old", "scrypt$new") is True
+        assert (await store.user_by_id(user.user_id)).password_hash == "scrypt$new"
+        assert await store.upgrade_password_hash(user.user_id, "cimv1$salt$old", "scrypt$newer") is False
+        assert await store.upgrade_password_hash(9999, "", "scrypt$x") is False
+
     # ---- tokens ------------------------------------------------------------------------------
 
     @pytest_twisted.ensureDeferred

@@ -107,6 +107,19 @@ class DeleteStoreConformanceTests:
         assert await deletes.remove(bob, conv) == (4, True)
 
     @pytest_twisted.ensureDeferred
+    async def test_forgetting_a_user_erases_their_state_and_nobody_elses(self, stores):
+        store, deletes = stores
+        alice, bob, conv = await self._chat(store, 6)
+        await deletes.delete(bob, conv, [3, 5], 1, 100)
+        await deletes.remove(bob, conv)
+        await deletes.delete(alice, conv, [2], 1, 100)
+        await deletes.forget_user(bob)
+        assert await deletes.state(bob, conv, 0, HIGH) is None
+        assert await deletes.states_of(bob, [conv]) == {}
+        assert await deletes.state(alice, conv, 0, HIGH) == DeleteState(0, -1, frozenset({2}))
+        await deletes.forget_user(bob)
+
+    @pytest_twisted.ensureDeferred
     async def test_states_of_gives_what_the_list_needs(self, stores):
         store, deletes = stores
         alice, bob, conv = await self._chat(store, 6)

@@ -166,3 +166,15 @@ class BlockStoreConformanceTests:
         assert await blocks.block(7, existing, T0, 3) is False  # an existing one is not refused
         await blocks.unblock(7, (await blocks.blocks_of(7, 1))[0].blocked_id)
         assert await blocks.block(7, 99, T0, 3) is True
+
+    @pytest_twisted.ensureDeferred
+    async def test_forgetting_a_user_erases_their_list_and_every_entry_of_them(self, stores):
+        from coffeechat.features.blocks import Block
+
+        _, blocks = stores
+        for owner, peer in ((1, 2), (1, 3), (4, 1), (5, 1), (4, 2)):
+            await blocks.block(owner, peer, T0, 10)
+        assert await blocks.forget_user(1) == [1, 4, 5]
+        assert await blocks.blocks_of(1, 10) == [] and await blocks.blocks_of(5, 10) == []
+        assert await blocks.blocks_of(4, 10) == [Block(4, 2, T0)]  # nobody else's entries
+        assert await blocks.forget_user(1) == []

@@ -85,6 +85,21 @@ class DndStoreConformanceTests:
         assert len(passed) == 4 and all(f.check(DndRefused) for f in refused)
         assert len((await dnd.load(alice))[1]) == 4
 
+    @pytest_twisted.ensureDeferred
+    async def test_forgetting_a_user_erases_their_setting_and_mutes_only(self, stores):
+        from coffeechat.features.dnd import DndSettings, Mute
+
+        store, dnd = stores
+        alice, bob = await _users(store, "alice", "bobby")
+        await dnd.save_settings(alice, DndSettings(True, 0, 0, "", False, T0))
+        await dnd.save_settings(bob, DndSettings(True, 60, 120, "", True, T0))
+        await dnd.set_muted(alice, 1, bob, True, T0, 10)
+        await dnd.set_muted(bob, 1, alice, True, T0, 10)
+        await dnd.forget_user(alice)
+        assert await dnd.load(alice) == (None, [])
+        assert await dnd.load(bob) == (DndSettings(True, 60, 120, "", True, T0), [Mute(1, alice, T0)])
+        await dnd.forget_user(alice)  # nothing left: no error
+
 
 class PinStoreConformanceTests:
     """The pins feature's storage: pinned conversations in pin order, bounded per user."""
@@ -133,3 +148,17 @@ class PinStoreConformanceTests:
         assert all(r.check(PinRefused) for ok, r in results if not ok)
         found = await pins.pins_of(alice)
         assert len(found) == 3 and len({p.session_id for p in found}) == 3
+
+    @pytest_twisted.ensureDeferred
+    async def test_forgetting_a_user_erases_their_pins_only(self, stores):
+        from coffeechat.features.pins import Pin
+
+        store, pins = stores
+        alice, bob = await _users(store, "alice", "bobby")
+        await pins.pin(alice, 1, bob, T0, 5)
+        await pins.pin(alice, 2, 7, T0, 5)
+        await pins.pin(bob, 1, alice, T0, 5)
+        assert await pins.forget_user(alice) == 2
+        assert await pins.pins_of(alice) == []
+        assert await pins.pins_of(bob) == [Pin(1, alice, T0)]
+        assert await pins.forget_user(alice) == 0

@@ -197,6 +197,17 @@ class OnlineStatusStoreConformanceTests:
         assert await status.last_seen([5]) == {5: T0}  # kept through the switch
 
     @pytest_twisted.ensureDeferred
+    async def test_forgetting_a_user_erases_their_last_seen_and_switch(self, stores):
+        _, status = stores
+        await status.save_last_seen([(5, T0), (6, T0 + 1)])
+        await status.set_hidden(5, True)
+        await status.set_hidden(7, True)
+        await status.forget_user(5)
+        assert await status.last_seen([5, 6]) == {6: T0 + 1}
+        assert await status.hidden_users() == [7]
+        await status.forget_user(5)
+
+    @pytest_twisted.ensureDeferred
     async def test_conversation_partners(self, stores):
         store, status = stores
         ids = [(await store.create_user(n, n, "", T0)).user_id for n in ("alice", "bobby", "carol", "david")]

@@ -173,6 +173,27 @@ class GroupRequestStoreConformanceTests:
         assert await requests.get(old.request_id) is None
         assert await requests.get(young.request_id) == young
 
+    @pytest_twisted.ensureDeferred
+    async def test_forgetting_a_user_erases_every_request_by_or_for_them(self, stores):
+        store, requests = stores
+        gid, (owner, admin, carol, david, erinn) = await self._world(store)
+        ((asked, _),) = await requests.create(1, gid, carol, [carol], "", T0, T0 + TTL, 10, 10)
+        ((invited, _),) = await requests.create(2, gid, owner, [carol], "", T0, T0 + TTL, 10, 10)
+        ((sent, _),) = await requests.create(2, gid, carol, [david], "", T0, T0 + TTL, 10, 10)
+        ((decided, _),) = await requests.create(1, gid, erinn, [erinn], "", T0, T0 + TTL, 10, 10)
+        await requests.decide(decided.request_id, gid, carol, 2, T0 + 1)  # carol only decided it
+        ((others, _),) = await requests.create(1, gid, david, [david], "", T0, T0 + TTL, 10, 10)
+        await requests.set_consent(carol, True)
+        await requests.set_consent(david, True)
+        assert await requests.forget_user(carol) == 3
+        for gone in (asked, invited, sent):
+            assert await requests.get(gone.request_id) is None
+        assert await requests.get(others.request_id) == others
+        assert (await requests.get(decided.request_id)).decided_by == carol
+        assert [r.request_id for r in await requests.pending_for(owner, 0, T0 + 2, 10)] == [others.request_id]
+        assert await requests.consent_of([carol, david]) == {david}
+        assert await requests.forget_user(carol) == 0
+
 
 class GroupTransferConformanceTests:
     """IGroupStore.transfer_owner on any IStore."""

@@ -193,6 +193,22 @@ class SearchStoreConformanceTests:
         assert [s for _, s in await self._found(index, bob, "note")] == [6, 3]
 
     @pytest_twisted.ensureDeferred
+    async def test_forgetting_a_user_erases_what_they_hid_and_cleared_only(self, stores):
+        store, index = stores
+        alice, bob = await self._users(store, "alice", "bobby")
+        for i in range(1, 5):
+            await store.append(new_message(alice, bob, f"f-{i}", data=f"memo {i}".encode(), at=T0 + i))
+        await self._index_all(index)
+        conv = f"p:{alice}:{bob}"
+        await index.hide(bob, conv, [4])
+        await index.clear(bob, conv, 1)
+        await index.hide(alice, conv, [2])
+        await index.forget_user(bob)
+        assert [s for _, s in await self._found(index, bob, "memo")] == [4, 3, 2, 1]
+        assert [s for _, s in await self._found(index, alice, "memo")] == [4, 3, 1]  # hers stay
+        await index.forget_user(bob)
+
+    @pytest_twisted.ensureDeferred
     async def test_newest_first_filters_and_cursor_pages(self, stores):
         store, index = stores
         alice, bob, carol = await self._users(store, "alice", "bobby", "carol")

@@ -79,7 +79,12 @@ class CoffeeChatServiceMaker:
     def makeService(self, options: BaseOptions):
         from coffeechat.service import make_node
 
-        return make_node(options.config)
+        node = make_node(options.config)
+        if options.config.server.log_format == "json":
+            from coffeechat.ops.logs import JSONLogging
+
+            return JSONLogging(node, getattr(options, "parent", None))
+        return node
 
 
 serviceMaker = CoffeeChatServiceMaker()
