@@ -150,7 +150,10 @@ async function refresh() {
     showCharts(daily.days);
     showTopGroups(top);
     showNodes(nodes);
-    say(`Updated ${new Date().toISOString().slice(11, 19)} UTC (counters are written every ${state.summary.flush_interval} s)`);
+    if ($("status").classList.contains("error")) say(""); // a loading error is over
+    // on a line of its own: a refresh must not wipe out what an action just reported
+    $("updated").textContent =
+      `Updated ${new Date().toISOString().slice(11, 19)} UTC (counters are written every ${state.summary.flush_interval} s)`;
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
   } catch (error) {
     if (error.status === 404) say("The analytics feature is off ([features] enabled): no figures or charts.", true);
