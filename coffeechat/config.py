@@ -253,6 +253,7 @@ DEFAULT_FEATURES = (
     "webhooks",
     "bots",
     "files",
+    "ice",
     "metrics",
     "backups",
     "admin_api",

@@ -51,6 +51,7 @@ BUILTIN_FEATURES = {
     "webhooks": "coffeechat.features.webhooks",
     "bots": "coffeechat.features.bots",
     "files": "coffeechat.features.files",
+    "ice": "coffeechat.features.ice",
     "admin_api": "coffeechat.features.admin_api",
     "analytics": "coffeechat.features.analytics",
     "metrics": "coffeechat.features.metrics",
