@@ -97,6 +97,20 @@ class Conn:
         assert len(acks) == 1, frames
         return acks[0][2]
 
+    def ack_delivery(self, push: pb.CIMMsgData, seq: int) -> None:
+        """Acknowledge a delivered 1:1 message, as a client does (MSG_DATA_ACK with the push's seq)."""
+        self.send(
+            Cmd.MSG_DATA_ACK,
+            pb.CIMMsgDataAck(
+                to_session_id=push.to_session_id,
+                client_msg_id=push.client_msg_id,
+                server_msg_id=push.server_msg_id,
+                res_code=1,
+                session_type=1,
+            ),
+            seq=seq,
+        )
+
     def close(self) -> None:
         self.protocol.connectionLost(None)
 

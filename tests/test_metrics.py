@@ -39,20 +39,6 @@ def result(d):
     return MemoryNode.result(defer.ensureDeferred(d))
 
 
-def ack(conn, push: pb.CIMMsgData, seq: int) -> None:
-    conn.send(
-        Cmd.MSG_DATA_ACK,
-        pb.CIMMsgDataAck(
-            to_session_id=push.to_session_id,
-            client_msg_id=push.client_msg_id,
-            server_msg_id=push.server_msg_id,
-            res_code=1,
-            session_type=1,
-        ),
-        seq=seq,
-    )
-
-
 def test_counters_follow_logins_messages_acks_and_connections():
     node = MemoryNode()
     alice_id, bob_id = node.user("alice"), node.user("bobby")
@@ -74,7 +60,7 @@ def test_counters_follow_logins_messages_acks_and_connections():
     assert len(pushes) == 3
     node.clock.advance(0.25)
     for _, seq, push in pushes[:2]:
-        ack(bob, push, seq)
+        bob.ack_delivery(push, seq)
     stranger.close()
 
     after = samples(node)
@@ -220,7 +206,7 @@ def test_drain_kicks_with_server_shutdown_and_flushes_delivery_acks():
     node.connect()  # never logs in: told nothing, so not waited for
     alice.send_text(bob_id, "before the drain")
     (_, seq, push), *_ = [f for f in bob.frames() if f[0] == Cmd.MSG_DATA]
-    ack(bob, push, seq)
+    bob.ack_delivery(push, seq)
     assert node.result(node.store.delivered_seq(bob_id, f"p:1:{bob_id}")) == 0
     d = drain(node.core, [], node.clock)
     node.advance(1.5, step=0.05)

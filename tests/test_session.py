@@ -28,20 +28,6 @@ def pair(node):
     return node, alice, bob, alice_id, bob_id
 
 
-def ack_delivery(conn, push: pb.CIMMsgData, seq: int) -> None:
-    conn.send(
-        Cmd.MSG_DATA_ACK,
-        pb.CIMMsgDataAck(
-            to_session_id=push.to_session_id,
-            client_msg_id=push.client_msg_id,
-            server_msg_id=push.server_msg_id,
-            res_code=1,
-            session_type=1,
-        ),
-        seq=seq,
-    )
-
-
 # -- login and liveness
 
 
@@ -362,7 +348,7 @@ def test_unacknowledged_push_is_resent_twice_then_given_up_and_the_connection_st
     node, alice, bob, alice_id, bob_id = pair
     alice.send_text(bob_id, "first")
     ((_, seq, first),) = bob.frames()
-    ack_delivery(bob, first, seq)  # bob's client acknowledges deliveries
+    bob.ack_delivery(first, seq)  # bob's client acknowledges deliveries
     alice.send_text(bob_id, "are you there?")
     second = bob.only(Cmd.MSG_DATA)
     for _ in range(2):
@@ -453,7 +439,7 @@ def test_delivery_ack_stops_redelivery_and_is_recorded(pair):
     node, alice, bob, alice_id, bob_id = pair
     alice.send_text(bob_id, "hi")
     ((cmd, seq, push),) = bob.frames()
-    ack_delivery(bob, push, seq)
+    bob.ack_delivery(push, seq)
     node.advance(40)
     assert bob.frames() == [] and not bob.closed
     conv = f"p:{min(alice_id, bob_id)}:{max(alice_id, bob_id)}"

@@ -431,10 +431,7 @@ class Analytics:
         """Storage used and files, from the files feature's totals, as today's gauges."""
         if self.files is None:
             return
-        try:
-            _, (used, count) = await self.files.store.top_usage(1)
-        except (StorageUnavailable, StoreClosed):
-            return  # the store logs its outage once; the next sample (an hour on) tries again
+        _, (used, count) = await self.files.store.top_usage(1)
         day = self.today()
         self._gauges[(day, STORAGE_BYTES, "")] = int(used)
         self._gauges[(day, STORAGE_FILES, "")] = int(count)

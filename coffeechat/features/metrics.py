@@ -30,7 +30,6 @@ from prometheus_client.utils import floatToGoString
 from twisted.internet import defer
 
 from coffeechat.config import ConfigError
-from coffeechat.interfaces import StorageUnavailable, StoreClosed
 from coffeechat.model import SessionType
 from coffeechat.modules import HttpCall, HttpReply, ModuleAPI
 
@@ -405,11 +404,7 @@ class Metrics:
             self.webhook_backlog = {}
             return
         backlog: dict[tuple[str, str], int] = {}
-        try:
-            status = await webhooks.status()
-        except (StorageUnavailable, StoreClosed):
-            return  # the store logs its outage; the last figures stand until it is back
-        for entry in status:
+        for entry in await webhooks.status():  # in an outage the last figures stand (periodic)
             backlog[entry["name"], "messages"] = entry.get("backlog_messages", 0)
             backlog[entry["name"], "events"] = entry.get("backlog_events", 0)
         self.webhook_backlog = backlog
