@@ -9,6 +9,8 @@
     coffeechat-bench group --groups 5 --members 200           # fan-out: deliveries/s (20 senders per group)
     coffeechat-bench p2p --servers 2 --pairs 500              # 2 nodes: every message crosses (Redis pub/sub)
     coffeechat-bench fuzz --frames 1000000                    # random and mutated frames: crashes, hangs, RSS
+    coffeechat-bench room --members 10000 --senders 50 --duration 20 [--nodes 2]   # one chat room
+    coffeechat-bench calls --concurrent 1000 --duration 20    # call set-ups: invite -> 200 OK
 
 By default it starts its own server (``twistd -n coffeechat`` with a temporary data dir and a
 generated config, pinned to the first CPU, generators on the others); ``--target``, ``--http``
@@ -30,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fuzz, receiver
+from . import fuzz, live, receiver
 from .cluster import Cluster, mask_dsn, mask_url
 from .pool import GeneratorError
 from .report import machine, print_table, write_json
@@ -38,7 +40,7 @@ from .scenarios import GROUP_PLACEMENTS, P2P_PLACEMENTS, group_overrides
 from .scenarios import SCENARIOS as _SCENARIOS
 from .server import ManagedServer, ServerError, Target, available_cpus
 
-SCENARIOS = {**_SCENARIOS, "fuzz": fuzz.run_fuzz}
+SCENARIOS = {**_SCENARIOS, **live.SCENARIOS, "fuzz": fuzz.run_fuzz}
 
 
 def _default_generators() -> int:
@@ -144,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=8, help="messages in flight per sender (default 8)")
     p.add_argument("--page", type=int, default=100, help="history page size (the server caps it, 100 by default)")
 
+    live.add_arguments(sub, common)
     fuzz.add_arguments(sub, common)
     receiver.add_arguments(sub)
     return parser
@@ -197,6 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--heartbeat must be positive")
     if args.scenario == "group" and (args.groups < 1 or args.members < 2 or args.senders < 1 or args.window < 1):
         parser.error("group: --groups, --senders and --window must be at least 1, --members at least 2")
+    live.validate(args, parser)
     if args.ws and not args.target:
         parser.error("--ws goes with --target (a server the benchmark starts has its WebSocket listener)")
     if getattr(args, "servers", 1) < 1:
@@ -235,6 +239,10 @@ def server_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """What a scenario needs changed in the config of the server the benchmark starts."""
     if args.scenario == "group":
         return group_overrides(args.members)
+    if args.scenario == "room":
+        return live.room_overrides(args.members)
+    if args.scenario == "calls":
+        return live.calls_overrides()
     return {}
 
 

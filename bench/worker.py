@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from . import wire
+from .live_worker import LiveWorker
 from .wire import Conn, frame, pb
 
 _now = time.monotonic
@@ -167,7 +168,7 @@ class BenchGroup:
         return self.missing_creation_pushes() == 0
 
 
-class Worker:
+class Worker(LiveWorker):
     """One generator process's state across the phases of a scenario."""
 
     def __init__(self, pipe: Connection, index: int) -> None:

@@ -171,6 +171,15 @@ class Cluster:
             self.sent += 1
             self.sent_bytes += len(payload)
 
+    def send(self, node: str, name: str, data: dict) -> None:
+        """Cluster command ``name`` to one other node (a room's messages go only to the nodes
+        that hold members of it: coffeechat/features/rooms.py)."""
+        if node != self.node:
+            payload = _dumps({"t": name, "from": self.node, "d": data})
+            self.bus.publish(node, payload)
+            self.sent += 1
+            self.sent_bytes += len(payload)
+
     def broadcast(self, name: str, data: dict) -> None:
         """Cluster command ``name`` to every other node (nothing when this node is alone)."""
         if not self.alone():

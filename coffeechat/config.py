@@ -254,6 +254,8 @@ DEFAULT_FEATURES = (
     "bots",
     "files",
     "ice",
+    "calls",
+    "rooms",
     "metrics",
     "backups",
     "admin_api",

@@ -504,6 +504,12 @@ class ModuleAPI:
         """Handle ``handler(data, from_node)`` when another node sends command ``name``."""
         self._node.registry.add_cluster_command(name, handler, self.name)
 
+    def send_to(self, node: str, name: str, data: dict) -> None:
+        """Send cluster command ``name`` to one other node (nothing without a cluster)."""
+        cluster = self._node.cluster
+        if cluster is not None:
+            cluster.send(node, name, data)
+
     def broadcast(self, name: str, data: dict) -> None:
         """Send cluster command ``name`` to every other node (nothing when this node is alone)."""
         cluster = self._node.cluster

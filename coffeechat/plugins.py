@@ -52,6 +52,8 @@ BUILTIN_FEATURES = {
     "bots": "coffeechat.features.bots",
     "files": "coffeechat.features.files",
     "ice": "coffeechat.features.ice",
+    "calls": "coffeechat.features.calls",
+    "rooms": "coffeechat.features.rooms",
     "admin_api": "coffeechat.features.admin_api",
     "analytics": "coffeechat.features.analytics",
     "metrics": "coffeechat.features.metrics",

@@ -87,6 +87,9 @@ _MSG_DATA_ACK = int(Cmd.MSG_DATA_ACK)
 _SINGLE = pb.kCIM_SESSION_TYPE_SINGLE
 _RESPONSE_OF = {int(k): int(v) for k, v in RESPONSE_OF.items()}
 _PUSH_COMMANDS = frozenset(int(c) for c in PUSH_COMMANDS)
+# Never the answer of a request that expects "any" answer: pushes, and a call's later 0x0402
+# replies (180/200/486 on the invite's seq, after its 100 Trying; docs/calls.md).
+_UNSOLICITED_CMDS = _PUSH_COMMANDS | {int(Cmd.VOIP_INVITE_REPLY)}
 _BODY_TYPES = {int(k): v for k, v in BODY_TYPES.items()}
 
 PushItem = tuple[int, int, Any]  # (command id, frame seq, message; raw bytes if undecodable)
@@ -190,7 +193,7 @@ class CIMClient(Protocol):
     def _frame(self, cmd: int, seq: int, body: bytes) -> None:
         entry = self._pending.get(seq)
         if entry is not None and (
-            cmd == entry[0] or cmd == _ERROR_RSP or (entry[0] == 0 and cmd not in _PUSH_COMMANDS)
+            cmd == entry[0] or cmd == _ERROR_RSP or (entry[0] == 0 and cmd not in _UNSOLICITED_CMDS)
         ):
             del self._pending[seq]
             d = entry[1]
@@ -701,6 +704,86 @@ class CIMClient(Protocol):
         ``"description"`` the preview (docs/custom-messages.md); fires with the CIMMsgDataAck."""
         data = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return self.send_message(to_session_id, data, pb.kCIM_MSG_TYPE_CUSTOM, session_type, client_msg_id)
+
+    # -- calls (docs/calls.md): the invitees' replies come after the 100 Trying, on the invite's
+    # seq, as VOIP_INVITE_REPLY pushes (``next_push(Cmd.VOIP_INVITE_REPLY)``); the commands without
+    # an answer return their seq (a refusal arrives as an ERROR_RSP push on it)
+
+    def call_invite(
+        self,
+        user_ids: list[int],
+        video: bool = False,
+        sdp: str = "",
+        group_id: int = 0,
+        channel_name: str = "",
+    ) -> Deferred:
+        """Call ``user_ids`` (a group call for several, or with ``group_id``); fires with the 100
+        Trying CIMVoipInviteReply, whose ``channel_info`` names the call in every later command."""
+        req = pb.CIMVoipInviteReq(
+            invite_user_list=list(user_ids),
+            invite_type=pb.kCIM_VOIP_INVITE_TYPE_VIDEO_CALL if video else pb.kCIM_VOIP_INVITE_TYPE_VOICE_CALL,
+            channel_info=pb.CIMChannelInfo(channel_name=channel_name),
+            sdp=sdp,
+            group_id=group_id,
+        )
+        return self.request(Cmd.VOIP_INVITE_REQ, req)
+
+    def call_reply(self, channel_info: pb.CIMChannelInfo, code: int, sdp: str = "") -> int:
+        """Answer a ringing call (the pushed VOIP_INVITE_REQ's ``channel_info``): 180 ringing,
+        200 accept (``sdp``: the WebRTC answer) or 486 busy; returns the seq."""
+        req = pb.CIMVoipInviteReply(user_id=self.user_id, rsp_code=code, channel_info=channel_info, sdp=sdp)
+        return self.send(Cmd.VOIP_INVITE_REPLY, req)
+
+    def call_reply_ack(self, channel_info: pb.CIMChannelInfo) -> int:
+        """The caller acknowledges an answer (relayed to the answering device); returns the seq."""
+        return self.send(Cmd.VOIP_INVITE_REPLY_ACK, pb.CIMVoipInviteReplyAck(channel_info=channel_info))
+
+    def call_heartbeat(self) -> int:
+        """Keep this user's current call (every 30 s, else the call drops); returns the seq."""
+        return self.send(Cmd.VOIP_HEARTBEAT, pb.CIMVoipHeartbeat())
+
+    def call_signal(self, channel_info: pb.CIMChannelInfo, kind: str, payload: str, to_user_id: int = 0) -> int:
+        """Relay ``kind``/``payload`` (an ICE candidate, a renegotiation) as VOIP_SIGNAL_NOTIFY to
+        ``to_user_id`` or to every other party (0); returns the seq."""
+        req = pb.CIMVoipSignalReq(channel_info=channel_info, kind=kind, payload=payload, to_user_id=to_user_id)
+        return self.send(Cmd.VOIP_SIGNAL_REQ, req)
+
+    def call_bye(self, channel_info: pb.CIMChannelInfo, reason: int = pb.kCIM_VOIP_BYE_REASON_END) -> Deferred:
+        """Hang up (cancel before an answer, decline while ringing); fires with CIMVoipByeRsp
+        (``error_code`` 200, or CALL_NOT_FOUND)."""
+        req = pb.CIMVoipByeReq(user_id=self.user_id, channel_info=channel_info, bye_reason=reason)
+        return self.request(Cmd.VOIP_BYE_REQ, req)
+
+    # -- chat rooms (docs/rooms.md): a connection joins; failures come as the answer's result_code
+
+    def room_create(self, name: str, topic: str = "", max_members: int = 0, persist_history: bool = False) -> Deferred:
+        """Create a room (its owner: this user); fires with CIMRoomCreateRsp."""
+        req = pb.CIMRoomCreateReq(name=name, topic=topic, max_members=max_members, persist_history=persist_history)
+        return self.request(Cmd.ROOM_CREATE_REQ, req)
+
+    def room_list(self, before_room_id: int = 0, limit: int = 0) -> Deferred:
+        """Open rooms, newest first; fires with CIMRoomListRsp (``has_more``: ask again below the last)."""
+        return self.request(Cmd.ROOM_LIST_REQ, pb.CIMRoomListReq(before_room_id=before_room_id, limit=limit))
+
+    def room_join(self, room_id: int) -> Deferred:
+        """Join with this connection; fires with CIMRoomJoinRsp (``recent``: the last messages)."""
+        return self.request(Cmd.ROOM_JOIN_REQ, pb.CIMRoomJoinReq(room_id=room_id))
+
+    def room_leave(self, room_id: int) -> Deferred:
+        return self.request(Cmd.ROOM_LEAVE_REQ, pb.CIMRoomLeaveReq(room_id=room_id))
+
+    def room_send(
+        self, room_id: int, text: str | bytes, msg_type: int = pb.kCIM_MSG_TYPE_TEXT, client_msg_id: str = ""
+    ) -> Deferred:
+        """Send to a room this connection is in; fires with CIMRoomMsgRsp (``msg_id``).  The room's
+        messages, this one too, arrive as ROOM_MSG_NOTIFY pushes (several per push)."""
+        data = text.encode() if isinstance(text, str) else text
+        req = pb.CIMRoomMsgReq(room_id=room_id, client_msg_id=client_msg_id, msg_type=msg_type, msg_data=data)
+        return self.request(Cmd.ROOM_MSG_REQ, req)
+
+    def room_members(self, room_id: int, sample_size: int = 0) -> Deferred:
+        """The room's member count across the cluster and a sample; fires with CIMRoomMembersRsp."""
+        return self.request(Cmd.ROOM_MEMBERS_REQ, pb.CIMRoomMembersReq(room_id=room_id, sample_size=sample_size))
 
     # -- group requests, invitations, ownership transfer
 

@@ -155,6 +155,17 @@ class CIMProtocol(OutputGuard, Protocol):
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
+        # Without TCP_NODELAY a frame written while the previous one waits for the client's
+        # delayed ACK sits in the kernel for up to 40 ms (Nagle's algorithm): a call's 200 OK
+        # after its 180, an ack after a push.  Frames are already coalesced into one write per
+        # reactor turn (_flush), so this sends no more packets than it must.  (A TLS or PROXY
+        # wrapper passes it to the socket; a transport without it, in tests, has none to set.)
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            try:
+                no_delay(True)
+            except OSError:
+                pass
         self.node.connections["cim"] += 1
         self.session = Session(self.node, self.send, self.close, peer_text(peer))
         addresses = self.node.addresses

@@ -422,3 +422,102 @@ def test_fuzz_sends_its_frames_and_finds_the_server_serving(tmp_path):
     assert r["server_rss_kib"]["before"] > 0 and r["server_rss_kib"]["after"] > 0 and "50%" in r["server_rss_kib"]
     assert r["connections"] == {"tcp": 8, "ws": 2} and r["correct"] is True
     assert "still serving" in text
+
+
+def test_room_every_member_gets_every_acked_message_once(tmp_path):
+    """room: one room of 20 connections, 2 sending; every member's count and checksum of what it
+    got matches what the senders had acked (their own messages come back to them too)."""
+    code, doc, text = bench(
+        tmp_path, "room", "--members", "20", "--senders", "2", "--duration", "2", "--warmup", "0.5", "--drain", "5"
+    )
+    r = check_document(doc, "room")
+    assert code == 0, text
+    config = doc["server"]["config"]["rooms"]
+    assert config["max_members"] >= 20 and config["connection_messages_per_second"] >= 1000
+    assert r["members"] == r["logged_in"] == r["joined"] == 20 and r["senders"] == 2 and r["servers"] == 1
+    assert r["room_id"] > 0 and 1 <= r["sampled_receivers"] <= 19
+    assert r["sent"] > 0 and r["sent"] == r["acked"] == r["completed"] and r["refused"] == 0
+    assert r["unanswered"] == r["acked_not_completed"] == 0
+    echo = r["sender_gets_own_messages"]
+    assert isinstance(echo, bool)
+    assert r["deliveries"] == r["expected_deliveries"] == r["acked"] * (19 + (1 if echo else 0))
+    assert r["missing_deliveries"] == r["extra_deliveries"] == r["checksum_mismatches"] == r["duplicate_msg_ids"] == 0
+    assert r["mismatches"] == {} and r["events"] == {} and r["setup_errors"] == {}
+    assert 0 < r["deliveries_in_window"] <= r["deliveries"] and r["deliveries_per_s"] > 0
+    lat = r["send_to_delivery"]
+    assert lat["count"] > 0 and lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert r["send_to_ack"]["count"] > 0 and r["send_to_last_sampled_delivery"]["count"] > 0
+    assert r["server_cpu_us_per_delivery"] is not None and r["generator_cpu_pct"] is not None
+    assert r["member_count_reported"]["at_end"] == [20]
+    assert r["correct"] is True
+    assert "exactly once: yes" in text
+
+
+def test_room_over_two_nodes_reaches_the_members_on_both(tmp_path):
+    """room --nodes 2: member i on node i mod 2 (a cluster on PostgreSQL and Redis), so every
+    message reaches half its receivers through the other node; still each exactly once."""
+    cluster_binaries_or_skip()
+    code, doc, text = bench(
+        tmp_path, "room", "--nodes", "2", "--members", "20", "--senders", "2", "--duration", "2", "--warmup", "0.5",
+        "--drain", "5",
+    )  # fmt: skip
+    r = check_document(doc, "room")
+    assert code == 0, text
+    assert r["servers"] == 2 and r["members_by_node"] == [10, 10]
+    devices = r["devices_by_node"]
+    assert devices["expected"] == devices["logged_in"] == devices["health"] == devices["redis"] == [10, 10]
+    assert r["sent"] > 0 and r["sent"] == r["acked"] == r["completed"]
+    assert r["deliveries"] == r["expected_deliveries"] > 0 and r["missing_deliveries"] == 0
+    assert r["mismatches"] == {} and r["events"] == {} and r["setup_errors"] == {}
+    assert [n["node_name"] for n in r["nodes"]] == ["bench-1", "bench-2"]
+    assert r["services"]["redis"]["calls"].get("publish", 0) > 0  # the batches to the other node
+    assert r["correct"] is True
+
+
+def test_room_senders_and_samples_are_spread_over_the_nodes():
+    import pytest
+
+    from coffeechat.bench.cli import parse_args
+    from coffeechat.bench.live import _room_check, spread_indices
+
+    picked = spread_indices(50, 1, 10_000, 2)
+    assert len(set(picked)) == 50 and min(picked) >= 1 and max(picked) < 10_000
+    assert sum(i % 2 for i in picked) == 25  # member i is on node i mod 2
+    assert spread_indices(5, 1, 4, 2) == [1, 2, 3]  # no more than there are
+    assert parse_args(["room", "--nodes", "2"]).servers == 2
+    with pytest.raises(SystemExit):
+        parse_args(["room", "--members", "25000"])  # over one process's connections: needs --nodes 2
+    with pytest.raises(SystemExit):
+        parse_args(["room", "--members", "5", "--senders", "5"])
+    # (index, count, checksum, echoes, echo checksum, acked, acked checksum): member 1 sent 2
+    # messages (tokens 10, 20), member 2 sent 1 (token 5); each got the others' and its own back
+    tallies = [(0, 3, 35, 0, 0, 0, 0), (1, 3, 35, 2, 30, 2, 30), (2, 3, 35, 1, 5, 1, 5)]
+    check = _room_check(tallies, {1, 2}, 3)
+    assert check["exact"] and check["echo"] is True and check["expected_deliveries"] == 9
+    # member 0 got message 5 twice and missed message 10: the count matches, the checksum does not
+    check = _room_check([(0, 3, 30, 0, 0, 0, 0), *tallies[1:]], {1, 2}, 3)
+    assert not check["exact"] and check["checksum_mismatches"] == 1
+    check = _room_check([(0, 2, 25, 0, 0, 0, 0), *tallies[1:]], {1, 2}, 3)
+    assert check["missing"] == 1
+
+
+def test_calls_every_set_up_is_answered_and_ended(tmp_path):
+    """calls: 5 pairs inviting at once, round after round; every invite gets 100 Trying, rings at
+    the callee, reaches 200 OK at the caller, and every bye is answered and told to the callee;
+    each call leaves its AVCHAT record with both parties."""
+    code, doc, text = bench(tmp_path, "calls", "--concurrent", "5", "--duration", "1.5")
+    r = check_document(doc, "calls")
+    assert code == 0, text
+    assert r["pairs"] == r["concurrent_setups"] == 5 and r["logged_in"] == 10 and r["rounds"] >= 1
+    assert r["invites"] == 5 * sum(r["rounds_by_generator"]) > 0
+    for key in ("trying", "pushed", "ringing", "ok", "byes", "bye_rsp", "bye_notify", "completed"):
+        assert r[key] == r["invites"], key
+    assert r["call_records"] == {"caller": r["completed"], "callee": r["completed"]}
+    setup = r["invite_to_ok"]
+    assert setup["count"] == r["ok"] and setup["p50_ms"] <= setup["p99_ms"] <= setup["max_ms"]
+    assert r["invite_to_trying"]["p50_ms"] <= setup["p50_ms"]
+    assert r["bye_to_rsp"]["count"] == r["bye_to_notify"]["count"] == r["completed"]
+    assert r["setups_per_s"] > 0 and r["server_cpu_us_per_call"] is not None
+    assert r["mismatches"] == {} and r["events"] == {} and r["setup_errors"] == {}
+    assert r["correct"] is True
+    assert "invite->200 OK" in text

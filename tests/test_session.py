@@ -465,8 +465,8 @@ def test_unknown_command_and_malformed_body_get_errors_and_connection_lives(pair
     alice.send_raw(encode_frame(Cmd.MSG_DATA, 8, b"\xff\xff\xff"))
     ((cmd, seq, err),) = alice.frames()
     assert seq == 8 and err.error_code == ErrorCode.MALFORMED_BODY
-    alice.send_raw(encode_frame(Cmd.VOIP_BYE_REQ, 9, b""))
-    assert alice.only(Cmd.ERROR_RSP).error_code == ErrorCode.NOT_SUPPORTED
+    alice.send_raw(encode_frame(Cmd.VOIP_BYE_REQ, 9, b""))  # served (calls): answered in its own type
+    assert alice.only(Cmd.VOIP_BYE_RSP).error_code == ErrorCode.CALL_NOT_FOUND
     assert alice.send_text(bob_id, "still here").server_msg_id == 1
 
 

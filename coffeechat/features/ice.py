@@ -9,7 +9,7 @@ and the password ``base64(HMAC-SHA1(secret, username))``; coturn recomputes the 
 secret and refuses a username whose expiry has passed, so nothing is shared between this server
 and coturn but the secret, and nothing is stored.
 
-The call signalling (invite, ringing, bye) is another module, still to come (issue 15).
+The call signalling (invite, ringing, bye) is another module: coffeechat/features/calls.py.
 """
 
 from __future__ import annotations

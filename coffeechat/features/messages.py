@@ -53,9 +53,12 @@ CLIENT_MSG_TYPES = frozenset(
         MsgType.VIDEO,
         MsgType.LOCATION,
         MsgType.TIPS,
-        MsgType.AVCHAT,
     }
 )
+# AVCHAT (a call record) is checked by its own checker (Messages.msg_types): the original shape
+# below, or, with the calls feature on, refused from clients (the server writes call records).
+AVCHAT_KEYS = frozenset({"hangupUserId", "hangupReason", "timeLen", "callType"})
+_BYE_REASONS = frozenset(pb.CIMVoipByeReason.values())
 _NEEDS_URL = frozenset({MsgType.FILE, MsgType.IMAGE, MsgType.AUDIO, MsgType.VIDEO})
 MAX_CLIENT_MSG_ID = 64
 # How deeply the JSON body of a FILE, LOCATION ... message may nest objects and arrays: clients
@@ -231,6 +234,21 @@ def check_content(
         for key in ("latitude", "longitude"):
             if not isinstance(body.get(key), int | float) or isinstance(body.get(key), bool):
                 raise ChatError(ErrorCode.INVALID_MSG, f"location messages need a numeric {key}")
+
+
+def check_avchat(data: bytes, limits: Any, origin: str) -> None:
+    """A client's AVCHAT body: exactly CIM v1's call record, with sane values (no other JSON
+    passes as a call record)."""
+    body = json_object_body(MsgType.AVCHAT, data, limits.max_body_bytes)
+    if origin:  # a forward copies a stored record (one the server wrote may have more keys)
+        return
+    if set(body) != AVCHAT_KEYS:
+        raise ChatError(ErrorCode.INVALID_MSG, "an AVCHAT body is {hangupUserId, hangupReason, timeLen, callType}")
+    values = [body[k] for k in ("hangupUserId", "hangupReason", "timeLen", "callType")]
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values):
+        raise ChatError(ErrorCode.INVALID_MSG, "AVCHAT fields are non-negative integers")
+    if values[0] > 2**63 - 1 or values[1] not in _BYE_REASONS or values[2] > 10**7 or values[3] not in (1, 2):
+        raise ChatError(ErrorCode.INVALID_MSG, "AVCHAT: a user id, a bye reason, seconds, callType 1 or 2")
 
 
 def json_object_body(msg_type: int, data: bytes, max_bytes: int) -> dict:
@@ -478,7 +496,7 @@ class Messages:
         self._session_views: list[tuple[int, int, SessionView]] = []
         self._history_views: list[HistoryView] = []
         #: msg types features added (custom, merged forwards), with their body checkers
-        self.msg_types: dict[int, MsgTypeChecker] = {}
+        self.msg_types: dict[int, MsgTypeChecker] = {int(MsgType.AVCHAT): check_avchat}
         self.catching_up: defer.Deferred | None = None
         #: stored(message, sender, device): a new message was stored and pushed; tells the
         #: features that hook ``message/stored``

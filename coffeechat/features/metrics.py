@@ -41,6 +41,11 @@ ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: a call's set-up, invite to 200 OK: tens of ms when the app answers by itself, seconds to
+#: the ring timeout (45 s) when a person does
+CALL_SETUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0)
+#: a call record's ``result`` (docs/calls.md), all exported from the start
+CALL_RESULTS = ("ended", "missed", "declined", "cancelled", "busy", "dropped")
 _KINDS = {int(SessionType.SINGLE): "single", int(SessionType.GROUP): "group"}
 
 
@@ -138,6 +143,8 @@ class NodeCollector:
         yield from self._dependencies()
         yield from self._push()
         yield from self._webhooks()
+        yield from self._calls()
+        yield from self._rooms()
         node = self.node
         yield GaugeMetricFamily(
             "coffeechat_reactor_lag_last_seconds", "The latest reactor lag measured", value=self.metrics.lag.last
@@ -344,6 +351,87 @@ class NodeCollector:
             value=webhooks.dropped if webhooks is not None else 0,
         )
 
+    def _calls(self) -> Iterator[Metric]:
+        calls = self._feature("calls")
+        stats = calls.stats if calls is not None else {}
+        yield self.metrics.call_setup.family()
+        yield GaugeMetricFamily(
+            "coffeechat_calls_active",
+            "Calls whose home is this node, ringing or answered",
+            value=len(calls) if calls is not None else 0,
+        )
+        yield CounterMetricFamily(
+            "coffeechat_calls_started", "Calls invited here (their claims taken)", value=stats.get("calls", 0)
+        )
+        yield CounterMetricFamily(
+            "coffeechat_calls_answered", "Calls held here answered by an invitee", value=stats.get("answered", 0)
+        )
+        ended = CounterMetricFamily(
+            "coffeechat_calls_ended",
+            "Calls held here that ended, by result (one per call record: per pair without a group)",
+            labels=["result"],
+        )
+        results = dict(calls.results) if calls is not None else {}
+        for result in (*CALL_RESULTS, *sorted(set(results) - set(CALL_RESULTS))):
+            ended.add_metric([result], results.get(result, 0))
+        yield ended
+        yield CounterMetricFamily(
+            "coffeechat_call_commands_forwarded",
+            "Call commands from devices here forwarded to the call's home node",
+            value=stats.get("forwarded", 0),
+        )
+
+    def _rooms(self) -> Iterator[Metric]:
+        rooms = self._feature("rooms")
+        held = list(rooms.rooms.values()) if rooms is not None else []
+
+        def value(name: str) -> int:
+            return getattr(rooms, name, 0) if rooms is not None else 0
+
+        yield GaugeMetricFamily(
+            "coffeechat_rooms_held", "Chat rooms with members connected here", value=sum(1 for r in held if r.members)
+        )
+        yield GaugeMetricFamily(
+            "coffeechat_room_members", "Room memberships of connections here", value=sum(len(r.members) for r in held)
+        )
+        yield CounterMetricFamily(
+            "coffeechat_room_messages_accepted",
+            "Room messages accepted from connections here (sent on to the room)",
+            value=value("accepted"),
+        )
+        yield GaugeMetricFamily(
+            "coffeechat_room_messages_held",
+            "Room messages waiting for the moderation callback's verdict now",
+            value=value("held"),
+        )
+        yield CounterMetricFamily(
+            "coffeechat_room_deliveries",
+            "ROOM_MSG_NOTIFY frames pushed to connections here (one per member per batch)",
+            value=value("delivered"),
+        )
+        yield CounterMetricFamily(
+            "coffeechat_room_batches",
+            "Room message batches delivered here, one per room per turn",
+            value=value("batches"),
+        )
+        yield CounterMetricFamily(
+            "coffeechat_room_messages_busy",
+            "Room messages refused ROOM_BUSY: over the room's rate",
+            value=value("busy"),
+        )
+        yield CounterMetricFamily(
+            "coffeechat_room_payloads", "rooms/msgs payloads sent to other nodes", value=value("payloads")
+        )
+        yield CounterMetricFamily("coffeechat_room_store_writes", "Room message batches stored", value=value("writes"))
+        yield CounterMetricFamily(
+            "coffeechat_room_store_failures", "Room message batches whose write failed", value=value("write_failures")
+        )
+        yield CounterMetricFamily(
+            "coffeechat_room_messages_unstored",
+            "Room messages never stored (delivered, but storage was too far behind)",
+            value=value("dropped_writes"),
+        )
+
 
 class Metrics:
     """The node's registry, its histograms and the exposition (``GET /metrics``)."""
@@ -367,6 +455,9 @@ class Metrics:
         self.reactor_lag = SingleWriterHistogram(
             "coffeechat_reactor_lag_seconds", "How late the reactor runs a timed call", LAG_BUCKETS
         )
+        self.call_setup = SingleWriterHistogram(
+            "coffeechat_call_setup_seconds", "A call's set-up, from its invite to the first 200 OK", CALL_SETUP_BUCKETS
+        )
         self.lag = LagProbe(api.clock, config.reactor_lag_interval, self.reactor_lag.observe)
         self.registry.register(NodeCollector(self))
         ProcessCollector(registry=self.registry)
@@ -387,12 +478,24 @@ class Metrics:
         store = self.node.store
         if hasattr(store, "commit_observer"):
             store.commit_observer = self.observe_commit
+        calls = self._calls_feature()
+        if calls is not None and hasattr(calls, "setup_observer"):
+            calls.setup_observer = self.call_setup.observe
         self.lag.start()
 
     def stop(self) -> None:
         self.lag.stop()
         if self.node.ack_observer == self.ack_latency.observe:
             self.node.ack_observer = None
+        calls = self._calls_feature()
+        if calls is not None and getattr(calls, "setup_observer", None) == self.call_setup.observe:
+            calls.setup_observer = None
+
+    def _calls_feature(self) -> Any:
+        try:
+            return self.node.feature("calls")
+        except KeyError:
+            return None
 
     async def refresh_backlog(self) -> None:
         """Read the webhook endpoints' backlog from storage (a query: not at every scrape)."""

@@ -3,7 +3,9 @@
 Both are off by default, and then this feature registers nothing on the message path (its cost
 is zero).  Configured, it adds one send check per conversation kind (``Messages.add_send_check``),
 which runs after the other features' checks (blocks, friendship, mutes: moderation is last in
-DEFAULT_FEATURES) and before the message is stored:
+DEFAULT_FEATURES) and before the message is stored.  The rooms feature, when moderation is
+enabled, runs the same check on room messages (``room_check``: the filter always, the callback
+when ``[moderation] rooms`` is on):
 
 1. the keyword filter (``[moderation] keywords`` / ``keywords_file``): TEXT messages and the text
    fields of CUSTOM (100) JSON, matched case-insensitively after NFKC + casefold by one
@@ -49,6 +51,8 @@ log = Logger()
 CUSTOM = pb.kCIM_MSG_TYPE_CUSTOM
 _TEXT = int(MsgType.TEXT)
 SESSION_KINDS = {"single": int(SessionType.SINGLE), "group": int(SessionType.GROUP)}
+ROOM = 0  # the callback's session_type of a room message (rooms are not CIM sessions): kind "room"
+KIND_NAMES = {int(SessionType.SINGLE): "single", int(SessionType.GROUP): "group", ROOM: "room"}
 MSG_TYPE_NAMES = {
     "text": int(MsgType.TEXT),
     "file": int(MsgType.FILE),
@@ -75,6 +79,7 @@ class Config:
     timeout: float = 1.0  # seconds for the whole answer
     on_failure: str = "allow"  # "allow" (fail-open) or "refuse" (fail-closed: MODERATION_UNAVAILABLE)
     session_types: list[str] = field(default_factory=lambda: ["single", "group"])
+    rooms: bool = True  # the callback is asked about room messages too (the keyword filter always is)
     msg_types: list[str] = field(default_factory=list)  # names ("text", "custom" ...) or numbers; [] = all
     max_in_flight: int = 200  # callbacks waiting for an answer at once; beyond: the failure policy
     max_connections: int = 20  # persistent (reused) connections to the app's server
@@ -492,6 +497,15 @@ class Moderation:
         check_content(outgoing.msg_type, data, self.limits, self.messages.msg_types, outgoing.origin)
         outgoing.data = data
 
+    def room_check(self) -> Callable[[User, Outgoing], defer.Deferred | None] | None:
+        """The check of room messages, for the rooms feature (``outgoing.to_id`` is the room):
+        the keyword filter, and the callback when ``rooms`` is on; None when neither applies, so
+        that rooms then pay nothing."""
+        callback = self.config.callback_on and self.config.rooms
+        if self.keywords is None and not callback:
+            return None
+        return self.check_for(ROOM, callback)
+
     # -- the callback
 
     def _ask(self, sender: User, outgoing: Outgoing, session_type: int) -> defer.Deferred | None:
@@ -603,7 +617,7 @@ class Moderation:
             "sender": {"user_id": sender.user_id, "name": sender.name, "nick": sender.nick_name},
             "conversation": {
                 "session_type": session_type,
-                "kind": "group" if session_type == SESSION_KINDS["group"] else "single",
+                "kind": KIND_NAMES.get(session_type, "single"),
                 "to_id": outgoing.to_id,
             },
             "msg_type": outgoing.msg_type,

@@ -683,6 +683,45 @@ class PushNotifier:
             },
         )
 
+    async def notify_call(
+        self, user_id: int, title: str, body: str, caller_id: int, data: dict[str, Any], ttl: int
+    ) -> int:
+        """An incoming call (the calls feature): a high-priority notification to each of the
+        user's targets whose device is offline or in the background; a target registered with
+        ``extra`` ``voip`` true (an APNs PushKit token) gets a VoIP push where its provider
+        ``supports_voip`` (APNs).  Returns how many."""
+        if not self.providers:
+            return 0
+        entry = (await self.entries([user_id]))[user_id]
+        targets = [t for t in entry.targets if t.target.platform in self.providers]
+        if not targets:
+            return 0
+        online = {device_id for _, device_id, _ in await self.api.router.presence.devices_of(user_id)}
+        wanted = [t for t in targets if t.background or t.device_id not in online]
+        if not wanted:
+            return 0
+        badge = sum(e.unread for e in await self.api.store.conversations_of(user_id, 0, 1000))
+        thread = f"c{_SINGLE}-{caller_id}"
+        for t in wanted:
+            provider = self.providers[t.target.platform]
+            voip = t.target.extra.get("voip") is True and getattr(provider, "supports_voip", False)
+            note = Notification(
+                title=title if entry.settings.show_sender else self.config.app_name,
+                body=body if entry.settings.show_sender else "Incoming call",
+                badge=badge,
+                thread_id=thread,
+                collapse_id=f"call-{data.get('call', '')}"[:64],
+                session_type=_SINGLE,
+                session_id=caller_id,
+                sender_id=caller_id,
+                high_priority=True,
+                voip=voip,
+                ttl=ttl,
+                data={"kind": "call", **data},
+            )
+            self._enqueue(_Send(t.target, note))
+        return len(wanted)
+
     # -- sending
 
     def _enqueue(self, send: _Send) -> None:

@@ -189,6 +189,7 @@ class APNsProvider:
     """Sends to APNs; see the module docstring for why through threads."""
 
     platform = "apns"
+    supports_voip = True  # notify_call sends VoIP pushes (apns-push-type voip) to PushKit tokens
 
     def __init__(self, config: APNsConfig, reactor, clock=None) -> None:
         import ssl

@@ -82,7 +82,7 @@ _CODE_FIELDS = ("result_code", "error_code")
 _TEXT_FIELDS = ("result_string", "error_msg")
 _TIME_FIELDS = ("server_time", "create_time")
 # What a failure's answer repeats from its request, so that a client can tell which one failed.
-_ECHOED = ("group_id", "msg_id", "session_id", "session_type", "to_session_id", "client_msg_id")
+_ECHOED = ("group_id", "msg_id", "session_id", "session_type", "to_session_id", "client_msg_id", "room_id")
 
 
 def _code_field(message_type: type[Message]) -> str | None:

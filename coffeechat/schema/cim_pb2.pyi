@@ -164,6 +164,30 @@ class CIMCmdID(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_CID_PUSH_SETTINGS_RSP: _ClassVar[CIMCmdID]
     kCIM_CID_APP_STATE_REQ: _ClassVar[CIMCmdID]
     kCIM_CID_APP_STATE_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_CREATE_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_CREATE_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_LIST_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_LIST_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_JOIN_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_JOIN_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_LEAVE_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_LEAVE_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MSG_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MSG_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MSG_NOTIFY: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MEMBERS_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MEMBERS_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_EVENT_NOTIFY: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MODERATE_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MODERATE_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_MODERATE_NOTIFY: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_CLOSE_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_CLOSE_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_HISTORY_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_ROOM_HISTORY_RSP: _ClassVar[CIMCmdID]
+    kCIM_CID_VOIP_SIGNAL_REQ: _ClassVar[CIMCmdID]
+    kCIM_CID_VOIP_SIGNAL_NOTIFY: _ClassVar[CIMCmdID]
+    kCIM_CID_VOIP_CALL_STATE_NOTIFY: _ClassVar[CIMCmdID]
     kCIM_CID_ERROR_RSP: _ClassVar[CIMCmdID]
     kCIM_CID_KICKOUT_NOTIFY: _ClassVar[CIMCmdID]
 
@@ -244,6 +268,15 @@ class CIMErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_ERR_MODERATION_UNAVAILABLE: _ClassVar[CIMErrorCode]
     kCIM_ERR_ROBOT_ONLY: _ClassVar[CIMErrorCode]
     kCIM_ERR_BOT_KEY_INVALID: _ClassVar[CIMErrorCode]
+    kCIM_ERR_CALL_NOT_FOUND: _ClassVar[CIMErrorCode]
+    kCIM_ERR_ALREADY_IN_CALL: _ClassVar[CIMErrorCode]
+    kCIM_ERR_CALL_TOO_MANY_INVITEES: _ClassVar[CIMErrorCode]
+    kCIM_ERR_ROOM_FULL: _ClassVar[CIMErrorCode]
+    kCIM_ERR_ROOM_BANNED: _ClassVar[CIMErrorCode]
+    kCIM_ERR_ROOM_NOT_JOINED: _ClassVar[CIMErrorCode]
+    kCIM_ERR_ROOM_MUTED: _ClassVar[CIMErrorCode]
+    kCIM_ERR_TOO_MANY_ROOMS: _ClassVar[CIMErrorCode]
+    kCIM_ERR_ROOM_BUSY: _ClassVar[CIMErrorCode]
 
 class CIMClientType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -325,6 +358,7 @@ class CIMInviteRspCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_VOIP_INVITE_CODE_TRYING: _ClassVar[CIMInviteRspCode]
     kCIM_VOIP_INVITE_CODE_RINGING: _ClassVar[CIMInviteRspCode]
     KCIM_VOIP_INVITE_CODE_OK: _ClassVar[CIMInviteRspCode]
+    kCIM_VOIP_INVITE_CODE_BUSY: _ClassVar[CIMInviteRspCode]
 
 class CIMVoipByeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -334,6 +368,9 @@ class CIMVoipByeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     kCIM_VOIP_BYE_REASON_END: _ClassVar[CIMVoipByeReason]
     kCIM_VOIP_BYE_REASON_BUSY: _ClassVar[CIMVoipByeReason]
     kCIM_VOIP_BYE_REASON_ONLINE_CLIENT_REJECT: _ClassVar[CIMVoipByeReason]
+    kCIM_VOIP_BYE_REASON_NO_ANSWER: _ClassVar[CIMVoipByeReason]
+    kCIM_VOIP_BYE_REASON_DROPPED: _ClassVar[CIMVoipByeReason]
+    kCIM_VOIP_BYE_REASON_ANSWERED_ELSEWHERE: _ClassVar[CIMVoipByeReason]
 
 class CIMResCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -402,6 +439,31 @@ class CIMGroupTagScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     kCIM_GROUP_TAG_SCOPE_MINE: _ClassVar[CIMGroupTagScope]
     kCIM_GROUP_TAG_SCOPE_DISCOVERABLE: _ClassVar[CIMGroupTagScope]
+
+class CIMVoipPartyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    kCIM_VOIP_PARTY_UNKNOWN: _ClassVar[CIMVoipPartyState]
+    kCIM_VOIP_PARTY_RINGING: _ClassVar[CIMVoipPartyState]
+    kCIM_VOIP_PARTY_JOINED: _ClassVar[CIMVoipPartyState]
+    kCIM_VOIP_PARTY_LEFT: _ClassVar[CIMVoipPartyState]
+
+class CIMRoomRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    kCIM_ROOM_ROLE_MEMBER: _ClassVar[CIMRoomRole]
+    kCIM_ROOM_ROLE_MODERATOR: _ClassVar[CIMRoomRole]
+    kCIM_ROOM_ROLE_OWNER: _ClassVar[CIMRoomRole]
+
+class CIMRoomAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    kCIM_ROOM_ACTION_UNKNOWN: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_MUTE: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_UNMUTE: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_BAN: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_UNBAN: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_KICK: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_ADD_MODERATOR: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_REMOVE_MODERATOR: _ClassVar[CIMRoomAction]
+    kCIM_ROOM_ACTION_CLOSED: _ClassVar[CIMRoomAction]
 kCIM_CID_UNKNOWN: CIMCmdID
 kCIM_CID_LOGIN_AUTH_TOKEN_REQ: CIMCmdID
 kCIM_CID_LOGIN_AUTH_TOKEN_RSP: CIMCmdID
@@ -556,6 +618,30 @@ kCIM_CID_PUSH_SETTINGS_REQ: CIMCmdID
 kCIM_CID_PUSH_SETTINGS_RSP: CIMCmdID
 kCIM_CID_APP_STATE_REQ: CIMCmdID
 kCIM_CID_APP_STATE_RSP: CIMCmdID
+kCIM_CID_ROOM_CREATE_REQ: CIMCmdID
+kCIM_CID_ROOM_CREATE_RSP: CIMCmdID
+kCIM_CID_ROOM_LIST_REQ: CIMCmdID
+kCIM_CID_ROOM_LIST_RSP: CIMCmdID
+kCIM_CID_ROOM_JOIN_REQ: CIMCmdID
+kCIM_CID_ROOM_JOIN_RSP: CIMCmdID
+kCIM_CID_ROOM_LEAVE_REQ: CIMCmdID
+kCIM_CID_ROOM_LEAVE_RSP: CIMCmdID
+kCIM_CID_ROOM_MSG_REQ: CIMCmdID
+kCIM_CID_ROOM_MSG_RSP: CIMCmdID
+kCIM_CID_ROOM_MSG_NOTIFY: CIMCmdID
+kCIM_CID_ROOM_MEMBERS_REQ: CIMCmdID
+kCIM_CID_ROOM_MEMBERS_RSP: CIMCmdID
+kCIM_CID_ROOM_EVENT_NOTIFY: CIMCmdID
+kCIM_CID_ROOM_MODERATE_REQ: CIMCmdID
+kCIM_CID_ROOM_MODERATE_RSP: CIMCmdID
+kCIM_CID_ROOM_MODERATE_NOTIFY: CIMCmdID
+kCIM_CID_ROOM_CLOSE_REQ: CIMCmdID
+kCIM_CID_ROOM_CLOSE_RSP: CIMCmdID
+kCIM_CID_ROOM_HISTORY_REQ: CIMCmdID
+kCIM_CID_ROOM_HISTORY_RSP: CIMCmdID
+kCIM_CID_VOIP_SIGNAL_REQ: CIMCmdID
+kCIM_CID_VOIP_SIGNAL_NOTIFY: CIMCmdID
+kCIM_CID_VOIP_CALL_STATE_NOTIFY: CIMCmdID
 kCIM_CID_ERROR_RSP: CIMCmdID
 kCIM_CID_KICKOUT_NOTIFY: CIMCmdID
 kCIM_SID_UNKNOWN: CIMIntenralCmdID
@@ -630,6 +716,15 @@ kCIM_ERR_MSG_REFUSED: CIMErrorCode
 kCIM_ERR_MODERATION_UNAVAILABLE: CIMErrorCode
 kCIM_ERR_ROBOT_ONLY: CIMErrorCode
 kCIM_ERR_BOT_KEY_INVALID: CIMErrorCode
+kCIM_ERR_CALL_NOT_FOUND: CIMErrorCode
+kCIM_ERR_ALREADY_IN_CALL: CIMErrorCode
+kCIM_ERR_CALL_TOO_MANY_INVITEES: CIMErrorCode
+kCIM_ERR_ROOM_FULL: CIMErrorCode
+kCIM_ERR_ROOM_BANNED: CIMErrorCode
+kCIM_ERR_ROOM_NOT_JOINED: CIMErrorCode
+kCIM_ERR_ROOM_MUTED: CIMErrorCode
+kCIM_ERR_TOO_MANY_ROOMS: CIMErrorCode
+kCIM_ERR_ROOM_BUSY: CIMErrorCode
 kCIM_CLIENT_TYPE_DEFAULT: CIMClientType
 kCIM_CLIENT_TYPE_ANDROID: CIMClientType
 kCIM_CLIENT_TYPE_IOS: CIMClientType
@@ -684,12 +779,16 @@ kCIM_VOIP_INVITE_CODE_UNKNOWN: CIMInviteRspCode
 kCIM_VOIP_INVITE_CODE_TRYING: CIMInviteRspCode
 kCIM_VOIP_INVITE_CODE_RINGING: CIMInviteRspCode
 KCIM_VOIP_INVITE_CODE_OK: CIMInviteRspCode
+kCIM_VOIP_INVITE_CODE_BUSY: CIMInviteRspCode
 kCIM_VOIP_BYE_REASON_UNKNOWN: CIMVoipByeReason
 kCIM_VOIP_BYE_REASON_CANCEL: CIMVoipByeReason
 kCIM_VOIP_BYE_REASON_REJECT: CIMVoipByeReason
 kCIM_VOIP_BYE_REASON_END: CIMVoipByeReason
 kCIM_VOIP_BYE_REASON_BUSY: CIMVoipByeReason
 kCIM_VOIP_BYE_REASON_ONLINE_CLIENT_REJECT: CIMVoipByeReason
+kCIM_VOIP_BYE_REASON_NO_ANSWER: CIMVoipByeReason
+kCIM_VOIP_BYE_REASON_DROPPED: CIMVoipByeReason
+kCIM_VOIP_BYE_REASON_ANSWERED_ELSEWHERE: CIMVoipByeReason
 kCIM_RES_CODE_UNKNOWN: CIMResCode
 kCIM_RES_CODE_OK: CIMResCode
 kCIM_GROUP_MEMBER_CHANGED_TYPE_DEFAULT: CIMGroupMemberChangedType
@@ -725,6 +824,22 @@ kCIM_DELETE_ACTION_CLEAR: CIMDeleteAction
 kCIM_DELETE_ACTION_REMOVE: CIMDeleteAction
 kCIM_GROUP_TAG_SCOPE_MINE: CIMGroupTagScope
 kCIM_GROUP_TAG_SCOPE_DISCOVERABLE: CIMGroupTagScope
+kCIM_VOIP_PARTY_UNKNOWN: CIMVoipPartyState
+kCIM_VOIP_PARTY_RINGING: CIMVoipPartyState
+kCIM_VOIP_PARTY_JOINED: CIMVoipPartyState
+kCIM_VOIP_PARTY_LEFT: CIMVoipPartyState
+kCIM_ROOM_ROLE_MEMBER: CIMRoomRole
+kCIM_ROOM_ROLE_MODERATOR: CIMRoomRole
+kCIM_ROOM_ROLE_OWNER: CIMRoomRole
+kCIM_ROOM_ACTION_UNKNOWN: CIMRoomAction
+kCIM_ROOM_ACTION_MUTE: CIMRoomAction
+kCIM_ROOM_ACTION_UNMUTE: CIMRoomAction
+kCIM_ROOM_ACTION_BAN: CIMRoomAction
+kCIM_ROOM_ACTION_UNBAN: CIMRoomAction
+kCIM_ROOM_ACTION_KICK: CIMRoomAction
+kCIM_ROOM_ACTION_ADD_MODERATOR: CIMRoomAction
+kCIM_ROOM_ACTION_REMOVE_MODERATOR: CIMRoomAction
+kCIM_ROOM_ACTION_CLOSED: CIMRoomAction
 BODY_FIELD_NUMBER: _ClassVar[int]
 body: _descriptor.FieldDescriptor
 ANSWER_FIELD_NUMBER: _ClassVar[int]
@@ -1531,26 +1646,36 @@ class CIMFriendQueryUserListRsp(_message.Message):
     def __init__(self, user_id: _Optional[int] = ..., user_info_list: _Optional[_Iterable[_Union[CIMUserInfo, _Mapping]]] = ...) -> None: ...
 
 class CIMVoipInviteReq(_message.Message):
-    __slots__ = ("creator_user_id", "invite_user_list", "invite_type", "channel_info")
+    __slots__ = ("creator_user_id", "invite_user_list", "invite_type", "channel_info", "sdp", "group_id", "from_nick_name", "ring_timeout")
     CREATOR_USER_ID_FIELD_NUMBER: _ClassVar[int]
     INVITE_USER_LIST_FIELD_NUMBER: _ClassVar[int]
     INVITE_TYPE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_INFO_FIELD_NUMBER: _ClassVar[int]
+    SDP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_NICK_NAME_FIELD_NUMBER: _ClassVar[int]
+    RING_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     creator_user_id: int
     invite_user_list: _containers.RepeatedScalarFieldContainer[int]
     invite_type: CIMVoipInviteType
     channel_info: CIMChannelInfo
-    def __init__(self, creator_user_id: _Optional[int] = ..., invite_user_list: _Optional[_Iterable[int]] = ..., invite_type: _Optional[_Union[CIMVoipInviteType, str]] = ..., channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ...) -> None: ...
+    sdp: str
+    group_id: int
+    from_nick_name: str
+    ring_timeout: int
+    def __init__(self, creator_user_id: _Optional[int] = ..., invite_user_list: _Optional[_Iterable[int]] = ..., invite_type: _Optional[_Union[CIMVoipInviteType, str]] = ..., channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ..., sdp: _Optional[str] = ..., group_id: _Optional[int] = ..., from_nick_name: _Optional[str] = ..., ring_timeout: _Optional[int] = ...) -> None: ...
 
 class CIMVoipInviteReply(_message.Message):
-    __slots__ = ("user_id", "rsp_code", "channel_info")
+    __slots__ = ("user_id", "rsp_code", "channel_info", "sdp")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     RSP_CODE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_INFO_FIELD_NUMBER: _ClassVar[int]
+    SDP_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     rsp_code: CIMInviteRspCode
     channel_info: CIMChannelInfo
-    def __init__(self, user_id: _Optional[int] = ..., rsp_code: _Optional[_Union[CIMInviteRspCode, str]] = ..., channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ...) -> None: ...
+    sdp: str
+    def __init__(self, user_id: _Optional[int] = ..., rsp_code: _Optional[_Union[CIMInviteRspCode, str]] = ..., channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ..., sdp: _Optional[str] = ...) -> None: ...
 
 class CIMVoipInviteReplyAck(_message.Message):
     __slots__ = ("channel_info",)
@@ -1581,14 +1706,16 @@ class CIMVoipByeRsp(_message.Message):
     def __init__(self, error_code: _Optional[_Union[CIMErrorCode, str]] = ...) -> None: ...
 
 class CIMVoipByeNotify(_message.Message):
-    __slots__ = ("user_id", "channel_info", "byeReason")
+    __slots__ = ("user_id", "channel_info", "byeReason", "call_time_len")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_INFO_FIELD_NUMBER: _ClassVar[int]
     BYEREASON_FIELD_NUMBER: _ClassVar[int]
+    CALL_TIME_LEN_FIELD_NUMBER: _ClassVar[int]
     user_id: int
     channel_info: CIMChannelInfo
     byeReason: CIMVoipByeReason
-    def __init__(self, user_id: _Optional[int] = ..., channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ..., byeReason: _Optional[_Union[CIMVoipByeReason, str]] = ...) -> None: ...
+    call_time_len: int
+    def __init__(self, user_id: _Optional[int] = ..., channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ..., byeReason: _Optional[_Union[CIMVoipByeReason, str]] = ..., call_time_len: _Optional[int] = ...) -> None: ...
 
 class CIMUserProfile(_message.Message):
     __slots__ = ("user_id", "user_name", "nick_name", "avatar_url", "signature", "ex", "updated_time")
@@ -3002,3 +3129,363 @@ class CIMAppStateRsp(_message.Message):
     result_code: CIMErrorCode
     result_string: str
     def __init__(self, user_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ...) -> None: ...
+
+class CIMVoipSignalReq(_message.Message):
+    __slots__ = ("channel_info", "to_user_id", "kind", "payload")
+    CHANNEL_INFO_FIELD_NUMBER: _ClassVar[int]
+    TO_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    channel_info: CIMChannelInfo
+    to_user_id: int
+    kind: str
+    payload: str
+    def __init__(self, channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ..., to_user_id: _Optional[int] = ..., kind: _Optional[str] = ..., payload: _Optional[str] = ...) -> None: ...
+
+class CIMVoipSignalNotify(_message.Message):
+    __slots__ = ("channel_info", "from_user_id", "kind", "payload")
+    CHANNEL_INFO_FIELD_NUMBER: _ClassVar[int]
+    FROM_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    channel_info: CIMChannelInfo
+    from_user_id: int
+    kind: str
+    payload: str
+    def __init__(self, channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ..., from_user_id: _Optional[int] = ..., kind: _Optional[str] = ..., payload: _Optional[str] = ...) -> None: ...
+
+class CIMVoipParty(_message.Message):
+    __slots__ = ("user_id", "state")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    state: CIMVoipPartyState
+    def __init__(self, user_id: _Optional[int] = ..., state: _Optional[_Union[CIMVoipPartyState, str]] = ...) -> None: ...
+
+class CIMVoipCallStateNotify(_message.Message):
+    __slots__ = ("channel_info", "group_id", "parties")
+    CHANNEL_INFO_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    channel_info: CIMChannelInfo
+    group_id: int
+    parties: _containers.RepeatedCompositeFieldContainer[CIMVoipParty]
+    def __init__(self, channel_info: _Optional[_Union[CIMChannelInfo, _Mapping]] = ..., group_id: _Optional[int] = ..., parties: _Optional[_Iterable[_Union[CIMVoipParty, _Mapping]]] = ...) -> None: ...
+
+class CIMRoomInfo(_message.Message):
+    __slots__ = ("room_id", "name", "topic", "owner_id", "member_count", "max_members", "persist_history", "create_time")
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PERSIST_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    room_id: int
+    name: str
+    topic: str
+    owner_id: int
+    member_count: int
+    max_members: int
+    persist_history: bool
+    create_time: int
+    def __init__(self, room_id: _Optional[int] = ..., name: _Optional[str] = ..., topic: _Optional[str] = ..., owner_id: _Optional[int] = ..., member_count: _Optional[int] = ..., max_members: _Optional[int] = ..., persist_history: _Optional[bool] = ..., create_time: _Optional[int] = ...) -> None: ...
+
+class CIMRoomMsg(_message.Message):
+    __slots__ = ("room_id", "msg_id", "client_msg_id", "from_user_id", "from_nick_name", "msg_type", "msg_data", "create_time", "from_role")
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_NICK_NAME_FIELD_NUMBER: _ClassVar[int]
+    MSG_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MSG_DATA_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FROM_ROLE_FIELD_NUMBER: _ClassVar[int]
+    room_id: int
+    msg_id: int
+    client_msg_id: str
+    from_user_id: int
+    from_nick_name: str
+    msg_type: CIMMsgType
+    msg_data: bytes
+    create_time: int
+    from_role: CIMRoomRole
+    def __init__(self, room_id: _Optional[int] = ..., msg_id: _Optional[int] = ..., client_msg_id: _Optional[str] = ..., from_user_id: _Optional[int] = ..., from_nick_name: _Optional[str] = ..., msg_type: _Optional[_Union[CIMMsgType, str]] = ..., msg_data: _Optional[bytes] = ..., create_time: _Optional[int] = ..., from_role: _Optional[_Union[CIMRoomRole, str]] = ...) -> None: ...
+
+class CIMRoomCreateReq(_message.Message):
+    __slots__ = ("user_id", "name", "topic", "max_members", "persist_history")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PERSIST_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    name: str
+    topic: str
+    max_members: int
+    persist_history: bool
+    def __init__(self, user_id: _Optional[int] = ..., name: _Optional[str] = ..., topic: _Optional[str] = ..., max_members: _Optional[int] = ..., persist_history: _Optional[bool] = ...) -> None: ...
+
+class CIMRoomCreateRsp(_message.Message):
+    __slots__ = ("user_id", "result_code", "result_string", "room")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    room: CIMRoomInfo
+    def __init__(self, user_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ..., room: _Optional[_Union[CIMRoomInfo, _Mapping]] = ...) -> None: ...
+
+class CIMRoomListReq(_message.Message):
+    __slots__ = ("user_id", "before_room_id", "limit")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    before_room_id: int
+    limit: int
+    def __init__(self, user_id: _Optional[int] = ..., before_room_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class CIMRoomListRsp(_message.Message):
+    __slots__ = ("user_id", "result_code", "result_string", "rooms", "has_more")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    ROOMS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    rooms: _containers.RepeatedCompositeFieldContainer[CIMRoomInfo]
+    has_more: bool
+    def __init__(self, user_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ..., rooms: _Optional[_Iterable[_Union[CIMRoomInfo, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...
+
+class CIMRoomJoinReq(_message.Message):
+    __slots__ = ("user_id", "room_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ...) -> None: ...
+
+class CIMRoomJoinRsp(_message.Message):
+    __slots__ = ("user_id", "result_code", "result_string", "room", "role", "recent", "muted_until")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    MUTED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    room: CIMRoomInfo
+    role: CIMRoomRole
+    recent: _containers.RepeatedCompositeFieldContainer[CIMRoomMsg]
+    muted_until: int
+    def __init__(self, user_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ..., room: _Optional[_Union[CIMRoomInfo, _Mapping]] = ..., role: _Optional[_Union[CIMRoomRole, str]] = ..., recent: _Optional[_Iterable[_Union[CIMRoomMsg, _Mapping]]] = ..., muted_until: _Optional[int] = ...) -> None: ...
+
+class CIMRoomLeaveReq(_message.Message):
+    __slots__ = ("user_id", "room_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ...) -> None: ...
+
+class CIMRoomLeaveRsp(_message.Message):
+    __slots__ = ("user_id", "room_id", "result_code", "result_string")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ...) -> None: ...
+
+class CIMRoomMsgReq(_message.Message):
+    __slots__ = ("user_id", "room_id", "client_msg_id", "msg_type", "msg_data")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    MSG_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MSG_DATA_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    client_msg_id: str
+    msg_type: CIMMsgType
+    msg_data: bytes
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., client_msg_id: _Optional[str] = ..., msg_type: _Optional[_Union[CIMMsgType, str]] = ..., msg_data: _Optional[bytes] = ...) -> None: ...
+
+class CIMRoomMsgRsp(_message.Message):
+    __slots__ = ("user_id", "room_id", "client_msg_id", "msg_id", "result_code", "result_string", "create_time")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    client_msg_id: str
+    msg_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    create_time: int
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., client_msg_id: _Optional[str] = ..., msg_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ..., create_time: _Optional[int] = ...) -> None: ...
+
+class CIMRoomMsgNotify(_message.Message):
+    __slots__ = ("room_id", "msgs")
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    MSGS_FIELD_NUMBER: _ClassVar[int]
+    room_id: int
+    msgs: _containers.RepeatedCompositeFieldContainer[CIMRoomMsg]
+    def __init__(self, room_id: _Optional[int] = ..., msgs: _Optional[_Iterable[_Union[CIMRoomMsg, _Mapping]]] = ...) -> None: ...
+
+class CIMRoomMembersReq(_message.Message):
+    __slots__ = ("user_id", "room_id", "sample_size")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    sample_size: int
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., sample_size: _Optional[int] = ...) -> None: ...
+
+class CIMRoomMember(_message.Message):
+    __slots__ = ("user_id", "nick_name", "role")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    NICK_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    nick_name: str
+    role: CIMRoomRole
+    def __init__(self, user_id: _Optional[int] = ..., nick_name: _Optional[str] = ..., role: _Optional[_Union[CIMRoomRole, str]] = ...) -> None: ...
+
+class CIMRoomMembersRsp(_message.Message):
+    __slots__ = ("user_id", "room_id", "result_code", "result_string", "member_count", "sample")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    member_count: int
+    sample: _containers.RepeatedCompositeFieldContainer[CIMRoomMember]
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ..., member_count: _Optional[int] = ..., sample: _Optional[_Iterable[_Union[CIMRoomMember, _Mapping]]] = ...) -> None: ...
+
+class CIMRoomEventNotify(_message.Message):
+    __slots__ = ("room_id", "member_count", "joined_count", "left_count", "joined", "left")
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    JOINED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LEFT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    room_id: int
+    member_count: int
+    joined_count: int
+    left_count: int
+    joined: _containers.RepeatedCompositeFieldContainer[CIMRoomMember]
+    left: _containers.RepeatedCompositeFieldContainer[CIMRoomMember]
+    def __init__(self, room_id: _Optional[int] = ..., member_count: _Optional[int] = ..., joined_count: _Optional[int] = ..., left_count: _Optional[int] = ..., joined: _Optional[_Iterable[_Union[CIMRoomMember, _Mapping]]] = ..., left: _Optional[_Iterable[_Union[CIMRoomMember, _Mapping]]] = ...) -> None: ...
+
+class CIMRoomModerateReq(_message.Message):
+    __slots__ = ("user_id", "room_id", "target_user_id", "action", "duration")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    target_user_id: int
+    action: CIMRoomAction
+    duration: int
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., target_user_id: _Optional[int] = ..., action: _Optional[_Union[CIMRoomAction, str]] = ..., duration: _Optional[int] = ...) -> None: ...
+
+class CIMRoomModerateRsp(_message.Message):
+    __slots__ = ("user_id", "room_id", "result_code", "result_string")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ...) -> None: ...
+
+class CIMRoomModerateNotify(_message.Message):
+    __slots__ = ("room_id", "target_user_id", "action", "by_user_id", "until")
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    BY_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    room_id: int
+    target_user_id: int
+    action: CIMRoomAction
+    by_user_id: int
+    until: int
+    def __init__(self, room_id: _Optional[int] = ..., target_user_id: _Optional[int] = ..., action: _Optional[_Union[CIMRoomAction, str]] = ..., by_user_id: _Optional[int] = ..., until: _Optional[int] = ...) -> None: ...
+
+class CIMRoomCloseReq(_message.Message):
+    __slots__ = ("user_id", "room_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ...) -> None: ...
+
+class CIMRoomCloseRsp(_message.Message):
+    __slots__ = ("user_id", "room_id", "result_code", "result_string")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ...) -> None: ...
+
+class CIMRoomHistoryReq(_message.Message):
+    __slots__ = ("user_id", "room_id", "before_msg_id", "limit")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_MSG_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    before_msg_id: int
+    limit: int
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., before_msg_id: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class CIMRoomHistoryRsp(_message.Message):
+    __slots__ = ("user_id", "room_id", "result_code", "result_string", "msgs", "has_more")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOM_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_STRING_FIELD_NUMBER: _ClassVar[int]
+    MSGS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    user_id: int
+    room_id: int
+    result_code: CIMErrorCode
+    result_string: str
+    msgs: _containers.RepeatedCompositeFieldContainer[CIMRoomMsg]
+    has_more: bool
+    def __init__(self, user_id: _Optional[int] = ..., room_id: _Optional[int] = ..., result_code: _Optional[_Union[CIMErrorCode, str]] = ..., result_string: _Optional[str] = ..., msgs: _Optional[_Iterable[_Union[CIMRoomMsg, _Mapping]]] = ..., has_more: _Optional[bool] = ...) -> None: ...

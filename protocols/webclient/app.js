@@ -48,6 +48,8 @@ import {
 } from "./forward.js";
 import { clearSearch, initSearch } from "./search.js";
 import { decorateMedia, initMedia, parseMedia } from "./media.js";
+import { AVCHAT, callText, callsPush, callsRefused, callsReset, decorateCall, hangUp, initCalls, parseCall, renderCallButtons } from "./calls.js";
+import { initRooms, roomShowing, roomsChatOpened, roomsOnline, roomsPush, roomsReset } from "./rooms.js";
 
 const STORAGE_KEY = "coffeechat.session";
 const GROUPS_KEY = "coffeechat.groups."; // + user id: the group info cache (names, versions)
@@ -235,6 +237,7 @@ function messageText(type, data) {
   if (type === TEXT || type === 0) return base64ToText(data);
   if (type === RECALLED) return ""; // its content is gone: what shows is recalledText
   if (type === CUSTOM || type === MERGED) return specialText(type, data); // forward.js
+  if (type === AVCHAT) return callText(parseCall(type, data)); // "Missed voice call" (calls.js)
   return `[${TYPE_LABELS[type] || "Message"}]`;
 }
 
@@ -518,6 +521,9 @@ async function submitLogin(event) {
 async function logout() {
   const token = state.session?.token;
   await unregisterPush(); // push.js: this browser gets no more notifications for this user
+  // calls.js: a call in progress is hung up before the connection goes (the server keeps a call
+  // whose device only disconnected until its heartbeats stop: apps reconnect mid-call)
+  await Promise.race([hangUp("You signed out"), new Promise((done) => setTimeout(done, 2000))]);
   connection?.stop();
   if (token) {
     // Revoke the token on the server too, so a copy of it is worth nothing. A server that does
@@ -547,6 +553,8 @@ function endSession(message) {
   if (state.session) localStorage.removeItem(GROUPS_KEY + me());
   state.session = null;
   friendsReset();
+  callsReset();
+  roomsReset();
   state.users.clear();
   state.chats.clear();
   state.groups.clear();
@@ -595,6 +603,7 @@ function createConnection() {
         state.users.set(me(), userInfo.nickName);
       }
       state.notice = "";
+      roomsOnline(); // rooms are joined per connection (rooms.js)
       catchUp().then(() => friendsOnline([...state.chats.values()].filter((c) => c.type === SINGLE).map((c) => c.id)));
     },
     onPush: handlePush,
@@ -852,6 +861,7 @@ function fromInfo(info) {
     origin: parseOrigin(info.forwardOrigin), // a forwarded copy's (forward.js)
     body: parseSpecial(type, info.msgData), // a custom message's or chat record's JSON
     media: parseMedia(type, info.msgData), // an image's, voice note's, video's or file's (media.js)
+    call: parseCall(type, info.msgData), // a call's record (calls.js)
   };
 }
 
@@ -1006,6 +1016,11 @@ function featurePush(name, body) {
 
   // -- push notifications
 
+  // -- calls (issue 15)
+  if (callsPush(name, body)) return;
+
+  // -- chat rooms (issue 15)
+  if (roomsPush(name, body)) return;
 }
 
 function receiveMessage(body) {
@@ -1345,6 +1360,7 @@ function stopTyping() {
 /** ERROR_RSP for something sent without waiting: a refused typing notice (NOT_SUPPORTED for a
  * big group, FORBIDDEN ...) means no more of them for that chat; RATE_LIMITED a pause. */
 function sendRefused(cmd, code, text, seq) {
+  if (callsRefused(cmd, code)) return; // a call's reply, signal or heartbeat (calls.js)
   if (cmd !== "MSG_TYPING_REQ" || !typingSeqs.has(seq)) return;
   const key = typingSeqs.get(seq);
   typingSeqs.delete(seq);
@@ -1427,6 +1443,7 @@ function markReadIfVisible() {
   const chat = openChatState();
   if (!chat || chat.left || !connection?.online || document.visibilityState !== "visible") return;
   if (PHONE.matches && state.screen !== "chat") return;
+  if (roomShowing()) return; // a chat room covers the chat (rooms.js)
   if (chat.latest <= chat.myRead) return;
   connection.send("MSG_READ_ACK", { sessionType: chat.type, sessionId: String(chat.id), msgId: String(chat.latest) });
   chat.myRead = chat.latest;
@@ -1533,6 +1550,7 @@ function closeGroupPanel() {
 // ---- opening conversations -------------------------------------------------------------------
 
 function openChat(key) {
+  roomsChatOpened(); // a room's view makes way (rooms.js)
   if (state.openKey !== key) {
     stopTyping();
     messageMenu = null;
@@ -1820,6 +1838,7 @@ function renderChatHeader() {
   const chat = openChatState();
   const open = chat !== null;
   renderDnd(chat);
+  renderCallButtons(chat); // calls.js
   $("chat-empty").hidden = open;
   $("chat-header").hidden = !open;
   $("message-list").hidden = !open;
@@ -2054,6 +2073,7 @@ function messageNode(chat, message) {
   }
   decorateBubble(chat, message, node.querySelector(".bubble")); // forwarded, custom, chat records
   decorateMedia(message, node.querySelector(".bubble")); // images, voice, video, files
+  decorateCall(chat, message, node.querySelector(".bubble")); // call history lines (calls.js)
   updateMessageActions(chat, message, node);
   return { key, node };
 }
@@ -2477,6 +2497,26 @@ initFriends({
   users: () => state.users,
   openPeer: (id) => openChat(chatFor(SINGLE, id).key),
   changed: () => render(),
+});
+initCalls({
+  request: (name, body) => connection.request(name, body),
+  send: (name, body) => connection?.send(name, body) || 0,
+  online: () => Boolean(connection?.online),
+  me,
+  nameOf,
+  avatar,
+  token: () => state.session?.token || "",
+  openPeer: (id) => openChat(chatFor(SINGLE, id).key),
+});
+initRooms({
+  request: (name, body) => connection.request(name, body),
+  online: () => Boolean(connection?.online),
+  me,
+  myName: () => state.session?.nickName || "",
+  avatar,
+  formatTime,
+  uuid,
+  chatShows: () => markReadIfVisible(),
 });
 const saved = loadSession();
 if (saved) startSession(saved);
