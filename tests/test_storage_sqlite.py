@@ -474,3 +474,97 @@ async def test_refused_group_message_does_not_replay_its_batch(tmp_path):
         assert sorted(r.message.seq for r in results[:10]) == list(range(1, 11))
     finally:
         await store.stop()
+
+
+# ---- a batch of 1:1 appends against the same appends one by one ---------------------------------
+
+
+def _dump(path: str) -> dict[str, list[tuple]]:
+    """Every row the 1:1 append path writes, in a stable order."""
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            "messages": conn.execute("SELECT * FROM messages ORDER BY conv, seq").fetchall(),
+            "conversations": conn.execute("SELECT * FROM conversations ORDER BY conv").fetchall(),
+            "user_conversations": conn.execute("SELECT * FROM user_conversations ORDER BY user_id, conv").fetchall(),
+        }
+    finally:
+        conn.close()
+
+
+def _random_appends(rng, count: int, resends: float) -> list:
+    """1:1 messages among five users, a share ``resends`` of them resent (same sender and
+    client_msg_id), some with an empty client_msg_id, times going back and forth."""
+    sent = []
+    out = []
+    for i in range(count):
+        if sent and rng.random() < resends:
+            out.append(rng.choice(sent))  # a resend, possibly of a message in the same batch
+            continue
+        sender = rng.randint(1, 5)
+        to = rng.choice([u for u in range(1, 6) if u != sender])
+        cmid = "" if rng.random() < 0.1 else f"m{i}"
+        m = new_message(sender, to, cmid, at=T0 + rng.randint(-5, 5))
+        out.append(m)
+        if cmid:
+            sent.append(m)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest_twisted.ensureDeferred
+async def test_a_batch_of_appends_writes_what_appends_one_by_one_write(tmp_path, seed):
+    """A group commit of many 1:1 appends (with the writer's last_seq cache) must write exactly
+    the rows, and give exactly the answers, of the same appends run one at a time: resends
+    (of earlier batches and within the batch) and new conversations included."""
+    import random
+
+    rng = random.Random(seed)
+    messages = _random_appends(rng, rng.randint(1, 80), 0.15 if seed % 3 == 0 else 0)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "batch").mkdir()
+    one = await _open(tmp_path / "one")
+    batched = await _open(tmp_path / "batch", group_commit_ms=50)
+    try:
+        if rng.random() < 0.5:  # sometimes the conversations exist already
+            for m in messages[:3]:
+                await one.run_write("seed", sqlite_backend._append_txn, m)
+                await batched.append(m)
+        expected = []
+        for m in messages:
+            expected.append(await one.run_write("one", sqlite_backend._append_txn, m))
+        commits = batched.commits
+        got = await defer.gatherResults([batched.append(m) for m in messages])
+        assert batched.commits - commits <= 2
+        assert [(r.created, r.message) for r in got] == [(r.created, r.message) for r in expected]
+    finally:
+        await one.stop()
+        await batched.stop()
+    assert _dump(_path(tmp_path / "batch")) == _dump(_path(tmp_path / "one"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_resends_in_a_batch_are_answered_with_the_stored_message(tmp_path):
+    """A resend in a batch, of a message of an earlier batch or of the same one: answered with
+    the stored message, no seq skipped, read positions as if it had not been sent."""
+    store = await _open(tmp_path, group_commit_ms=50)
+    try:
+        first = await store.append(new_message(1, 2, "a"))
+        ds = [
+            store.append(new_message(1, 2, "b")),
+            store.append(new_message(1, 2, "a")),  # a resend of an earlier batch's message
+            store.append(new_message(2, 1, "c")),
+            store.append(new_message(2, 1, "c")),  # a resend within this batch
+            store.append(new_message(1, 3, "d")),
+        ]
+        b, a_again, c, c_again, d = await defer.gatherResults(ds)
+        assert (a_again.created, a_again.message) == (False, first.message)
+        assert (c_again.created, c_again.message) == (False, c.message)
+        assert [b.message.seq, c.message.seq, d.message.seq] == [2, 3, 1]
+        assert await store.latest_seq("p:1:2") == 3
+        assert (await store.conversation_entry(2, "p:1:2")).read_seq == 3
+        assert (await store.conversation_entry(1, "p:1:2")).read_seq == 2
+        assert (await store.conversation_entry(3, "p:1:3")).read_seq == 0
+        assert (await store.append(new_message(2, 1, "e"))).message.seq == 4
+    finally:
+        await store.stop()

@@ -77,8 +77,12 @@ class CoffeeChatServiceMaker:
         return options()
 
     def makeService(self, options: BaseOptions):
+        from twisted.internet import reactor
+
+        from coffeechat.protocols.eventloop import lean_dispatch
         from coffeechat.service import make_node
 
+        lean_dispatch(reactor)  # twistd has installed the reactor by now
         node = make_node(options.config)
         if options.config.server.log_format == "json":
             from coffeechat.ops.logs import JSONLogging
