@@ -100,6 +100,24 @@ def test_the_send_check_is_a_cache_hit_after_the_first_message(node):
     assert node.result(blocks.is_blocked(alice_id, bob_id)) is False
 
 
+def test_a_known_recipient_whose_check_must_load_is_still_checked(node):
+    """The message path's fast case (recipient known) with a check that must load first: the
+    message waits for the answer, refused or stored."""
+    alice_id, bob_id = node.user("alice"), node.user("bobby")
+    alice = Device(node, "alice")
+    bob = Device(node, "bobby")
+    blocks = node.core.feature("blocks")
+    assert bob.conn.send_text(alice_id, "first").error_code == 0  # alice is known from now on
+    blocks._cache.clear()
+    assert bob.conn.send_text(alice_id, "loaded").error_code == 0
+    assert blocks.loads == 2
+    block(alice, bob_id)
+    blocks._cache.clear()
+    ack = bob.conn.send_text(alice_id, "refused after a load")
+    assert (ack.error_code, ack.server_msg_id, blocks.loads) == (BLOCKED, 0, 3)
+    assert [p.msg_data for p in alice.pushes(Cmd.MSG_DATA)] == [b"first", b"loaded"]
+
+
 def test_the_block_cache_is_invalidated_on_the_other_node():
     hub, (n1, n2) = memory_cluster(**{"limits.idle_timeout": 1000.0})
     alice_id, bob_id = n1.user("alice"), n1.user("bobby")

@@ -113,6 +113,11 @@ class UserDirectory:
         self._known: set[int] = set()
         self._waiting: dict[int, list[defer.Deferred]] = {}
 
+    def known(self, user_id: int) -> bool:
+        """Whether ``user_id`` is known to exist already (no lookup): the message path's fast
+        case, which then needs no Deferred for the answer."""
+        return user_id in self._known
+
     def exists(self, user_id: int) -> defer.Deferred:
         if user_id in self._known:
             return defer.succeed(True)

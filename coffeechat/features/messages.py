@@ -405,10 +405,18 @@ class DirectChats(ConversationKind):
             return result
 
         checks = messages.send_checks.get(_SINGLE)
-        d = messages.users.exists(to_id)
-        d.addCallback(recipient_checked)
-        d.addCallback(stored)
-        return d
+        if messages.users.known(to_id):
+            # The common case, without the Deferreds of a lookup: the recipient is cached and
+            # every check answers at once, so the store's Deferred is the only one.
+            try:
+                pending = messages.run_checks(checks, sender, outgoing) if checks else None
+            except ChatError as e:
+                return defer.fail(e)
+            d = append() if pending is None else pending.addCallback(append)
+        else:
+            d = messages.users.exists(to_id)
+            d.addCallback(recipient_checked)
+        return d.addCallback(stored)
 
     def conversation_key(self, user_id: int, session_id: int) -> str:
         if session_id <= 0:
