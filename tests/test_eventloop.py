@@ -82,3 +82,20 @@ def test_events_are_dispatched_and_a_raising_handler_loses_only_its_connection()
     finally:
         globalLogPublisher.removeObserver(logged.append)
         reactor._poller.close()
+
+
+def test_the_collector_is_tuned_and_the_heap_frozen():
+    import gc
+
+    from coffeechat.protocols.eventloop import GC_THRESHOLD, freeze_heap, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_THRESHOLD, before[1], before[2])
+        marker = object()
+        assert freeze_heap(marker) is marker
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

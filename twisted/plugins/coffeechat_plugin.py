@@ -79,11 +79,13 @@ class CoffeeChatServiceMaker:
     def makeService(self, options: BaseOptions):
         from twisted.internet import reactor
 
-        from coffeechat.protocols.eventloop import lean_dispatch
+        from coffeechat.protocols.eventloop import freeze_heap, lean_dispatch, tune_gc
         from coffeechat.service import make_node
 
         lean_dispatch(reactor)  # twistd has installed the reactor by now
+        tune_gc()
         node = make_node(options.config)
+        node.started.addCallback(freeze_heap)
         if options.config.server.log_format == "json":
             from coffeechat.ops.logs import JSONLogging
 
