@@ -89,7 +89,8 @@ class StorageConfig:
 
     backend: str = "sqlite"
     path: str = ""  # SQLite file; default <data_dir>/coffeechat.sqlite3
-    group_commit_ms: float = 2.0
+    # 0: a batch is what queued while the writer committed the previous one (issue 16)
+    group_commit_ms: float = 0.0
     max_batch: int = 512
     reader_threads: int = 4
     synchronous: str = "full"

@@ -423,7 +423,7 @@ def test_create_store_options(tmp_path):
     )
     assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (5.0, 64, 2, "normal")
     store = create_store(reactor, {"path": _path(tmp_path)})
-    assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (2.0, 512, 4, "full")
+    assert (store.group_commit_ms, store.max_batch, store.reader_threads, store.synchronous) == (0.0, 512, 4, "full")
     with pytest.raises(ValueError):
         create_store(reactor, {})
     with pytest.raises(ValueError):
