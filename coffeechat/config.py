@@ -7,6 +7,7 @@ and bad values fail at start with a message naming them (``ConfigError``).
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +23,12 @@ def _positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be positive, got {value!r}")
 
 
+MAX_WORKERS = 256
+
+#: Integer keys that also take a word.
+_INT_WORDS = {"server.workers": ("auto",)}
+
+
 @dataclass
 class ServerConfig:
     """[server]: where the node keeps its files and what it calls itself."""
@@ -31,8 +38,21 @@ class ServerConfig:
     drain_delay: float = 0.0  # SIGTERM: /ready answers 503 this long before clients are told to go
     drain_timeout: float = 10.0  # SIGTERM: the whole drain (delay, goodbyes, flushes) takes at most this
     log_format: str = "text"  # "text" (twistd's lines) or "json" (one JSON object per line)
+    workers: int = 1  # processes sharing the listening ports (coffeechat/workers.py); "auto": one per core
+
+    @property
+    def worker_count(self) -> int:
+        """``workers`` as a number: ``auto`` is the cores this process may run on."""
+        if self.workers == "auto":
+            try:
+                return len(os.sched_getaffinity(0))
+            except (AttributeError, OSError):
+                return os.cpu_count() or 1
+        return int(self.workers)
 
     def validate(self) -> None:
+        if self.workers != "auto" and not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"server.workers must be 'auto' or within 1..{MAX_WORKERS}, got {self.workers!r}")
         if not self.data_dir:
             raise ConfigError("server.data_dir must not be empty")
         if self.drain_delay < 0:
@@ -342,6 +362,33 @@ class Config:
             validate = getattr(section, "validate", None)
             if validate is not None:
                 validate()
+        if self.server.worker_count > 1:
+            self._validate_workers()
+
+    def _validate_workers(self) -> None:
+        """Several workers are several nodes of one cluster: they need what a cluster needs."""
+        workers = self.server.worker_count
+        if self.storage.backend == "sqlite":
+            raise ConfigError(
+                f"server.workers = {workers} needs storage.backend = 'postgres': every worker is a node "
+                "of a cluster, and SQLite has one writer per file, which remembers each conversation's "
+                "last seq in memory (set server.workers = 1, or move to PostgreSQL: docs/workers.md)"
+            )
+        if self.presence.backend != "redis":
+            raise ConfigError(
+                f"server.workers = {workers} needs presence.backend = 'redis': the workers find each "
+                "other's users and deliver to them through it (docs/workers.md)"
+            )
+        for name, endpoints in self.listen.endpoints.items():
+            for endpoint in endpoints:
+                kind = endpoint
+                while kind.startswith("haproxy:"):
+                    kind = kind[len("haproxy:") :]
+                if kind.partition(":")[0] not in ("tcp", "tcp6", "ssl"):
+                    raise ConfigError(
+                        f"listen.{name}: {endpoint!r}: with server.workers > 1 every listener must be a TCP "
+                        "port (tcp:, tcp6:, ssl:, or haproxy: of those), which the workers share"
+                    )
 
     def set(self, dotted: str, value: Any) -> None:
         """Set ``section.key`` from a command-line flag or test, with the same checks as the file."""
@@ -366,8 +413,11 @@ def _coerce(where: str, default: Any, value: Any) -> Any:
             raise ConfigError(f"{where} must be true or false, got {value!r}")
         return value
     if isinstance(default, int):
+        if isinstance(value, str) and value in _INT_WORDS.get(where, ()):
+            return value
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+            words = "".join(f" or {word!r}" for word in _INT_WORDS.get(where, ()))
+            raise ConfigError(f"{where} must be an integer{words}, got {value!r}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):

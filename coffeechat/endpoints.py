@@ -20,6 +20,7 @@ import hashlib
 import ipaddress
 import re
 import signal
+import socket
 import threading
 import weakref
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from OpenSSL import SSL
 from OpenSSL.crypto import FILETYPE_PEM
 from twisted.internet import defer, threads
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.endpoints import TCP4ServerEndpoint, serverFromString
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort, IOpenSSLServerConnectionCreator, IStreamServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import Certificate, CertificateOptions, DiffieHellmanParameters, KeyPair, TLSVersion
@@ -154,6 +155,86 @@ def listen(
 
         d.addCallback(listening)
     return d
+
+
+# ---- one listening socket shared by several worker processes (coffeechat/workers.py) -----------
+
+
+@dataclass(frozen=True)
+class SocketAddress:
+    """Where a TCP endpoint string listens: what a supervisor binds once for all its workers."""
+
+    family: int
+    interface: str
+    port: int
+    backlog: int
+
+
+def socket_address(reactor: Any, description: str, prepare: Callable[[str], str] = lambda d: d) -> SocketAddress:
+    """The TCP socket under ``description`` (``tcp:``, ``tcp6:``, ``ssl:``, ``haproxy:`` of
+    those); ConfigError for an endpoint that is not one listening TCP socket (``unix:`` ...)."""
+    endpoint = plan(reactor, description, prepare).endpoint
+    if isinstance(endpoint, TCP6ServerEndpoint):
+        family = socket.AF_INET6
+    elif isinstance(endpoint, TCP4ServerEndpoint):
+        family = socket.AF_INET
+    else:
+        raise ConfigError(
+            f"{description!r}: with server.workers > 1 every listener must be a TCP port (tcp:, tcp6:, "
+            "ssl: or haproxy: of those), which the workers share"
+        )
+    # Twisted keeps these as private attributes of its TCP endpoints (since Twisted 10).
+    return SocketAddress(family, endpoint._interface, endpoint._port, endpoint._backlog)
+
+
+def bind_shared(address: SocketAddress) -> socket.socket:
+    """Bind and listen on ``address`` (port 0: any free port), for workers to adopt."""
+    sock = socket.socket(address.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if address.family == socket.AF_INET6 and address.interface in ("", "::"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((address.interface or ("::" if address.family == socket.AF_INET6 else ""), address.port))
+        sock.listen(address.backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def adopt(
+    reactor: Any, fd: int, description: str, factory: Factory, prepare: Callable[[str], str] = lambda d: d
+) -> IListeningPort:
+    """Serve ``description``'s protocol stack (TLS, PROXY header) on the listening socket ``fd``
+    a supervisor bound for this worker; the caller keeps ``fd`` (Twisted duplicates it)."""
+    how = plan(reactor, description, prepare)
+    port = reactor.adoptStreamPort(fd, socket_address(reactor, description, prepare).family, how.factory(factory))
+    if how.tls is not None:
+        _tls_ports[port] = how.tls
+    return port
+
+
+def offset_port(description: str, offset: int) -> str:
+    """``description`` listening ``offset`` ports higher (port 0 stays 0): what a worker of its own
+    listens on when a listener is not shared (the metrics one, scraped per worker)."""
+    kind, _, rest = description.partition(":")
+    if kind == "haproxy":
+        return f"haproxy:{offset_port(rest, offset)}"
+    if kind not in ("tcp", "tcp6", "ssl") or not offset:
+        return description
+    args, kwargs = _fields(rest)
+    if "port" in kwargs:
+        kwargs["port"] = _shifted(kwargs["port"], offset)
+    elif args:
+        args[0] = _shifted(args[0], offset)
+    escape = lambda text: text.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")  # noqa: E731
+    parts = [escape(a) for a in args] + [f"{escape(k)}={escape(v)}" for k, v in kwargs.items()]
+    return ":".join([kind, *parts])
+
+
+def _shifted(port: str, offset: int) -> str:
+    return str(int(port) + offset) if port.isdigit() and int(port) else port
 
 
 # ---- TLS whose certificate can be replaced --------------------------------------------------------

@@ -8,7 +8,7 @@ from twisted.logger import Logger
 
 from coffeechat.config import Config
 from coffeechat.drain import drain
-from coffeechat.endpoints import listen, reload_on_sighup
+from coffeechat.endpoints import adopt, listen, offset_port, reload_on_sighup
 from coffeechat.node import ChatNode, build_node
 from coffeechat.plugins import transport_factory, transports
 
@@ -30,18 +30,25 @@ def with_backlog(description: str, backlog: int = DEFAULT_BACKLOG) -> str:
 
 
 class ListenerService(service.Service):
-    """Listens on one endpoint string; ``listening`` fires with the port (tests listen on port 0)."""
+    """Listens on one endpoint string; ``listening`` fires with the port (tests listen on port 0).
+    With ``fd``, serves the listening socket a supervisor bound for its workers instead."""
 
-    def __init__(self, description: str, factory, reactor) -> None:
+    def __init__(self, description: str, factory, reactor, fd: int | None = None) -> None:
         self.description = description
         self.factory = factory
         self.reactor = reactor
+        self.fd = fd
         self.port = None
         self.listening: defer.Deferred | None = None
 
     def startService(self) -> defer.Deferred:
         service.Service.startService(self)
-        self.listening = listen(self.reactor, self.description, self.factory, with_backlog)
+        if self.fd is None:
+            self.listening = listen(self.reactor, self.description, self.factory, with_backlog)
+        else:
+            self.listening = defer.maybeDeferred(
+                adopt, self.reactor, self.fd, self.description, self.factory, with_backlog
+            )
 
         def listening(port):
             self.port = port
@@ -64,21 +71,30 @@ class NodeService(service.MultiService):
 
     Listeners start only after storage is open, so no client is accepted that could not be
     served; on stop they close first, then the node flushes and closes storage.
+
+    A worker of a supervisor (coffeechat/workers.py) gets ``shared``: the listening sockets bound
+    for all workers, by listener name (``<transport>:<endpoint>``); a listener not shared listens
+    on its own, ``port_offset`` ports higher.
     """
 
-    def __init__(self, node: ChatNode, reactor) -> None:
+    def __init__(self, node: ChatNode, reactor, shared: dict[str, int] | None = None, port_offset: int = 0) -> None:
         super().__init__()
         self.node = node
         self.reactor = reactor
         self.started = defer.Deferred()
         listen = node.config.listen
+        shared = shared or {}
         for name in transports():
             endpoints = listen.endpoints.get(name, [])
             if endpoints:
                 factory = transport_factory(name)(node)
                 for endpoint in endpoints:
-                    listener = ListenerService(endpoint, factory, reactor)
-                    listener.setName(f"{name}:{endpoint}")
+                    key = f"{name}:{endpoint}"
+                    if key in shared:
+                        listener = ListenerService(endpoint, factory, reactor, shared[key])
+                    else:
+                        listener = ListenerService(offset_port(endpoint, port_offset), factory, reactor)
+                    listener.setName(key)
                     listener.setServiceParent(self)
 
     def startService(self) -> None:
@@ -114,8 +130,8 @@ class NodeService(service.MultiService):
         return None
 
 
-def make_node(config: Config, reactor=None) -> NodeService:
-    """Build the whole node from a configuration."""
+def make_node(config: Config, reactor=None, shared: dict[str, int] | None = None, port_offset: int = 0) -> NodeService:
+    """Build the whole node from a configuration (a worker's: with the sockets it shares)."""
     if reactor is None:
         from twisted.internet import reactor
-    return NodeService(build_node(config, reactor), reactor)
+    return NodeService(build_node(config, reactor), reactor, shared, port_offset)

@@ -23,6 +23,7 @@ class BaseOptions(usage.Options):
         ["config", "c", None, "TOML configuration file."],
         ["data-dir", "d", None, "Directory for the database and other files (server.data_dir)."],
         ["admin-token", None, None, "Bearer token that unlocks the HTTP admin API (http.admin_token)."],
+        ["worker", None, None, "Internal: run as worker N of a supervisor (server.workers, docs/workers.md)."],
     ]
     transports: tuple[str, ...] = ()
 
@@ -46,6 +47,19 @@ class BaseOptions(usage.Options):
             self.config = load_config(self["config"], overrides)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        if self["worker"] is not None and not self["worker"].isdigit():
+            raise usage.UsageError("--worker takes a worker number")
+
+    def plugin_args(self) -> list[str]:
+        """The coffeechat flags given, for the workers of a supervisor (same config, same overrides)."""
+        args: list[str] = []
+        for flag in ("config", "data-dir", "admin-token"):
+            if self[flag]:
+                args += [f"--{flag}", self[flag]]
+        for transport in self.transports:
+            for endpoint in self[transport]:
+                args += [f"--{transport}", endpoint]
+        return args
 
 
 def options() -> type[BaseOptions]:
@@ -82,15 +96,27 @@ class CoffeeChatServiceMaker:
         from coffeechat.protocols.eventloop import freeze_heap, lean_dispatch, tune_gc
         from coffeechat.service import make_node
 
-        lean_dispatch(reactor)  # twistd has installed the reactor by now
-        tune_gc()
-        node = make_node(options.config)
-        node.started.addCallback(freeze_heap)
-        if options.config.server.log_format == "json":
+        config = options.config
+        if options["worker"] is None and config.server.worker_count > 1:
+            from coffeechat.workers import Supervisor
+
+            top = Supervisor(config, options.plugin_args(), reactor)
+        else:
+            shared, offset = None, 0
+            if options["worker"] is not None:
+                from coffeechat.workers import enter_worker
+
+                offset = int(options["worker"])
+                shared = enter_worker(config, offset)
+            lean_dispatch(reactor)  # twistd has installed the reactor by now
+            tune_gc()
+            top = make_node(config, shared=shared, port_offset=offset)
+            top.started.addCallback(freeze_heap)
+        if config.server.log_format == "json":
             from coffeechat.ops.logs import JSONLogging
 
-            return JSONLogging(node, getattr(options, "parent", None))
-        return node
+            return JSONLogging(top, getattr(options, "parent", None))
+        return top
 
 
 serviceMaker = CoffeeChatServiceMaker()
