@@ -161,6 +161,13 @@ def _cluster_options(p: argparse.ArgumentParser, spread: str) -> argparse._Argum
         help="server processes (default 1: one node on SQLite). N > 1 starts N nodes as one cluster sharing "
         f"PostgreSQL and Redis; {spread}",
     )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes per server ([server] workers, docs/workers.md): N > 1 runs one supervisor with "
+        "N workers sharing its ports, on PostgreSQL and Redis; nothing is pinned, CPU is summed over the workers",
+    )
     g.add_argument("--dsn", help="PostgreSQL of the cluster (libpq DSN or URI); default: start a throwaway one")
     g.add_argument("--redis", metavar="URL", help="Redis of the cluster (redis://host:port/db); default: start one")
     return g
@@ -205,6 +212,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--ws goes with --target (a server the benchmark starts has its WebSocket listener)")
     if getattr(args, "servers", 1) < 1:
         parser.error("--servers must be at least 1")
+    if getattr(args, "workers", 1) < 1:
+        parser.error("--workers must be at least 1")
+    if getattr(args, "workers", 1) > 1 and args.servers > 1:
+        parser.error("--workers goes with one server (--servers 1): each worker is a node already")
     if is_cluster(args) and args.target:
         parser.error("--servers, --dsn and --redis start nodes of their own: not with --target")
     if args.scenario in ("p2p", "group"):
@@ -217,8 +228,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def is_cluster(args: argparse.Namespace) -> bool:
-    """Several server processes, or one on PostgreSQL and Redis (``--dsn``/``--redis``)."""
-    return getattr(args, "servers", 1) > 1 or bool(getattr(args, "dsn", None) or getattr(args, "redis", None))
+    """Several server processes, or one on PostgreSQL and Redis (``--dsn``/``--redis``, or with
+    ``--workers``)."""
+    return (
+        getattr(args, "servers", 1) > 1
+        or getattr(args, "workers", 1) > 1
+        or bool(getattr(args, "dsn", None) or getattr(args, "redis", None))
+    )
+
+
+def has_workers(args: argparse.Namespace) -> bool:
+    return getattr(args, "workers", 1) > 1
 
 
 def _external_target(args: argparse.Namespace) -> Target:
@@ -258,8 +278,8 @@ def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | N
     take that node's core while the other had room.  PostgreSQL and Redis are not pinned.  The
     first list is only the single server's."""
     cpus = available_cpus()
-    if args.no_pin or len(cpus) < 2:
-        return None, None
+    if args.no_pin or len(cpus) < 2 or has_workers(args):
+        return None, None  # workers: the kernel places them (a taskset would put all on one core)
     if is_cluster(args):
         if args.servers < len(cpus):
             return None, cpus[args.servers :]
@@ -271,7 +291,7 @@ def _cpu_plan(args: argparse.Namespace) -> tuple[list[int] | None, list[int] | N
 
 def _node_cpus(args: argparse.Namespace, i: int) -> list[int] | None:
     cpus = available_cpus()
-    if args.no_pin or len(cpus) < 2:
+    if args.no_pin or len(cpus) < 2 or has_workers(args):
         return None
     return [cpus[i % len(cpus)]]
 
@@ -327,9 +347,13 @@ def main(argv: list[str] | None = None) -> int:
                 server_overrides(args),
                 args.dsn,
                 args.redis,
+                workers=args.workers,
             )
             target = cluster.start()[0]
-            results, rows = SCENARIOS[args.scenario](args, target, generator_cpus, cluster)
+            if has_workers(args):  # one server whose workers share its ports: measured as one server
+                results, rows = SCENARIOS[args.scenario](args, target, generator_cpus)
+            else:
+                results, rows = SCENARIOS[args.scenario](args, target, generator_cpus, cluster)
         else:
             server = ManagedServer(args.server_config, server_cpus, server_overrides(args))
             target = server.start()
@@ -394,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         if cluster is not None:
             pinned = any(node.cpus for node in cluster.nodes)
             where = f"{args.servers} server(s), node i on CPU {'i mod ' + str(m['nproc']) if pinned else 'any'}"
+            if has_workers(args):
+                where = f"1 server with {args.workers} workers (PostgreSQL, Redis), CPUs any"
         title = (
             f"coffeechat-bench {args.scenario} - {m['nproc']} CPU(s) {m['cpu_model']}, Python {m['python']}; "
             f"{where}, generators CPU(s) {generator_cpus or 'any'}"

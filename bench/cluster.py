@@ -452,8 +452,10 @@ class Cluster:
         dsn: str | None = None,
         redis: str | None = None,
         prefix: str = "bench",
+        workers: int = 1,
     ) -> None:
         self.n = servers
+        self.workers = workers
         self.extra_config = extra_config
         self.cpus_for = cpus_for
         self.overrides = overrides or {}
@@ -490,7 +492,7 @@ class Cluster:
             redis_command(self.redis, "PING")
         for i in range(self.n):
             cluster_config = {
-                "server": {"node_name": self.node_name(i)},
+                "server": {"node_name": self.node_name(i), "workers": self.workers},
                 "storage": {"backend": "postgres", "dsn": self.dsn},
                 "presence": {"backend": "redis", "redis": self.redis, "key_prefix": self.key_prefix},
             }

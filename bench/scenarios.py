@@ -17,12 +17,13 @@ import string
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from coffeechat.errors import ErrorCode
 
 from . import wire
-from .cluster import Cluster, ProcessGroup, ServiceError, redis_command, redis_info
+from .cluster import Cluster, ProcessGroup, ServiceError, children, redis_command, redis_info
 from .pool import Generators, split
 from .report import fmt, fmt_latency, latency_summary, merge_latencies
 from .server import (
@@ -60,30 +61,52 @@ def names(prefix: str, count: int) -> list[str]:
 
 
 class ServerProbe:
-    """CPU and RSS of the server process between two instants (nothing when its pid is unknown)."""
+    """CPU and RSS of the server process between two instants (nothing when its pid is unknown).
+    A server with workers (``[server] workers``) is its supervisor and the workers: CPU, RSS and
+    descriptors are summed over them, and each process's main thread is a reactor."""
 
     def __init__(self, target: Target) -> None:
         self.pid = target.pid
+        self.tree = str((target.config.get("server") or {}).get("workers", 1)) != "1"
+        self._mains: set[int] = {self.pid} if self.pid else set()
+
+    def pids(self) -> list[int]:
+        if not self.pid:
+            return []
+        if not self.tree:
+            return [self.pid]
+        return [self.pid, *children(self.pid)]
+
+    def _sum(self, measure: Callable[[int], Any]) -> Any:
+        values = [measure(pid) for pid in self.pids()]
+        return None if not values or values[0] is None else sum(v for v in values if v is not None)
 
     def rss(self) -> int | None:
-        return rss_kib(self.pid) if self.pid else None
+        return self._sum(rss_kib)
 
     def cpu(self) -> float | None:
-        return cpu_seconds(self.pid) if self.pid else None
+        return self._sum(cpu_seconds)
 
     def fds(self) -> int | None:
-        return open_fds(self.pid) if self.pid else None
+        return self._sum(open_fds)
 
     def threads(self) -> dict[int, float] | None:
-        return thread_cpu_seconds(self.pid) if self.pid else None
+        if not self.pid:
+            return None
+        merged: dict[int, float] = {}
+        for pid in self.pids():
+            self._mains.add(pid)
+            merged.update(thread_cpu_seconds(pid) or {})
+        return merged or None
 
     def split(self, before: dict[int, float] | None, after: dict[int, float] | None, wall: float) -> dict | None:
         """% of one core used by the reactor (the main thread) and by all other threads (the
         SQLite writer, readers) between two :meth:`threads` samples: who saturates first."""
         if not before or not after or wall <= 0:
             return None
-        main = after.get(self.pid, 0.0) - before.get(self.pid, 0.0)
-        rest = sum(v - before.get(tid, 0.0) for tid, v in after.items() if tid != self.pid)
+        mains = self._mains
+        main = sum(v - before.get(tid, 0.0) for tid, v in after.items() if tid in mains)
+        rest = sum(v - before.get(tid, 0.0) for tid, v in after.items() if tid not in mains)
         return {"reactor_thread_pct": round(100 * main / wall, 1), "other_threads_pct": round(100 * rest / wall, 1)}
 
 

@@ -211,6 +211,36 @@ def test_p2p_over_a_cluster_of_two_nodes_every_message_crosses(tmp_path):
     assert "bench-2" in text and "placement 'cross'" in text
 
 
+def test_p2p_on_one_server_with_two_workers(tmp_path):
+    """p2p --workers 2: one supervisor and two workers on its ports, on a throwaway PostgreSQL and
+    Redis; every message delivered once, and the CPU is the workers' (their reactor threads) too."""
+    cluster_binaries_or_skip()
+    code, doc, text = bench(tmp_path, "p2p", "--workers", "2", "--pairs", "6", "--duration", "2", "--warmup", "0.5")
+    r = check_document(doc, "p2p")
+    assert code == 0, text
+    assert doc["server"]["config"]["server"]["workers"] == 2
+    assert doc["server"]["config"]["storage"]["backend"] == "postgres"
+    assert doc["server"]["pinned_cpus"] is None and doc["generators"]["pinned_cpus"] is None
+    assert r["sent"] > 0 and r["sent"] == r["acked"] == r["delivered"] == r["completed"]
+    assert r["gap_pairs"] == 0 and r["missing_ids"] == 0 and r["mismatches"] == {}
+    # the supervisor idles: most of the CPU is the workers' main threads (reactors)
+    assert r["server_cpu_by_thread"]["reactor_thread_pct"] > 0
+    assert r["server_cpu_us_per_msg"] > 0
+    assert "2 workers" in text
+
+
+def test_workers_options():
+    import pytest
+
+    from coffeechat.bench.cli import parse_args
+
+    assert parse_args(["p2p", "--workers", "2"]).workers == 2
+    with pytest.raises(SystemExit):
+        parse_args(["p2p", "--workers", "0"])
+    with pytest.raises(SystemExit):
+        parse_args(["p2p", "--workers", "2", "--servers", "2"])
+
+
 def test_cluster_placements():
     import pytest
 
