@@ -16,7 +16,9 @@ library shares, as it shares :mod:`coffeechat.protocols.lean_websocket`.
 
 from __future__ import annotations
 
+import inspect
 import struct
+from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -93,11 +95,38 @@ _HANDSHAKE_ONLY = (
     "websocket_extensions",
     "websocket_origin",
     "_wskey",
+    "_transport_details",  # the peer's address and TLS details, read at the handshake
 )
 
 # ---- origins -----------------------------------------------------------------------------------
 
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+_MISSING = object()
+# The values autobahn gives these attributes of every connection and keeps until it closes: as
+# class attributes, an open connection need not hold them (CIMWebSocketProtocol.onOpen).
+_AT_OPEN = {
+    **dict.fromkeys(
+        (
+            "closedByMe failedByMe droppedByMe wasClean wasServerConnectionDropTimeout wasOpenHandshakeTimeout "
+            "wasCloseHandshakeTimeout wasServingFlashSocketPolicyFile wasMaxFramePayloadSizeExceeded "
+            "wasMaxMessagePayloadSizeExceeded triggered inside_message"
+        ).split(),
+        False,
+    ),
+    **dict.fromkeys(
+        (
+            "wasNotCleanReason localCloseCode localCloseReason remoteCloseCode remoteCloseReason trackedTimings "
+            "current_frame _perMessageCompress autoPingPending autoPingPendingSent autoPingTimeoutCall "
+            "closeHandshakeTimeoutCall openHandshakeTimeoutCall _send_queue _transport_details"
+        ).split(),
+        None,
+    ),
+    "data": b"",
+    "autoPingPendingSeq": 0,
+    "send_state": WebSocketProtocol.SEND_STATE_GROUND,
+    "websocket_version": 13,
+}
 
 
 def _origin_key(origin: str) -> tuple[str, str, int] | None:
@@ -181,6 +210,17 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
     def logged_in(self) -> bool:
         return self.session is not None and self.session.user is not None
 
+    # autobahn's queue of chopped or synchronous sends, which CoffeeChat never makes: kept only
+    # once something is queued (an empty deque is 760 bytes, on every idle connection).
+    @property
+    def send_queue(self) -> deque | tuple:
+        queue = self.__dict__.get("_send_queue")
+        return () if queue is None else queue
+
+    @send_queue.setter
+    def send_queue(self, queue: deque) -> None:
+        self.__dict__["_send_queue"] = queue if queue else None
+
     def connectionMade(self) -> None:
         super().connectionMade()
         self.factory.node.connections["ws"] += 1
@@ -248,6 +288,12 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
         for name in _HANDSHAKE_ONLY:
             state.pop(name, None)
         self.session = Session(self.factory.node, self.send, self._close, self.peer or "")
+        if not state.get("_send_queue"):
+            state["_send_queue"] = None  # the handshake's answer went through it
+        # What still has its class default (autobahn's flags and close codes, see _AT_OPEN) is
+        # read from the class; a dict never shrinks, so the copy is sized for what stays.
+        cls = type(self)
+        self.__dict__ = {k: v for k, v in state.items() if getattr(cls, k, _MISSING) is not v}
 
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
@@ -264,6 +310,8 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
             return  # being cut off: what it misses is stored, and caught up at its next login
         if sync or chopsize or self.send_queue or self.state != _OPEN or self.logOctets:
             self.flush()
+            if self.__dict__.get("_send_queue") is None:
+                self.__dict__["_send_queue"] = deque()  # autobahn appends to it here
             super().sendData(data, sync, chopsize)
             return
         out = self._out
@@ -489,6 +537,11 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
             self.session.connection_lost()
 
 
+for _name, _value in _AT_OPEN.items():
+    if not hasattr(CIMWebSocketProtocol, _name):
+        setattr(CIMWebSocketProtocol, _name, _value)
+
+
 def _refuse_compression(offers: list) -> None:
     return None
 
@@ -531,6 +584,18 @@ class CIMWebSocketFactory(WebSocketServerFactory):
             allowNullOrigin=True,  # origins are decided by OriginPolicy (403), not by autobahn (400)
             perMessageCompressionAccept=_accept_deflate if config.compression else _refuse_compression,
         )
+
+    def setProtocolOptions(self, *args, **kwargs) -> None:
+        """Autobahn copies some 40 options from the factory onto every connection, unless the
+        protocol has them already: a subclass per factory holds them as class attributes, so an
+        idle connection does not carry 40 more entries in its ``__dict__``."""
+        super().setProtocolOptions(*args, **kwargs)
+        base = CIMWebSocketProtocol
+        options = {}
+        for name in base.CONFIG_ATTRS:
+            value = getattr(self, name)
+            options[name] = staticmethod(value) if inspect.isfunction(value) else value
+        self.protocol = type(base.__name__, (base,), {"__module__": base.__module__, **options})
 
 
 def create_factory(node: ChatNode) -> CIMWebSocketFactory:
