@@ -173,7 +173,14 @@ class Supervisor(service.Service):
 
         for key in shared_listeners(self.config):
             endpoint = key.partition(":")[2]
-            sock = bind_shared(socket_address(self.reactor, endpoint, with_backlog))
+            try:
+                sock = bind_shared(socket_address(self.reactor, endpoint, with_backlog))
+            except Exception:
+                # As a single node does when it cannot listen: say why and exit, start no worker.
+                log.failure("CoffeeChat could not listen on {key}", key=key)
+                self._close_sockets(None)
+                self.reactor.callWhenRunning(self.reactor.stop)
+                return
             self._sockets[key] = sock
             host, port = sock.getsockname()[:2]
             log.info(

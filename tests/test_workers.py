@@ -259,3 +259,26 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_port_in_use_stops_the_supervisor_with_the_reason(tmp_path):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        port = busy.getsockname()[1]
+        config = tmp_path / "coffeechat.toml"
+        config.write_text(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\nworkers = 2\n'
+            f'[listen]\ncim = ["tcp:{port}:interface=127.0.0.1"]\nhttp = []\nws = []\n'
+            '[storage]\nbackend = "postgres"\ndsn = "postgresql:///nowhere"\n'
+            '[presence]\nbackend = "redis"\n'
+        )
+        process = twistd(tmp_path, "--config", str(config))
+        await _until(lambda: process.poll() is not None, timeout=30)
+        log = (tmp_path / "twistd.log").read_text()
+        assert "could not listen on cim:" in log and "Address already in use" in log, log[-2000:]
+        assert "started (pid" not in log  # no worker was started
+    finally:
+        busy.close()
