@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 server_overrides(args),
                 args.dsn,
                 args.redis,
-                workers=args.workers,
+                workers=getattr(args, "workers", 1),
             )
             target = cluster.start()[0]
             if has_workers(args):  # one server whose workers share its ports: measured as one server
