@@ -23,6 +23,7 @@ from tests.pgserver import pg_server  # noqa: F401  (session fixture)
 from tests.redisserver import redis_server  # noqa: F401
 from tests.test_process import free_port, port_open, twistd
 
+LEASE = 2.0
 CLUSTER = {"storage.backend": "postgres", "storage.dsn": "postgresql:///x", "presence.backend": "redis"}
 
 
@@ -146,7 +147,7 @@ dsn = "{dsn}"
 [presence]
 backend = "redis"
 redis = "{redis_url}"
-lease_seconds = 2.0
+lease_seconds = {LEASE}
 timeout = 1.0
 """
         )
@@ -158,8 +159,13 @@ timeout = 1.0
     async def start(self) -> None:
         self.process = twistd(self.folder, "--config", str(self.config))
         await _until(lambda: port_open(self.cim) and len(self.workers()) == 2, timeout=60)
-        # both workers serve (each has joined the cluster) before the test starts
-        await _until(lambda: self.log().count("joined the cluster") >= 2, timeout=60)
+        await self.settled(2)
+
+    async def settled(self, joins: int) -> None:
+        """Both workers serve, and each knows the other: it refreshes the live nodes every
+        lease/4 (0.5 s here), and routes to nobody else before (docs/deployment.md)."""
+        await _until(lambda: self.log().count("joined the cluster") >= joins, timeout=60)
+        await task.deferLater(reactor, 2 * LEASE, lambda: None)
 
     def workers(self) -> list[int]:
         return _children(self.process.pid) if self.process else []
@@ -240,7 +246,7 @@ async def test_a_killed_worker_is_started_again_and_sigterm_stops_all(cluster):
     os.kill(victim, signal.SIGKILL)
     await _until(lambda: len(cluster.workers()) == 2 and victim not in cluster.workers(), timeout=30)
     assert "exited (signal 9); starting it again" in cluster.log()
-    await _until(lambda: cluster.log().count("joined the cluster") >= 3, timeout=60)
+    await cluster.settled(3)
     a, b = await _one_on_each_worker(cluster)  # the new worker serves too
     await _chat(a, b, "after the restart")
     a.transport.loseConnection()
