@@ -33,6 +33,9 @@ const extras = new Map(); // group id -> {tags: [], customFields: "{}", announce
 const loading = new Set(); // group ids whose mutes and tags are being asked for
 let section = null; // the admin/tags block, built once so that what is typed survives renders
 let shownGroup = 0;
+// group id -> the mute model asked for and not answered yet: a render meanwhile (a push) shows the
+// choice just made, not the model it replaces.
+const pendingMuteModel = new Map();
 
 /** app: {request, me, openGroup, roleOf, render, el, loadMembers, applyGroupInfo, storeIncoming}. */
 export function setupGroupAdmin(lent) {
@@ -235,9 +238,17 @@ function buildSection() {
     }),
     muteAllRow,
   );
-  muteAll.addEventListener("change", () =>
-    act(group(), "GROUP_UPDATE_REQ", { muteModel: muteAll.checked ? MUTE_ALL : DEFAULT_MODEL }),
-  );
+  muteAll.addEventListener("change", async () => {
+    const target = group();
+    const wanted = muteAll.checked ? MUTE_ALL : DEFAULT_MODEL;
+    pendingMuteModel.set(target.id, wanted);
+    try {
+      await act(target, "GROUP_UPDATE_REQ", { muteModel: wanted });
+    } finally {
+      if (pendingMuteModel.get(target.id) === wanted) pendingMuteModel.delete(target.id);
+      app.render();
+    }
+  });
   node.append(
     announcement,
     tagList,
@@ -280,7 +291,8 @@ export function renderGroupAdmin(group) {
   }
   const tagsInput = q("group-tags-input");
   if (document.activeElement !== tagsInput && !tagsInput.dataset.edited) tagsInput.value = known.tags.join(", ");
-  q("group-mute-all").checked = group.muteModel === MUTE_ALL;
+  const muteModel = pendingMuteModel.has(group.id) ? pendingMuteModel.get(group.id) : group.muteModel;
+  q("group-mute-all").checked = muteModel === MUTE_ALL;
   for (const item of document.querySelectorAll('[data-testid="member-list"] [data-testid="member-item"]')) {
     const userId = Number(item.dataset.userId);
     const role = group.members?.get(userId) || ROLE_MEMBER;
