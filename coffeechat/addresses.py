@@ -59,7 +59,9 @@ class AddressLimits:
         self.max_connections = max_connections
         self.max_http = max_http
         self._unlimited = [ipaddress.ip_network(n, strict=False) for n in unlimited]
-        self._cim: dict[str, set[Counted]] = {}
+        # key -> its one connection, or a set of them from the second on: most addresses hold
+        # one, and a set of one is 216 bytes per connection.
+        self._cim: dict[str, Counted | set[Counted]] = {}
         self._http: dict[str, int] = {}
         self._refused = 0  # refusals not logged yet
         self._logged_at = -LOG_EVERY
@@ -80,12 +82,14 @@ class AddressLimits:
     def admit(self, key: str | None, connection: Counted) -> str | None:
         """Count a new CIM connection from ``key``: None if admitted (release it when it ends),
         else why it is refused.  Those not logged in are counted only when the address holds
-        ``max_unauthenticated`` connections or more, so the usual case costs a set insertion."""
+        ``max_unauthenticated`` connections or more, so the usual case costs a dict insertion."""
         if key is None:
             return None
-        connections = self._cim.get(key)
-        if connections is None:
-            connections = self._cim[key] = set()
+        held = self._cim.get(key)
+        if held is None and self.max_connections > 0 and self.max_unauthenticated > 0:
+            self._cim[key] = connection
+            return None
+        connections = set() if held is None else held if type(held) is set else {held}
         if len(connections) >= self.max_connections:
             return self._refuse(key, f"more than {self.max_connections} connections from one address")
         if len(connections) >= self.max_unauthenticated:
@@ -95,20 +99,28 @@ class AddressLimits:
                     key, f"more than {self.max_unauthenticated} connections not logged in from one address"
                 )
         connections.add(connection)
+        self._cim[key] = connections
         return None
 
     def release(self, key: str | None, connection: Counted) -> None:
         """A counted connection ended (whichever way)."""
-        connections = self._cim.get(key) if key is not None else None
-        if connections is None:
+        held = self._cim.get(key) if key is not None else None
+        if held is None:
             return
-        connections.discard(connection)
-        if not connections:
+        if type(held) is not set:
+            if held is connection:
+                del self._cim[key]
+            return
+        held.discard(connection)
+        if len(held) == 1:
+            self._cim[key] = next(iter(held))
+        elif not held:
             del self._cim[key]
 
     def counts(self, key: str) -> tuple[int, int]:
         """(connections, of which not logged in) of an address key."""
-        connections = self._cim.get(key, ())
+        held = self._cim.get(key)
+        connections = () if held is None else held if type(held) is set else (held,)
         return len(connections), sum(1 for c in connections if not c.logged_in)
 
     # -- HTTP connections

@@ -26,9 +26,11 @@ import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
-from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from autobahn.websocket.utf8validator import Utf8Validator
 from google.protobuf.message import Message as PbMessage
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from coffeechat.addresses import TrustedProxies
@@ -63,7 +65,7 @@ _SUBPROTOCOLS = {SUBPROTOCOL_BINARY: False, SUBPROTOCOL_JSON: True}  # name -> s
 # much larger than limits.max_frame_bytes, and are held to the limit again once decoded.
 TEXT_ALLOWANCE = 1.4
 TEXT_OVERHEAD = 1024
-# WebSocket pings keep a quiet but alive browser tab logged in and find dead peers.
+# WebSocket pings keep a quiet but alive browser tab logged in (CIMWebSocketProtocol._keepalive).
 AUTO_PING_INTERVAL = 30.0
 
 CLOSE_PROTOCOL_ERROR = WebSocketProtocol.CLOSE_STATUS_CODE_PROTOCOL_ERROR  # 1002
@@ -96,6 +98,10 @@ _HANDSHAKE_ONLY = (
     "websocket_origin",
     "_wskey",
     "_transport_details",  # the peer's address and TLS details, read at the handshake
+    "trafficStats",  # nobody reads them: an open connection counts into its class's (trafficStats)
+    "utf8validator",  # made again for the first text message (_LazyUtf8Validator)
+    "_valid_events",  # autobahn's observer events, which CoffeeChat never fires: a class attribute
+    "_results",
 )
 
 # ---- origins -----------------------------------------------------------------------------------
@@ -118,6 +124,7 @@ _AT_OPEN = {
         (
             "wasNotCleanReason localCloseCode localCloseReason remoteCloseCode remoteCloseReason trackedTimings "
             "current_frame _perMessageCompress autoPingPending autoPingPendingSent autoPingTimeoutCall "
+            "autoPingPendingCall "
             "closeHandshakeTimeoutCall openHandshakeTimeoutCall _send_queue _transport_details"
         ).split(),
         None,
@@ -127,6 +134,17 @@ _AT_OPEN = {
     "send_state": WebSocketProtocol.SEND_STATE_GROUND,
     "websocket_version": 13,
 }
+
+
+class _LazyUtf8Validator:
+    """The incremental UTF-8 validator, made for a connection's first text message: binary clients
+    never need one, and it is 176 bytes on every connection."""
+
+    def __get__(self, protocol: WebSocketProtocol | None, owner: type | None = None) -> object:
+        if protocol is None:
+            return self
+        validator = protocol.__dict__["utf8validator"] = Utf8Validator()
+        return validator
 
 
 def _origin_key(origin: str) -> tuple[str, str, int] | None:
@@ -194,21 +212,35 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
     session: Session | None = None
     # Answer in JSON?  Fixed by the subprotocol, else follows the client's last message.
     json = False
-    encoding_fixed = False
-    _out: list[bytes] | None = None  # frames written during this reactor turn (see sendData)
+    websocket_protocol_in_use: str | None = None
+    # This turn's output (see sendData): [bytes queued toward the client, output_limit() when the
+    # turn began, frame, frame...], one attribute so that an open connection's dict stays small.
+    _out: list | None = None
     # Output limits and closes, as over TCP (coffeechat.protocols.tcp.CIMProtocol).
-    _out_bytes = 0
+    _out_bytes = 0  # set by OutputGuard._cut_off only
     _over = False
     _aborted = False
     _lost = False
-    _turn_limit = 0  # output_limit() when this turn's first frame was queued
     _refused = False
     _address: str | None = None  # the key this connection is counted by (node.addresses)
     _forwarded = False  # from a trusted proxy: counted at the handshake, by X-Forwarded-For
+    # What autobahn would give each connection, shared (see _HANDSHAKE_ONLY, which onOpen drops).
+    # One set of traffic counters for all open connections (autobahn keeps 176 bytes of them per
+    # connection, which nothing reads): the node's totals since it started.
+    trafficStats = TrafficStats()
+    utf8validator = _LazyUtf8Validator()
+    _valid_events = ("message",)
+    _results = None
+    websocket_extensions_in_use = ()
 
     @property
     def logged_in(self) -> bool:
         return self.session is not None and self.session.user is not None
+
+    @property
+    def encoding_fixed(self) -> bool:
+        """A subprotocol was agreed: it fixes the encoding of what the server sends."""
+        return self.websocket_protocol_in_use is not None
 
     # autobahn's queue of chopped or synchronous sends, which CoffeeChat never makes: kept only
     # once something is queued (an empty deque is 760 bytes, on every idle connection).
@@ -262,8 +294,7 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
             speaks_json = _SUBPROTOCOLS.get(name)
             if speaks_json is not None:
                 self.json = speaks_json
-                self.encoding_fixed = True
-                return name
+                return SUBPROTOCOL_JSON if speaks_json else SUBPROTOCOL_BINARY  # shared, not the header's copy
         return None
 
     def _admit_forwarded(self, forwarded: str | None) -> None:
@@ -282,18 +313,60 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
         self._address = key
 
     def onOpen(self) -> None:
-        # The opening handshake's request and answer are never read again on the server side:
-        # held for the connection's life they are a sixth of an idle connection's memory.
-        state = self.__dict__
-        for name in _HANDSHAKE_ONLY:
-            state.pop(name, None)
         self.session = Session(self.factory.node, self.send, self._close, self.peer or "")
+        node = self.factory.node
+        node.wheel.schedule(node.reactor.seconds() + self.factory.ping_interval, self._keepalive)
+
+    def succeedHandshake(self, res) -> None:
+        super().succeedHandshake(res)
+        if self.session is not None:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep of an open connection only what differs from its class: an idle connection is
+        mostly the state autobahn leaves behind from the handshake (docs/performance.md)."""
+        state = self.__dict__
+        for name in _HANDSHAKE_ONLY:  # the opening handshake's request and answer, never read again
+            state.pop(name, None)
         if not state.get("_send_queue"):
             state["_send_queue"] = None  # the handshake's answer went through it
+        if state.get("websocket_extensions_in_use") == []:
+            del state["websocket_extensions_in_use"]
+        opened = state.get("_is_open")
+        if opened is not None and opened.called:
+            del state["_is_open"]  # fired, and nobody waits on it: is_open answers a fired one
         # What still has its class default (autobahn's flags and close codes, see _AT_OPEN) is
         # read from the class; a dict never shrinks, so the copy is sized for what stays.
         cls = type(self)
         self.__dict__ = {k: v for k, v in state.items() if getattr(cls, k, _MISSING) is not v}
+
+    # autobahn makes two Deferreds for every connection, is_open and is_closed, which nothing on the
+    # server waits on: made when asked for (or fired), not held by every idle connection.
+    @property
+    def is_open(self) -> Deferred:
+        opened = self.__dict__.get("_is_open")
+        if opened is None:
+            if self.session is not None and self.state == _OPEN:
+                return succeed(None)  # it has fired (and was dropped by _compact)
+            opened = self.__dict__["_is_open"] = Deferred()
+        return opened
+
+    @is_open.setter
+    def is_open(self, opened: Deferred) -> None:
+        self.__dict__["_is_open"] = opened
+
+    @property
+    def is_closed(self) -> Deferred:
+        closed = self.__dict__.get("_is_closed")
+        if closed is None:
+            closed = self.__dict__["_is_closed"] = Deferred()
+        return closed
+
+    @is_closed.setter
+    def is_closed(self, closed: Deferred) -> None:
+        if closed.called:
+            self.__dict__["_is_closed"] = closed
+        # else autobahn's own fresh one: the getter makes one when it is needed
 
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
@@ -316,26 +389,23 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
             return
         out = self._out
         if out is None:
-            out = self._out = []
+            # What earlier turns left unsent counts too; no session yet (the handshake): no limit.
+            limit = output_limit(self.session) if self.session is not None else _NO_LIMIT
+            out = self._out = [self._queued() + len(data), limit, data]
             self.factory.flusher.add(self)
-            self._out_bytes = self._queued()  # what earlier turns left unsent counts too
-            # No session yet (the handshake): nothing to cut off.
-            self._turn_limit = output_limit(self.session) if self.session is not None else _NO_LIMIT
-        out.append(data)
-        self.trafficStats.outgoingOctetsWireLevel += len(data)
-        queued = self._out_bytes + len(data)
-        self._out_bytes = queued
-        if queued > self._turn_limit and not self._aborted:
+        else:
+            out.append(data)
+            out[0] += len(data)
+        if out[0] > out[1] and not self._aborted:
             self._over = True  # cut off at this turn's flush, outside whatever fan-out is running
 
     def flush(self) -> None:
         out, self._out = self._out, None
         if self._over:
-            self._cut_off(self._out_bytes)
+            self._cut_off(out[0] if out else self._queued())
             return
-        self._out_bytes = 0
         if out and self.transport is not None and not self._lost:
-            if write_now(self.transport, b"".join(out)) and not self.send_queue:
+            if write_now(self.transport, out[2] if len(out) == 3 else b"".join(out[2:])) and not self.send_queue:
                 return
             if not self._aborted and self.session is not None:
                 queued = self._queued()
@@ -353,7 +423,7 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
             return
         out, self._out = self._out, None
         if out and self.transport is not None:
-            self.transport.write(b"".join(out))
+            self.transport.write(b"".join(out[2:]))
         self._aborted = True
         if self.state != _CLOSED:
             self.droppedByMe = True
@@ -419,11 +489,6 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
         key = (mask * ((length >> 2) + 1))[:length]
         payload = (int.from_bytes(data[start:end], "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")
         self.data = data[end:]
-        stats = self.trafficStats
-        stats.incomingOctetsWebSocketLevel += length
-        stats.incomingOctetsAppLevel += length
-        stats.incomingWebSocketFrames += 1
-        stats.incomingWebSocketMessages += 1
         if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
             self._cancelAutoPingTimeoutCall()
         self.onMessage(payload, True)
@@ -434,11 +499,11 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
         if session is None or session.closed:
             return
         if not isBinary:
-            if not self.encoding_fixed:
+            if not self.json and not self.encoding_fixed:
                 self.json = True
             self._text(session, payload)
             return
-        if not self.encoding_fixed:
+        if self.json and not self.encoding_fixed:
             self.json = False
         size = len(payload)
         if size < HEADER_SIZE:
@@ -517,6 +582,21 @@ class CIMWebSocketProtocol(OutputGuard, LeanWebSocketMixin, WebSocketServerProto
             self.session.connection_lost()
         self._fail_connection(code, reason)
 
+    def _keepalive(self, now: float) -> None:
+        """Ping a peer that was quiet for ``ping_interval``: browsers answer by themselves, so an open
+        tab stays logged in, and one that does not answer is idled out by its session
+        (``limits.idle_timeout``) like any quiet connection.  On the node's wheel: autobahn's
+        auto-ping keeps a timer per connection, which is more memory than the rest of its state."""
+        session = self.session
+        if self._lost or self.state != _OPEN or session is None or session.closed:
+            return
+        interval = self.factory.ping_interval
+        due = session.last_seen + interval
+        if now >= due:
+            self.sendPing()
+            due = now + interval
+        self.factory.node.wheel.schedule(due, self._keepalive)
+
     def _activity(self) -> None:
         session = self.session
         if session is not None:
@@ -571,13 +651,12 @@ class CIMWebSocketFactory(WebSocketServerFactory):
         self.proxies = TrustedProxies(node.config.http.trusted_proxies)
         self.flow = node.flow
         self.flusher = TurnFlusher(node.reactor)
-        ping = min(AUTO_PING_INTERVAL, limits.idle_timeout / 2)
+        self.ping_interval = min(AUTO_PING_INTERVAL, limits.idle_timeout / 2)
         # One call: setProtocolOptions resets allowNullOrigin to False whenever it is called.
         self.setProtocolOptions(
             maxMessagePayloadSize=self.max_message_bytes,
             maxFramePayloadSize=self.max_message_bytes,
-            autoPingInterval=ping,
-            autoPingTimeout=ping,
+            autoPingInterval=0,  # pings go out from the node's wheel (CIMWebSocketProtocol._keepalive)
             utf8validateIncoming=True,  # text that is not UTF-8 closes with 1007 before it reaches us
             failByDrop=False,  # send the close code (1002, 1007, 1009) before closing
             webStatus=False,  # a plain GET gets 426, not autobahn's status page
@@ -595,7 +674,8 @@ class CIMWebSocketFactory(WebSocketServerFactory):
         for name in base.CONFIG_ATTRS:
             value = getattr(self, name)
             options[name] = staticmethod(value) if inspect.isfunction(value) else value
-        self.protocol = type(base.__name__, (base,), {"__module__": base.__module__, **options})
+        # The factory too: an open connection's own entry for it is dropped (CIMWebSocketProtocol._compact).
+        self.protocol = type(base.__name__, (base,), {"__module__": base.__module__, "factory": self, **options})
 
 
 def create_factory(node: ChatNode) -> CIMWebSocketFactory:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from coffeechat.addresses import AddressLimits, address_key
@@ -221,3 +222,35 @@ def test_ipv6_addresses_of_one_64_share_a_count():
         assert limits.admit(limits.key(IPv6Address("TCP", host, 1).host), Conn()) is None
     assert limits.admit(limits.key("2001:db8::3"), Conn()) is not None
     assert limits.admit(limits.key("2001:db8:0:1::3"), Conn()) is None
+
+
+class _Counted:
+    def __init__(self, logged_in: bool = False) -> None:
+        self.logged_in = logged_in
+
+
+@pytest.mark.parametrize("max_connections, max_unauthenticated", [(3, 2), (1, 1), (0, 5), (5, 0)])
+def test_counts_follow_admits_and_releases(max_connections, max_unauthenticated):
+    """The counts of one address through one, several and no connections, released in any
+    order (one connection is held without a set of its own), with refusals at the caps."""
+    limits = AddressLimits(Clock(), max_unauthenticated, max_connections, max_http=1)
+    key = address_key("198.51.100.7")
+    admitted = []
+    for i in range(6):
+        connection = _Counted(logged_in=i % 2 == 1)
+        if limits.admit(key, connection) is None:
+            admitted.append(connection)
+        else:
+            limits.release(key, connection)  # what a refused connection's close does: nothing
+        connected, waiting = limits.counts(key)
+        assert connected == len(admitted) <= max_connections
+        assert waiting == sum(1 for c in admitted if not c.logged_in)
+    if max_connections and max_unauthenticated:
+        assert admitted
+    remaining = list(admitted)
+    for connection in admitted[1::2] + admitted[::2]:
+        limits.release(key, connection)
+        limits.release(key, connection)  # twice: still released once
+        remaining.remove(connection)
+        assert limits.counts(key) == (len(remaining), sum(1 for c in remaining if not c.logged_in))
+    assert limits.counts(key) == (0, 0)
