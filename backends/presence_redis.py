@@ -991,6 +991,9 @@ class RedisPresence:
         if lost_at is not None:
             log.info("node {node}: subscribed again (lost at {lost_at:.0f})", node=self.node, lost_at=lost_at)
             self._resume_due(lost_at)
+        # Nodes that announced themselves (or their leaving) while nothing listened are learnt
+        # now, not at the next renewal (lease/4): until then nothing would be routed to them.
+        self._refresh_soon()
         self._resume_if_ready()
 
     def _resume_due(self, lost_at: float) -> None:

@@ -333,6 +333,21 @@ async def test_a_new_node_announces_itself_at_once(make_node):
     await until(lambda: a.presence.live_nodes() == {"a"}, timeout=2)
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_node_announced_while_nobody_listened_is_learnt_on_subscribing_again(make_node):
+    """A hello sent while a node's subscription was down (a restart of it, or both starting at
+    once) is lost; subscribing again refreshes the live nodes, so the newcomer gets traffic now
+    rather than at the next renewal (lease/4, 15 s here)."""
+    a = await make_node("a", lease_seconds=60).start()
+    quiet = make_node("c", lease_seconds=60)
+    quiet.presence._send = lambda *args, **kwargs: None  # registers, announces nothing
+    await quiet.start()
+    await sleep(0.5)
+    assert a.presence.live_nodes() == {"a"}  # nothing told it about c
+    await a.presence._cmd.protocol.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await until(lambda: a.presence.live_nodes() == {"a", "c"}, timeout=5)
+
+
 # -- Redis going away
 
 
