@@ -234,6 +234,40 @@ def test_a_fan_out_encodes_once_per_encoding():
     assert outputs[2] == ws_frame(2, encode_frame(Cmd.MSG_DATA, 2, push.SerializeToString()), mask=None)
 
 
+@pytest.mark.parametrize("size", [0, 1, 80, 100, 110, 200, 5000, 60_000, 65_500, 65_536, 70_000])
+@pytest.mark.parametrize("json_out", [False, True])
+def test_send_frames_exactly_as_autobahn_does(size, json_out):
+    """send() frames a message itself (no compression, autobahn's framing options at their
+    defaults): the bytes on the wire are autobahn's own, at every length encoding."""
+    limits = {"limits.max_frame_bytes": 1 << 20, "limits.max_output_bytes_before_login": 1 << 20}
+    node = MemoryNode(**limits)
+    outputs = []
+    for plain in (True, False):
+        factory = CIMWebSocketFactory(node.core)
+        if not plain:
+            factory.plain_send_max = -1  # every message through autobahn's sendMessage
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        node.clock.advance(0)
+        transport.clear()
+        protocol.json = json_out
+        push = pb.CIMMsgData(from_user_id=1, to_session_id=2, client_msg_id="c", msg_data=b"x" * size)
+        protocol.send(Cmd.MSG_DATA, 9, push, None)
+        protocol.send(Cmd.MSG_DATA, 10, push, {})
+        node.clock.advance(0)
+        outputs.append(transport.value())
+        protocol.connectionLost(Failure(ConnectionDone()))
+    assert outputs[0] == outputs[1] and outputs[0]
+    if not json_out:
+        frame = encode_frame(Cmd.MSG_DATA, 9, push.SerializeToString())
+        assert outputs[0].startswith(ws_frame(2, frame, mask=None))
+
+
 @pytest.mark.parametrize(
     "bad",
     [
