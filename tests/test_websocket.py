@@ -181,6 +181,11 @@ def open_recorder(fast: bool) -> tuple[Recorder, StringTransport]:
     factory.protocol = Recorder
     if not fast:
         factory.fast_path_max = -1
+    return open_connection(factory)
+
+
+def open_connection(factory: CIMWebSocketFactory) -> tuple[CIMWebSocketProtocol, StringTransport]:
+    """A connection of ``factory`` past its opening handshake, its transport cleared."""
     protocol = factory.buildProtocol(None)
     transport = StringTransport()
     protocol.makeConnection(transport)
@@ -189,6 +194,7 @@ def open_recorder(fast: bool) -> tuple[Recorder, StringTransport]:
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     assert protocol.state == protocol.STATE_OPEN
+    factory.node.reactor.advance(0)  # the handshake's answer is written at the end of the turn
     transport.clear()
     return protocol, transport
 
@@ -246,15 +252,7 @@ def test_send_frames_exactly_as_autobahn_does(size, json_out):
         factory = CIMWebSocketFactory(node.core)
         if not plain:
             factory.plain_send_max = -1  # every message through autobahn's sendMessage
-        protocol = factory.buildProtocol(None)
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        protocol.dataReceived(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        node.clock.advance(0)
-        transport.clear()
+        protocol, transport = open_connection(factory)
         protocol.json = json_out
         push = pb.CIMMsgData(from_user_id=1, to_session_id=2, client_msg_id="c", msg_data=b"x" * size)
         protocol.send(Cmd.MSG_DATA, 9, push, None)
